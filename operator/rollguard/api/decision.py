@@ -1,0 +1,255 @@
+"""RollbackDecision: one decision, its evidence and its outcome.
+
+The spec is the evidence, written once by the operator and immutable afterwards (the CRD's
+CEL rules enforce it); ``spec.approval`` is the one field a human writes, once. Everything a
+replay needs is in the spec: the samples, the effective policy, the revision history and the
+state carried in from earlier evaluations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from rollguard.api.base import (
+    Condition,
+    Duration,
+    Finite,
+    LocalObjectRef,
+    Model,
+    StatusModel,
+)
+from rollguard.api.modeldeployment import ApprovalSource, GuardState, SignalStatus
+from rollguard.api.policy import Action, EffectivePolicy, Margin, Mode, Objective, OnMissingData
+
+DecisionPhase = Literal[
+    "PendingApproval",
+    "Approved",
+    "Rejected",
+    "Expired",
+    "Executing",
+    "Validating",
+    "Succeeded",
+    "Failed",
+    "DryRun",
+    "Superseded",
+]
+FINAL_PHASES: frozenset[str] = frozenset(
+    {"Rejected", "Expired", "Succeeded", "Failed", "DryRun", "Superseded"}
+)
+ApprovalVerdict = Literal["Approve", "Reject"]
+
+# Bounds keep every decision small enough for etcd and let the API server price its CEL rules.
+MAX_SAMPLES = 300
+MAX_SIGNALS = 32
+Text = Annotated[str, Field(max_length=4096)]
+ShortText = Annotated[str, Field(max_length=253)]
+
+
+class PolicySnapshot(Model):
+    """The policy as it was when the decision was made."""
+
+    name: ShortText = Field(description="RollbackPolicy name.")
+    namespace: ShortText = Field(description="RollbackPolicy namespace.")
+    generation: int = Field(description="Its metadata.generation.")
+    spec_hash: Annotated[str, Field(max_length=80)] = Field(
+        description="SHA-256 of the effective policy."
+    )
+    effective: EffectivePolicy = Field(description="The policy with tier defaults filled in.")
+
+
+class TriggerHit(Model):
+    """Which point of the threshold curve fired, and why."""
+
+    index: int = Field(ge=0, description="Index of the curve point in the effective policy.")
+    action: Action = Field(description="The point's action.")
+    min_score: float = Field(description="The point's minScore.")
+    sustained_for: Duration = Field(description="The point's required dwell time.")
+    score: float = Field(description="Impact score at evaluation.")
+    above_since: datetime = Field(
+        description="Since when the score has stayed at or above minScore."
+    )
+    sustained_seconds: float = Field(description="How long it had stayed there, in seconds.")
+
+
+class Samples(Model):
+    """Raw samples of one signal over the window (bounded), as two aligned arrays."""
+
+    timestamps: list[Finite] = Field(max_length=MAX_SAMPLES, description="Unix seconds.")
+    values: list[Finite] = Field(max_length=MAX_SAMPLES, description="Sample values.")
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Samples:
+        if len(self.timestamps) != len(self.values):
+            raise ValueError("samples: timestamps and values differ in length")
+        return self
+
+
+class SignalEvidence(Model):
+    """One signal as measured for the decision."""
+
+    name: Annotated[str, Field(max_length=63)] = Field(description="Signal name.")
+    query: Text = Field(description="The PromQL as rendered for this deployment.")
+    window: Duration = Field(description="Range sampled.")
+    samples: Samples = Field(description="The samples the value was computed from.")
+    status: SignalStatus = Field(description="Ok, Breach or Inconclusive.")
+    value: Finite | None = Field(default=None, description="Mean over the window.")
+    lower: Finite | None = Field(default=None, description="Lower confidence bound.")
+    upper: Finite | None = Field(default=None, description="Upper confidence bound.")
+    objective: Objective = Field(description="Objective.")
+    margin: Margin = Field(description="Margin.")
+    critical: Finite = Field(description="Value of full severity.")
+    on_missing_data: OnMissingData = Field(description="What missing data counts as.")
+    severity: float = Field(description="Severity in [0, 1].")
+    message: Text = Field(default="", description="How the severity was reached.")
+
+
+class CategoryImpact(Model):
+    name: Annotated[str, Field(max_length=63)] = Field(description="Category name.")
+    weight: float = Field(description="Category weight.")
+    severity: float = Field(description="Category severity in [0, 1].")
+
+
+class MoneyAtRisk(Model):
+    per_hour: float = Field(
+        description="Revenue at risk per hour (revenue severity x revenuePerHour)."
+    )
+    currency: Annotated[str, Field(max_length=3)] = Field(description="Currency code.")
+
+
+class ImpactEvidence(Model):
+    """The impact score and how it was composed."""
+
+    score: float = Field(description="Weighted mean of category severities, in [0, 1].")
+    categories: list[CategoryImpact] = Field(max_length=16, description="Per category.")
+    money_at_risk: MoneyAtRisk | None = Field(
+        default=None, description="When business figures allow."
+    )
+
+
+class RevisionInfo(Model):
+    """A Deployment revision known at decision time."""
+
+    revision: int = Field(description="Deployment revision number.")
+    template_hash: Annotated[str, Field(max_length=64)] = Field(description="pod-template-hash.")
+    approved: bool = Field(description="Whether rollbacks may target it.")
+    source: ApprovalSource | None = Field(default=None, description="Why it is approved.")
+
+
+class RevisionContext(Model):
+    """The Deployment's revisions when the decision was made."""
+
+    current: int = Field(description="Current revision.")
+    history: list[RevisionInfo] = Field(max_length=64, description="Known revisions, newest first.")
+
+
+class Option(Model):
+    """A candidate action."""
+
+    action: Action = Field(description="Rollback, Pause or Hold.")
+    to_revision: int | None = Field(default=None, description="Target revision of a Rollback.")
+    expected_loss: float = Field(description="Expected loss in impact-hours.")
+    expected_money_loss: float | None = Field(default=None, description="Expected loss in money.")
+    within_boundary: bool = Field(description="Inside the auto-approval boundary.")
+    reason: Text = Field(description="Why it costs what it does, or why it is not available.")
+    available: bool = Field(default=True, description="Whether it can be taken at all.")
+
+
+class Recommendation(Model):
+    action: Action = Field(description="The recommended action.")
+    from_revision: int = Field(description="Current revision.")
+    to_revision: int | None = Field(default=None, description="Target revision of a Rollback.")
+    to_template_hash: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Target pod-template-hash of a Rollback."
+    )
+    reason: Text = Field(description="Why, with the arithmetic.")
+
+
+class Approval(Model):
+    """A human's verdict, written once; the API server checks that by is the requester."""
+
+    decision: ApprovalVerdict = Field(description="Approve or Reject.")
+    by: ShortText = Field(min_length=1, description="Username of the approver.")
+    reason: Text = Field(min_length=1, description="Why.")
+
+
+class RollbackDecisionSpec(Model):
+    """The evidence of one decision, immutable after creation, and its approval."""
+
+    model_deployment_ref: LocalObjectRef = Field(description="The ModelDeployment.")
+    deployment_ref: LocalObjectRef = Field(description="The apps/v1 Deployment.")
+    policy: PolicySnapshot = Field(description="The policy it was decided under.")
+    operator_version: Annotated[str, Field(max_length=64)] = Field(description="Operator version.")
+    evaluated_at: datetime = Field(description="Time of the evaluation.")
+    mode: Mode = Field(description="Enforce, or DryRun (never acts).")
+    trigger: TriggerHit = Field(description="The curve point that fired.")
+    signals: list[SignalEvidence] = Field(max_length=MAX_SIGNALS, description="Measured signals.")
+    impact: ImpactEvidence = Field(description="Impact score.")
+    revisions: RevisionContext = Field(description="Revisions at decision time.")
+    state_before: GuardState = Field(description="Guard state carried in from earlier evaluations.")
+    options: list[Option] = Field(max_length=8, description="Candidate actions.")
+    recommended: Recommendation = Field(description="The recommended action.")
+    requires_approval: bool = Field(description="Whether a human must approve.")
+    approval_reason: Text = Field(default="", description="Why approval is or is not required.")
+    approval: Approval | None = Field(default=None, description="Set once, by a human.")
+
+
+class Execution(StatusModel):
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    patched: bool = False
+    from_template_hash: str | None = None
+    patched_template_hash: str | None = None
+    message: str = ""
+
+
+class ValidationCriteria(StatusModel):
+    rollout_timeout: str
+    window: str
+    clear_below: float
+
+
+Verdict = Literal["Passed", "Failed"]
+
+
+class ValidationResult(StatusModel):
+    criteria: ValidationCriteria
+    started_at: datetime | None = None
+    rollout_completed_at: datetime | None = None
+    observed_max_score: float | None = None
+    observed_last_score: float | None = None
+    evaluations: int = 0
+    verdict: Verdict | None = None
+    message: str = ""
+
+
+class Outcome(StatusModel):
+    """The decision journal: what was expected and what was observed."""
+
+    expected_score_after: float | None = None
+    observed_score_after: float | None = None
+    expected_loss_avoided: float | None = None
+    observed_loss_avoided: float | None = None
+    money_at_risk_before: float | None = None
+    money_at_risk_after: float | None = None
+    summary: str = ""
+
+
+class Audit(StatusModel):
+    sequence: int
+    hash: str
+    previous_hash: str
+    exported: bool = False
+
+
+class RollbackDecisionStatus(StatusModel):
+    phase: DecisionPhase | None = None
+    message: str = ""
+    conditions: list[Condition] = Field(default_factory=list)
+    execution: Execution | None = None
+    validation: ValidationResult | None = None
+    outcome: Outcome | None = None
+    audit: Audit | None = None
+    observed_generation: int | None = None

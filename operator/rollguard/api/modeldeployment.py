@@ -1,0 +1,171 @@
+"""ModelDeployment: one model service under rollguard's protection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from rollguard.api.base import (
+    Condition,
+    Duration,
+    Finite,
+    LocalObjectRef,
+    Model,
+    NamespacedRef,
+    StatusModel,
+)
+from rollguard.api.policy import Mode
+
+Phase = Literal[
+    "Healthy",
+    "Degraded",
+    "Inconclusive",
+    "AwaitingApproval",
+    "RollingBack",
+    "Validating",
+    "Cooldown",
+    "Escalated",
+]
+ApprovalSource = Literal["spec", "bake", "human"]
+SignalStatus = Literal["Ok", "Breach", "Inconclusive"]
+
+
+class ModelInfo(Model):
+    """Which model this is."""
+
+    name: str = Field(min_length=1, max_length=253, description="Model name.")
+    version: str | None = Field(default=None, max_length=128, description="Model version.")
+
+
+class Owner(Model):
+    """A stakeholder of the model service."""
+
+    name: str = Field(min_length=1, max_length=253, description="Person or team.")
+    role: str | None = Field(default=None, max_length=128, description="For example model-owner.")
+    contact: str | None = Field(default=None, max_length=253, description="Email or channel.")
+
+
+class Business(Model):
+    """Business figures the impact model may use to state money at risk."""
+
+    revenue_per_hour: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Revenue flowing through this service per hour."
+    )
+    currency: str | None = Field(
+        default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, like USD."
+    )
+    customers: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Customers served."
+    )
+    figures: dict[str, Finite] | None = Field(
+        default=None, max_length=32, description="Further free numbers, by name."
+    )
+
+
+class ApprovedRevisionRef(Model):
+    """A revision approved through Git: by Deployment revision number, pod-template-hash, or
+    the first container's image."""
+
+    revision: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Deployment revision number."
+    )
+    template_hash: str | None = Field(
+        default=None, max_length=64, description="The ReplicaSet's pod-template-hash label."
+    )
+    image: str | None = Field(
+        default=None, max_length=512, description="Image of the first container."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApprovedRevisionRef:
+        if sum(v is not None for v in (self.revision, self.template_hash, self.image)) != 1:
+            raise ValueError(
+                "an approved revision names exactly one of revision, templateHash, image"
+            )
+        return self
+
+
+class ModelDeploymentSpec(Model):
+    """One model service under protection."""
+
+    deployment_ref: LocalObjectRef = Field(description="The apps/v1 Deployment, same namespace.")
+    policy_ref: NamespacedRef = Field(description="The RollbackPolicy that judges it.")
+    model: ModelInfo | None = Field(default=None, description="Which model it serves.")
+    owners: list[Owner] | None = Field(default=None, max_length=32, description="Stakeholders.")
+    business: Business | None = Field(default=None, description="Business figures.")
+    approved_revisions: list[ApprovedRevisionRef] | None = Field(
+        default=None, max_length=64, description="Revisions approved through Git."
+    )
+    bake_time: Duration | None = Field(
+        default=None,
+        description="A revision that stays healthy this long becomes approved automatically.",
+    )
+    mode: Mode | None = Field(default=None, description="Overrides the policy's mode.")
+
+
+class ApprovedRevision(StatusModel):
+    """A revision rollbacks may target."""
+
+    revision: int = Field(description="Deployment revision number.")
+    template_hash: str = Field(description="pod-template-hash of its ReplicaSet.")
+    approved_at: datetime = Field(description="When it was approved.")
+    source: ApprovalSource = Field(description="spec, bake or human.")
+
+
+class SignalEvaluation(StatusModel):
+    """One signal at one evaluation."""
+
+    name: str
+    status: SignalStatus
+    value: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    samples: int = 0
+    severity: float = 0.0
+    message: str = ""
+
+
+class CategoryEvaluation(StatusModel):
+    name: str
+    severity: float
+
+
+class LastEvaluation(StatusModel):
+    """The most recent evaluation, in numbers."""
+
+    time: datetime
+    score: float | None = Field(default=None, description="Impact score in [0, 1].")
+    signals: list[SignalEvaluation] = Field(default_factory=list)
+    categories: list[CategoryEvaluation] = Field(default_factory=list)
+
+
+class GuardState(StatusModel):
+    """State the decision core carries between evaluations, kept in status so that a restart
+    continues where it stopped."""
+
+    above_since: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="Per trigger index, since when the score has been at or above it.",
+    )
+    degraded: bool = Field(
+        default=False, description="Whether the score has not yet cleared clearBelow."
+    )
+    last_action_at: datetime | None = Field(default=None, description="Last automatic action.")
+    action_times: list[datetime] = Field(
+        default_factory=list, description="Times of recent automatic actions (action budget)."
+    )
+
+
+class ModelDeploymentStatus(StatusModel):
+    phase: Phase | None = None
+    message: str = ""
+    current_revision: int | None = None
+    stable_revision: int | None = None
+    approved_revisions: list[ApprovedRevision] = Field(default_factory=list)
+    last_evaluation: LastEvaluation | None = None
+    last_decision: str | None = None
+    guard: GuardState = Field(default_factory=GuardState)
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None

@@ -1,0 +1,370 @@
+"""RollbackPolicy: how a model deployment is judged and what may be done about it.
+
+Fields left out are filled from the risk tier's defaults by ``rollguard.domain.tiers``; the
+result, an ``EffectivePolicy``, is what every decision records and replays from.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from rollguard.api.base import (
+    Condition,
+    Duration,
+    Finite,
+    Model,
+    SignalName,
+    StatusModel,
+    UnitInterval,
+)
+
+RiskTier = Literal["low", "medium", "high", "critical"]
+Action = Literal["Rollback", "Pause", "Hold"]
+Mode = Literal["Enforce", "DryRun"]
+OnMissingData = Literal["Inconclusive", "Breach"]
+OnTimeout = Literal["Reject", "Execute"]
+
+RISK_TIERS: tuple[RiskTier, ...] = ("low", "medium", "high", "critical")
+ACTIONS: tuple[Action, ...] = ("Rollback", "Pause", "Hold")
+
+
+class Evaluation(Model):
+    """How often and over what range signals are measured."""
+
+    interval: Duration | None = Field(
+        default=None, description="How often the policy is evaluated."
+    )
+    window: Duration | None = Field(
+        default=None, description="Range each signal is sampled over at every evaluation."
+    )
+    min_samples: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        default=None, description="Fewer samples in the window make that signal Inconclusive."
+    )
+    confidence: Annotated[float, Field(ge=0.5, lt=1.0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description=(
+            "Level of the confidence interval put around each measured value. The bound that "
+            "gives the deployment the benefit of the doubt is compared with the limit."
+        ),
+    )
+
+
+class Objective(Model):
+    """The objective of a signal: exactly one of max (stay at or below) or min (at or above)."""
+
+    max: Finite | None = Field(default=None, description="The value must stay at or below this.")
+    min: Finite | None = Field(default=None, description="The value must stay at or above this.")
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Objective:
+        if (self.max is None) == (self.min is None):
+            raise ValueError("objective needs exactly one of max or min")
+        return self
+
+    @property
+    def direction(self) -> Literal["max", "min"]:
+        return "max" if self.max is not None else "min"
+
+    @property
+    def value(self) -> float:
+        return self.max if self.max is not None else self.min  # type: ignore[return-value]
+
+
+class Margin(Model):
+    """The tolerated zone beyond the objective: exactly one of absolute or relative."""
+
+    absolute: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Tolerance in the signal's own unit."
+    )
+    relative: Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)] | None = Field(
+        default=None, description="Tolerance as a fraction of the objective (0.1 = 10%)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Margin:
+        if (self.absolute is None) == (self.relative is None):
+            raise ValueError("margin needs exactly one of absolute or relative")
+        return self
+
+    def width(self, objective: float) -> float:
+        """The margin in the signal's unit, for a given objective value."""
+        if self.absolute is not None:
+            return self.absolute
+        return abs(objective) * (self.relative or 0.0)
+
+
+class Signal(Model):
+    """One measured signal: a PromQL query written for one deployment, and its limits."""
+
+    name: SignalName = Field(description="Name the impact categories refer to.")
+    description: str | None = Field(default=None, max_length=1024, description="What it measures.")
+    query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "PromQL for one deployment, with placeholders $namespace, $deployment and $revision "
+            "(filled with escaped label values). Must return one series."
+        ),
+    )
+    objective: Objective = Field(description="Where the signal should stay.")
+    margin: Margin | None = Field(
+        default=None,
+        description="Tolerated zone beyond the objective; the risk tier's default when omitted.",
+    )
+    critical: Finite = Field(description="The value at which this signal's severity reaches 1.")
+    on_missing_data: OnMissingData = Field(
+        default="Inconclusive",
+        description="Inconclusive (default): missing data never triggers; Breach: it counts as severity 1.",
+    )
+
+    def limit(self, margin: Margin) -> float:
+        """Objective plus margin, on the side that is tolerated."""
+        width = margin.width(self.objective.value)
+        if self.objective.direction == "max":
+            return self.objective.value + width
+        return self.objective.value - width
+
+    @model_validator(mode="after")
+    def _critical_beyond_limit(self) -> Signal:
+        # Without a margin only objective vs critical can be checked here; the resolver checks
+        # critical against objective + the tier's margin once that is known.
+        check_critical(self.name, self.objective, self.margin, self.critical)
+        return self
+
+
+def check_critical(name: str, objective: Objective, margin: Margin | None, critical: float) -> None:
+    """Refuse a signal whose critical value does not lie beyond objective + margin."""
+    width = margin.width(objective.value) if margin is not None else 0.0
+    if objective.direction == "max":
+        limit = objective.value + width
+        if not critical > limit:
+            raise ValueError(
+                f"signal {name}: critical ({critical}) must be above objective.max + margin ({limit})"
+            )
+    else:
+        limit = objective.value - width
+        if not critical < limit:
+            raise ValueError(
+                f"signal {name}: critical ({critical}) must be below objective.min - margin ({limit})"
+            )
+
+
+class ImpactCategory(Model):
+    """A business impact category: how much it weighs and which signals drive it."""
+
+    name: SignalName = Field(
+        description="Conventionally revenue, customerExperience, regulatory or market."
+    )
+    weight: Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)] = Field(
+        description="Weight of this category in the impact score (weights are normalised)."
+    )
+    signals: dict[SignalName, Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]] = (
+        Field(
+            min_length=1,
+            description="Signal name to sensitivity: category severity = clamp(sum of "
+            "sensitivity x signal severity, 0, 1).",
+        )
+    )
+
+
+class Impact(Model):
+    """How signal severities map to business impact."""
+
+    categories: list[ImpactCategory] = Field(
+        min_length=1, max_length=16, description="Impact categories; weights must not all be 0."
+    )
+
+
+class Trigger(Model):
+    """A point of the threshold curve: an action fires once the score has stayed at or above
+    minScore for sustainedFor."""
+
+    action: Action = Field(description="Rollback, Pause or Hold.")
+    min_score: UnitInterval = Field(description="Impact score at or above which this point counts.")
+    sustained_for: Duration = Field(
+        description="How long the score must stay there (0s = at once)."
+    )
+
+
+class ActionBudget(Model):
+    """At most count automatic actions per window; beyond it, humans decide."""
+
+    count: Annotated[int, Field(ge=0, le=100)] = Field(description="Automatic actions allowed.")
+    window: Duration = Field(description="The sliding window the count applies to.")
+
+
+class Safety(Model):
+    """Guards against false alarms and oscillation."""
+
+    cooldown: Duration | None = Field(
+        default=None,
+        description="No new automatic action on the same ModelDeployment for this long.",
+    )
+    max_actions_per_window: ActionBudget | None = Field(
+        default=None,
+        description="Action budget; beyond it the operator escalates instead of acting.",
+    )
+
+
+class AutoApprove(Model):
+    """The pre-approved boundary inside which the operator acts alone."""
+
+    max_score: UnitInterval | None = Field(
+        default=None, description="Highest impact score the operator may act on alone."
+    )
+    actions: list[Action] | None = Field(
+        default=None, max_length=3, description="Actions the operator may take alone."
+    )
+    max_revisions_back: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None, description="How far back (in revisions) an automatic rollback may go."
+    )
+
+
+class Authorization(Model):
+    """Who may approve what."""
+
+    auto_approve: AutoApprove | None = Field(
+        default=None, description="The auto-approval boundary."
+    )
+    approvers: list[Annotated[str, Field(min_length=1, max_length=253)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Usernames allowed to approve outside the boundary; empty means anyone RBAC "
+        "lets patch decisions.",
+    )
+    approval_timeout: Duration | None = Field(
+        default=None, description="How long a decision waits for a human."
+    )
+    on_timeout: OnTimeout | None = Field(
+        default=None, description="Reject (default) or Execute when the approval times out."
+    )
+
+
+class Validation(Model):
+    """The success criteria of a rollback, written into every decision."""
+
+    rollout_timeout: Duration | None = Field(
+        default=None, description="The rolled-back Deployment must be available within this."
+    )
+    window: Duration | None = Field(
+        default=None, description="Then the score must stay below clearBelow this long."
+    )
+
+
+class RollbackPolicySpec(Model):
+    """How to judge a model deployment and what may be done about it."""
+
+    risk_tier: RiskTier = Field(description="low, medium, high or critical: fills the defaults.")
+    mode: Mode | None = Field(
+        default=None, description="Enforce (default) or DryRun: decide and record, never act."
+    )
+    evaluation: Evaluation | None = Field(default=None, description="Measurement settings.")
+    signals: list[Signal] = Field(min_length=1, max_length=32, description="Measured signals.")
+    impact: Impact = Field(description="Mapping from signals to business impact.")
+    triggers: list[Trigger] | None = Field(
+        default=None, max_length=16, description="The threshold curve; the tier's when omitted."
+    )
+    clear_below: UnitInterval | None = Field(
+        default=None,
+        description="Hysteresis: a degraded deployment recovers only below this score.",
+    )
+    safety: Safety | None = Field(default=None, description="Cooldown and action budget.")
+    authorization: Authorization | None = Field(default=None, description="Approval rules.")
+    validation: Validation | None = Field(default=None, description="Post-rollback checks.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RollbackPolicySpec:
+        names = [s.name for s in self.signals]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"signals: duplicate name {', '.join(dupes)}")
+        known = set(names)
+        for category in self.impact.categories:
+            unknown = sorted(set(category.signals) - known)
+            if unknown:
+                raise ValueError(
+                    f"impact.categories[{category.name}].signals: unknown signal "
+                    f"{', '.join(unknown)} (known: {', '.join(names)})"
+                )
+        if all(c.weight == 0 for c in self.impact.categories):
+            raise ValueError("impact.categories: weights must not all be 0")
+        return self
+
+
+class EffectiveEvaluation(Model):
+    interval: Duration
+    window: Duration
+    min_samples: int
+    confidence: float
+
+
+class EffectiveSignal(Model):
+    name: SignalName
+    query: str
+    objective: Objective
+    margin: Margin
+    critical: Finite
+    on_missing_data: OnMissingData
+
+
+class EffectiveAutoApprove(Model):
+    max_score: float
+    actions: list[Action]
+    max_revisions_back: int
+
+
+class EffectiveAuthorization(Model):
+    auto_approve: EffectiveAutoApprove
+    approvers: list[str]
+    approval_timeout: Duration
+    on_timeout: OnTimeout
+
+
+class EffectiveSafety(Model):
+    cooldown: Duration
+    max_actions_per_window: ActionBudget
+
+
+class EffectiveValidation(Model):
+    rollout_timeout: Duration
+    window: Duration
+
+
+class EffectivePolicy(Model):
+    """A policy with every default filled in: what decisions are made and replayed from."""
+
+    risk_tier: RiskTier = Field(description="The tier the defaults came from.")
+    mode: Mode = Field(description="Enforce or DryRun.")
+    evaluation: EffectiveEvaluation = Field(description="Measurement settings.")
+    signals: list[EffectiveSignal] = Field(max_length=32, description="Measured signals.")
+    impact: Impact = Field(description="Impact categories.")
+    triggers: list[Trigger] = Field(max_length=16, description="The threshold curve.")
+    clear_below: float = Field(description="Hysteresis threshold.")
+    safety: EffectiveSafety = Field(description="Cooldown and action budget.")
+    authorization: EffectiveAuthorization = Field(description="Approval rules.")
+    validation: EffectiveValidation = Field(description="Post-rollback checks.")
+
+
+QueryMode = Literal["Batched", "PerDeployment"]
+
+
+class QueryPlan(StatusModel):
+    """How one signal's query is run."""
+
+    signal: str = Field(description="Signal name.")
+    mode: QueryMode = Field(description="Batched: one query for every bound deployment.")
+    message: str = Field(default="", description="Why it could not be batched, if so.")
+
+
+class RollbackPolicyStatus(StatusModel):
+    """What the operator observed of the policy."""
+
+    observed_generation: int | None = Field(default=None, description="Generation last seen.")
+    spec_hash: str | None = Field(default=None, description="SHA-256 of the effective policy.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready and Invalid.")
+    bound_model_deployments: int | None = Field(
+        default=None, description="ModelDeployments that use this policy."
+    )
+    queries: list[QueryPlan] = Field(default_factory=list, description="Query plan per signal.")
