@@ -142,6 +142,9 @@ class RevisionContext(Model):
     """The Deployment's revisions when the decision was made."""
 
     current: int = Field(description="Current revision.")
+    rollout_in_progress: bool = Field(
+        default=False, description="Whether the Deployment was still rolling out."
+    )
     history: list[RevisionInfo] = Field(max_length=64, description="Known revisions, newest first.")
 
 

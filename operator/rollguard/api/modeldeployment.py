@@ -145,16 +145,22 @@ class GuardState(StatusModel):
     """State the decision core carries between evaluations, kept in status so that a restart
     continues where it stopped."""
 
-    above_since: dict[str, datetime] = Field(
+    above_since: dict[str, float] = Field(
         default_factory=dict,
-        description="Per trigger index, since when the score has been at or above it.",
+        max_length=16,
+        description="Per trigger index, since when (Unix seconds) the score has stayed at or "
+        "above that point's minScore.",
     )
     degraded: bool = Field(
         default=False, description="Whether the score has not yet cleared clearBelow."
     )
-    last_action_at: datetime | None = Field(default=None, description="Last automatic action.")
-    action_times: list[datetime] = Field(
-        default_factory=list, description="Times of recent automatic actions (action budget)."
+    episode_min_score: float | None = Field(
+        default=None, description="minScore of the highest trigger point fired in this episode."
+    )
+    action_times: list[float] = Field(
+        default_factory=list,
+        max_length=101,
+        description="Unix seconds of recent automatic actions (cooldown and action budget).",
     )
 
 
