@@ -1,23 +1,41 @@
 # rollguard — developer entry points. `make demo` and `make test` are the two that matter.
 SHELL := /bin/bash
-PY ?= python3.11
-VENV := .venv
-BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+.DEFAULT_GOAL := help
+BIN := .venv/bin
+export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: venv deps controlplane dev-up dev-down test lint unit integration crds demo bench clean
+.PHONY: help setup dev-up dev-down test lint unit integration crds demo bench clean
 
-$(STAMP): pyproject.toml
-	@command -v $(PY) >/dev/null || PY=python3; \
-	  [ -x $(BIN)/python ] || $${PY:-python3} -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	@touch $@
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-venv: $(STAMP)
-
-deps:
+setup: ## Install Debian packages, the Python venv and build the control plane (only what is missing)
 	@bash tools/install-deps.sh
 
-controlplane:
-	@bash tools/controlplane/build.sh >/dev/null
+dev-up: setup ## Start the local cluster, Prometheus and workload simulator (.dev/kubeconfig, .dev/env.json)
+	@$(BIN)/python -m devenv up
+
+dev-down: ## Stop the local environment
+	@$(BIN)/python -m devenv down
+
+lint: setup ## ruff, mypy --strict, import-linter
+	$(BIN)/ruff check operator tools tests bench
+	$(BIN)/ruff format --check operator tools tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: setup ## Unit tests only (no cluster)
+	$(BIN)/pytest tests/unit -q
+
+integration: setup ## Integration tests against a fresh local environment
+	$(BIN)/pytest tests/integration -q
+
+test: setup ## The whole suite: lint, unit, integration and end-to-end tests
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest tests -q -p no:cacheprovider
+
+crds: setup ## Regenerate crds/ from the API models
+	$(BIN)/rollguard crds --out crds
+
+clean: ## Remove the venv and local state (the control-plane cache is kept)
+	rm -rf .venv .dev .mypy_cache .ruff_cache .pytest_cache

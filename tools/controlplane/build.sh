@@ -25,8 +25,8 @@ die() { printf '[controlplane] error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null 2>&1 || die "Go is not installed; the local control plane is built from Go modules (install Go >= 1.26 and retry)."
 
 missing=()
-for b in etcd "${K8S_BINS[@]}" kwok; do
-  [ -x "$OUT/$b" ] || missing+=("$b")
+for b in etcd "${K8S_BINS[@]}" kwok kwok-stages.yaml; do
+  [ -e "$OUT/$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   log "cached: $OUT"
@@ -100,7 +100,6 @@ if [ ${#k8s_needed[@]} -gt 0 ]; then
     echo ")"
   } >tools.go
   go mod tidy >/dev/null 2>&1 || true
-  git_commit=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"Origin".*//p' | head -1)
   ver=${K8S_VERSION#v}
   major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
   ldflags="-s -w"
@@ -119,6 +118,19 @@ fi
 if needs kwok; then
   progress "building kwok $KWOK_VERSION"
   GOBIN="$OUT" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+fi
+
+# --- kwok stages: the node and pod lifecycle kwok plays, as shipped in its module -----------
+if needs kwok-stages.yaml; then
+  progress "collecting kwok $KWOK_VERSION stages"
+  dir=$(cd "$work" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [ -d "$dir" ] || die "could not download sigs.k8s.io/kwok@$KWOK_VERSION"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"
+    cat "$dir/kustomize/stage/$f"
+  done >"$OUT/kwok-stages.yaml.tmp"
+  mv "$OUT/kwok-stages.yaml.tmp" "$OUT/kwok-stages.yaml"
 fi
 
 log "built ${missing[*]} in $(( $(date +%s) - start ))s into $OUT ($(du -sh "$OUT" | cut -f1))"

@@ -1,0 +1,110 @@
+"""Shared pytest fixtures.
+
+``env`` is the environment integration and end-to-end tests run against: by default a fresh
+local control plane + Prometheus + workload simulator (tools/devenv), started once per session;
+with ``ROLLGUARD_KUBECONFIG`` (and ``ROLLGUARD_PROMETHEUS_URL``) an existing cluster, such as a
+kind cluster with rollguard installed from deploy/. Unit tests never start anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
+from devenv.testing import Kubectl, api_client_for
+
+
+def _existing_cluster() -> EnvInfo | None:
+    kubeconfig = os.environ.get("ROLLGUARD_KUBECONFIG")
+    if not kubeconfig:
+        return None
+    prometheus = os.environ.get("ROLLGUARD_PROMETHEUS_URL")
+    if not prometheus:
+        raise pytest.UsageError("ROLLGUARD_KUBECONFIG needs ROLLGUARD_PROMETHEUS_URL as well")
+    kubectl = shutil.which("kubectl") or "kubectl"
+    return EnvInfo(
+        kubeconfig=kubeconfig,
+        api_server="",
+        prometheus_url=prometheus,
+        simulator_url=os.environ.get("ROLLGUARD_SIMULATOR_URL", ""),
+        binaries={"kubectl": kubectl},
+        work_dir="",
+        pid=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvInfo]:
+    """The cluster, Prometheus and simulator under test."""
+    existing = _existing_cluster()
+    if existing is not None:
+        yield existing
+        return
+    try:
+        bin_dir = build_controlplane()
+    except RuntimeError as err:
+        pytest.fail(
+            f"the local control plane could not be built ({err}); integration tests need Go "
+            "and the Go module proxy (see README: Development environment)",
+            pytrace=False,
+        )
+    environment = Environment(work_dir=tmp_path_factory.mktemp("devenv"), bin_dir=bin_dir)
+    info = environment.start()
+    try:
+        yield info
+    finally:
+        environment.stop()
+
+
+@pytest.fixture(scope="session")
+def api_client(env: EnvInfo) -> client.ApiClient:
+    """An API client with cluster-admin rights (context admin)."""
+    return api_client_for(env, "admin")
+
+
+@pytest.fixture(scope="session")
+def kubectl(env: EnvInfo) -> Kubectl:
+    """Run kubectl against the environment: ``kubectl("get", "pods", context="alice")``."""
+
+    def run(
+        *args: str, context: str = "admin", input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [env.binaries["kubectl"], f"--kubeconfig={env.kubeconfig}", f"--context={context}"]
+        result = subprocess.run(
+            [*cmd, *args], input=input, capture_output=True, text=True, check=False, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def crds_installed(kubectl: Kubectl) -> None:
+    """The rollguard CRDs from crds/, applied and established."""
+    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/rollbackpolicies.rollguard.dev", "crd/modeldeployments.rollguard.dev",
+        "crd/rollbackdecisions.rollguard.dev",
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Developer-environment helpers for rollguard (workload simulator and friends)."""

@@ -1,0 +1,475 @@
+"""The local environment: a real control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok), Prometheus and the workload simulator, all on loopback.
+
+Used by ``make dev-up`` / ``make dev-down`` (through ``python -m devenv``), by the pytest
+fixtures and by the demo. ``Environment`` starts everything on free ports, waits until it is
+ready, writes a kubeconfig with the contexts admin, alice and mallory plus ``env.json``, and
+tears everything down again, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devenv import certs
+from devenv.processes import Child, NotReadyError, free_port, port_is_free, start, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+FAKE_NODES = 2
+USERS: dict[str, tuple[str, ...]] = {
+    # user -> groups. admin is cluster-admin through system:masters.
+    "admin": ("system:masters",),
+    "alice": ("ml-oncall",),
+    "mallory": (),
+}
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What ``env.json`` holds: where everything is."""
+
+    kubeconfig: str
+    api_server: str
+    prometheus_url: str
+    simulator_url: str
+    binaries: dict[str, str]
+    work_dir: str
+    pid: int
+
+    @classmethod
+    def load(cls, path: Path) -> EnvInfo:
+        return cls(**json.loads(path.read_text()))
+
+
+def build_controlplane() -> Path:
+    """The directory of the control-plane binaries, building them first when the cache lacks
+    them (progress goes to stderr)."""
+    script = REPO / "tools" / "controlplane" / "build.sh"
+    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"building the control plane failed (exit {result.returncode})")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+class Environment:
+    """One local environment under ``work_dir``. Use as a context manager or call ``start``
+    and ``stop``; ``stop`` is safe to call more than once."""
+
+    def __init__(self, *, work_dir: Path, bin_dir: Path, seed: int = 7, scrape: str = "1s") -> None:
+        self.work_dir = work_dir
+        self.bin_dir = bin_dir
+        self.seed = seed
+        self.scrape = scrape
+        self.children: list[Child] = []
+        self.info: EnvInfo | None = None
+
+    def __enter__(self) -> Environment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> EnvInfo:
+        started = time.monotonic()
+        try:
+            return self._start(started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        # Reverse order: clients before the API server, the API server before etcd.
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+    def _start(self, started: float) -> EnvInfo:
+        # A fresh cluster every time: nothing of an earlier run's state is reused.
+        for stale in ("pki", "logs", "etcd", "prometheus"):
+            shutil.rmtree(self.work_dir / stale, ignore_errors=True)
+        (self.work_dir / "env.json").unlink(missing_ok=True)
+        pki = self.work_dir / "pki"
+        logs = self.work_dir / "logs"
+        for d in (pki, logs):
+            d.mkdir(parents=True)
+        ca = certs.make_ca(directory=pki)
+        sa = certs.make_signing_key(directory=pki)
+        serving = certs.issue(
+            ca=ca,
+            directory=pki,
+            name="apiserver",
+            common_name="kube-apiserver",
+            server_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+            ),
+            server_ips=("127.0.0.1", "10.96.0.1"),
+        )
+        clients = {
+            user: certs.issue(ca=ca, directory=pki, name=user, common_name=user, groups=groups)
+            for user, groups in USERS.items()
+        }
+        components = {
+            "kube-controller-manager": certs.issue(
+                ca=ca, directory=pki, name="kcm", common_name="system:kube-controller-manager"
+            ),
+            "kube-scheduler": certs.issue(
+                ca=ca, directory=pki, name="scheduler", common_name="system:kube-scheduler"
+            ),
+            "kwok": certs.issue(
+                ca=ca, directory=pki, name="kwok", common_name="kwok", groups=("system:masters",)
+            ),
+        }
+
+        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        api_url = f"https://127.0.0.1:{api_port}"
+        etcd = self._run(
+            "etcd",
+            [
+                self.bin_dir / "etcd",
+                "--name=default",
+                f"--data-dir={self.work_dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+            ports=(etcd_port, peer_port),
+        )
+        wait_until(
+            "etcd",
+            lambda: (
+                b'"health":"true"'
+                in urllib.request.urlopen(f"http://127.0.0.1:{etcd_port}/health", timeout=1).read()
+            ),
+            timeout=30,
+            children=[etcd],
+        )
+
+        apiserver = self._run(
+            "kube-apiserver",
+            [
+                self.bin_dir / "kube-apiserver",
+                f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--tls-cert-file={serving.cert}",
+                f"--tls-private-key-file={serving.key}",
+                f"--client-ca-file={ca.cert}",
+                f"--service-account-key-file={sa.cert}",
+                f"--service-account-signing-key-file={sa.key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--authorization-mode=Node,RBAC",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--cert-dir={pki}",
+                "--profiling=false",
+                "--endpoint-reconciler-type=none",
+            ],
+            ports=(api_port,),
+        )
+        ctx = ssl.create_default_context(cafile=str(ca.cert))
+        ctx.load_cert_chain(str(clients["admin"].cert), str(clients["admin"].key))
+
+        def api_ready() -> bool:
+            with urllib.request.urlopen(f"{api_url}/readyz", context=ctx, timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        wait_until("kube-apiserver /readyz", api_ready, timeout=90, children=[etcd, apiserver])
+
+        kubeconfig = self.work_dir / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(self._kubeconfig(api_url, ca, clients)))
+        component_configs = {
+            name: self._component_kubeconfig(name, api_url, ca, pair)
+            for name, pair in components.items()
+        }
+
+        kcm_port, sched_port = free_port(), free_port()
+        kcm = self._run(
+            "kube-controller-manager",
+            [
+                self.bin_dir / "kube-controller-manager",
+                f"--kubeconfig={component_configs['kube-controller-manager']}",
+                f"--authentication-kubeconfig={component_configs['kube-controller-manager']}",
+                f"--authorization-kubeconfig={component_configs['kube-controller-manager']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={kcm_port}",
+                f"--service-account-private-key-file={sa.key}",
+                f"--root-ca-file={ca.cert}",
+                "--use-service-account-credentials=true",
+                f"--cluster-cidr={POD_CIDR}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--leader-elect=false",
+                "--controllers=*,-nodeipam,-persistentvolume-binder,-attachdetach",
+            ],
+            ports=(kcm_port,),
+        )
+        scheduler = self._run(
+            "kube-scheduler",
+            [
+                self.bin_dir / "kube-scheduler",
+                f"--kubeconfig={component_configs['kube-scheduler']}",
+                f"--authentication-kubeconfig={component_configs['kube-scheduler']}",
+                f"--authorization-kubeconfig={component_configs['kube-scheduler']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={sched_port}",
+                "--leader-elect=false",
+            ],
+            ports=(sched_port,),
+        )
+        kwok = self._run(
+            "kwok",
+            [
+                self.bin_dir / "kwok",
+                f"--kubeconfig={component_configs['kwok']}",
+                f"--config={self._kwok_config()}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=127.0.0.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        control_plane = [etcd, apiserver, kcm, scheduler, kwok]
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+        for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
+            wait_until(
+                f"{name} /healthz",
+                lambda p=port: (
+                    urllib.request.urlopen(  # type: ignore[misc]
+                        f"https://127.0.0.1:{p}/healthz", context=insecure, timeout=2
+                    ).status
+                    == 200
+                ),
+                timeout=60,
+                children=control_plane,
+            )
+
+        kubectl = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "--context=admin"]
+        nodes = [self._fake_node(i) for i in range(FAKE_NODES)]
+        created = subprocess.run(
+            [*kubectl, "create", "-f", "-"],
+            input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": nodes}),
+            text=True,
+            check=False,
+            capture_output=True,
+        )
+        if created.returncode != 0:
+            raise NotReadyError(f"creating the fake nodes failed: {created.stderr.strip()}")
+
+        def nodes_ready() -> bool:
+            out = subprocess.run(
+                [*kubectl, "get", "nodes", "-o",
+                 "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{' '}{end}"],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+            return out.split() == ["True"] * FAKE_NODES
+
+        def default_service_account() -> bool:
+            return (
+                subprocess.run(
+                    [*kubectl, "get", "serviceaccount", "default", "-n", "default"],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            )
+
+        wait_until("kwok nodes Ready", nodes_ready, timeout=60, children=control_plane)
+        wait_until(
+            "default ServiceAccount", default_service_account, timeout=60, children=control_plane
+        )
+
+        sim_port = free_port()
+        simulator = self._run(
+            "simulator",
+            [
+                sys.executable, "-m", "devenv.simulator",
+                f"--kubeconfig={kubeconfig}", "--context=admin",
+                "--host=127.0.0.1", f"--port={sim_port}", f"--seed={self.seed}",
+            ],
+            ports=(sim_port,),
+            env={"PYTHONPATH": str(REPO / "tools")},
+        )  # fmt: skip
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        wait_until(
+            "workload simulator",
+            lambda: urllib.request.urlopen(f"{sim_url}/healthz", timeout=1).status == 200,
+            timeout=30,
+            children=[simulator],
+        )
+
+        prom_port = free_port()
+        prometheus = self._run(
+            "prometheus",
+            [
+                shutil.which("prometheus") or "prometheus",
+                f"--config.file={self._prometheus_config(sim_port)}",
+                f"--storage.tsdb.path={self.work_dir / 'prometheus'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--storage.tsdb.retention.time=1d",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+            ],
+            ports=(prom_port,),
+        )
+        prom_url = f"http://127.0.0.1:{prom_port}"
+        wait_until(
+            "Prometheus /-/ready",
+            lambda: urllib.request.urlopen(f"{prom_url}/-/ready", timeout=1).status == 200,
+            timeout=60,
+            children=[prometheus],
+        )
+
+        self.info = EnvInfo(
+            kubeconfig=str(kubeconfig),
+            api_server=api_url,
+            prometheus_url=prom_url,
+            simulator_url=sim_url,
+            binaries={
+                name: str(self.bin_dir / name)
+                for name in ("etcd", "kube-apiserver", "kube-controller-manager",
+                             "kube-scheduler", "kubectl", "kwok")
+            } | {"prometheus": shutil.which("prometheus") or "prometheus"},
+            work_dir=str(self.work_dir),
+            pid=os.getpid(),
+        )  # fmt: skip
+        (self.work_dir / "env.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
+        print(
+            f"[devenv] ready in {time.monotonic() - started:.1f}s: API {api_url}, "
+            f"Prometheus {prom_url}, simulator {sim_url}",
+            file=sys.stderr,
+        )
+        return self.info
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _run(
+        self,
+        name: str,
+        argv: list[Any],
+        *,
+        ports: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        child = start(name, argv, log_dir=self.work_dir / "logs", ports=ports, env=env)
+        self.children.append(child)
+        return child
+
+    def _kubeconfig(
+        self, api_url: str, ca: certs.KeyPair, clients: dict[str, certs.KeyPair]
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "rollguard-dev",
+                    "cluster": {"server": api_url, "certificate-authority-data": _b64(ca.cert)},
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate-data": _b64(pair.cert),
+                        "client-key-data": _b64(pair.key),
+                    },
+                }
+                for user, pair in clients.items()
+            ],
+            "contexts": [
+                {"name": user, "context": {"cluster": "rollguard-dev", "user": user}}
+                for user in clients
+            ],
+            "current-context": "admin" if "admin" in clients else next(iter(clients)),
+        }
+
+    def _component_kubeconfig(
+        self, name: str, api_url: str, ca: certs.KeyPair, pair: certs.KeyPair
+    ) -> Path:
+        path = self.work_dir / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump(self._kubeconfig(api_url, ca, {name: pair})))
+        return path
+
+    def _kwok_config(self) -> Path:
+        # Stages come with the kwok module; build.sh puts them beside the binaries.
+        return self.bin_dir / "kwok-stages.yaml"
+
+    def _prometheus_config(self, sim_port: int) -> Path:
+        config = {
+            "global": {"scrape_interval": self.scrape, "evaluation_interval": self.scrape},
+            "scrape_configs": [
+                {
+                    "job_name": "model-serving",
+                    "honor_labels": True,
+                    "scrape_interval": self.scrape,
+                    "static_configs": [{"targets": [f"127.0.0.1:{sim_port}"]}],
+                }
+            ],
+        }
+        path = self.work_dir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    @staticmethod
+    def _fake_node(index: int) -> dict[str, Any]:
+        name = f"kwok-node-{index}"
+        return {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
+            },
+            "spec": {"podCIDR": f"10.244.{index}.0/24"},
+        }
+
+
+def probe_stopped(info: EnvInfo) -> list[str]:
+    """Ports of ``info`` that still answer (empty when the environment is fully gone)."""
+    urls = [info.api_server, info.prometheus_url, info.simulator_url]
+    busy = []
+    for url in urls:
+        port = int(url.rsplit(":", 1)[1])
+        if not port_is_free(port):
+            busy.append(url)
+    return busy
+
+
+__all__ = ["EnvInfo", "Environment", "NotReadyError", "build_controlplane", "probe_stopped"]
