@@ -1,0 +1,182 @@
+"""Deployment revisions and which of them a rollback may target. PURE.
+
+A revision is identified by its ReplicaSet's pod-template-hash: Kubernetes renumbers a
+revision when it is rolled back to (revision 2 becomes revision 5), but the template hash stays,
+so approvals are kept by hash and their numbers refreshed from the ReplicaSet history, the
+same history `kubectl rollout undo --to-revision` reads.
+
+Called by the execution layer (which lists the ReplicaSets) and by the operator's handlers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rollguard.api.base import duration_seconds
+from rollguard.api.decision import RevisionContext, RevisionInfo
+from rollguard.api.modeldeployment import ApprovalSource, ApprovedRevision, ApprovedRevisionRef
+
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+# The operator's own record of revisions approved by a person, on the ModelDeployment:
+# a comma-separated list of template hashes (written by `rollguard approve-revision`).
+HUMAN_APPROVALS_ANNOTATION = "rollguard.dev/approved-template-hashes"
+
+
+@dataclass(frozen=True)
+class ReplicaSetRecord:
+    """What rollguard needs of one ReplicaSet of a Deployment."""
+
+    name: str
+    revision: int
+    template_hash: str
+    image: str | None
+    template: Mapping[str, Any]
+
+    @classmethod
+    def from_object(cls, rs: Mapping[str, Any]) -> ReplicaSetRecord | None:
+        """From a ReplicaSet as the API returns it; None when it carries no revision."""
+        meta = rs.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        labels = meta.get("labels") or {}
+        try:
+            revision = int(annotations[REVISION_ANNOTATION])
+        except (KeyError, ValueError):
+            return None
+        template = (rs.get("spec") or {}).get("template") or {}
+        containers = (template.get("spec") or {}).get("containers") or [{}]
+        return cls(
+            name=str(meta.get("name", "")),
+            revision=revision,
+            template_hash=str(labels.get(TEMPLATE_HASH_LABEL, "")),
+            image=containers[0].get("image"),
+            template=template,
+        )
+
+
+def history(records: Iterable[ReplicaSetRecord]) -> list[ReplicaSetRecord]:
+    """ReplicaSets by revision, newest first (one per revision)."""
+    by_revision: dict[int, ReplicaSetRecord] = {}
+    for record in records:
+        by_revision.setdefault(record.revision, record)
+    return [by_revision[r] for r in sorted(by_revision, reverse=True)]
+
+
+def current_revision(deployment: Mapping[str, Any]) -> int | None:
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations[REVISION_ANNOTATION])
+    except (KeyError, ValueError):
+        return None
+
+
+def rollback_template(record: ReplicaSetRecord) -> dict[str, Any]:
+    """The pod template to write into the Deployment to return to ``record``: the
+    ReplicaSet's template without the pod-template-hash label, as `kubectl rollout undo`
+    does."""
+    template: dict[str, Any] = _plain(record.template)
+    labels = (template.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(TEMPLATE_HASH_LABEL, None)
+    return template
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def approved_revisions(
+    *,
+    records: Sequence[ReplicaSetRecord],
+    previous: Sequence[ApprovedRevision],
+    spec_refs: Sequence[ApprovedRevisionRef],
+    human_hashes: Iterable[str],
+    current: int | None,
+    healthy_since: float | None,
+    bake_time: str,
+    now: float,
+) -> list[ApprovedRevision]:
+    """Every revision a rollback may target, newest first.
+
+    Sources: ``spec`` (approved through Git, by revision, template hash or image), ``human``
+    (the ModelDeployment annotation), ``bake`` (the current revision stayed healthy for
+    ``bake_time``), and approvals recorded earlier (``previous``) whose ReplicaSet still
+    exists. An approval keeps its first time and source; its revision number is refreshed.
+    """
+    by_hash = {r.template_hash: r for r in history(records) if r.template_hash}
+    kept: dict[str, ApprovedRevision] = {}
+    for old in previous:
+        if old.template_hash in by_hash:
+            kept[old.template_hash] = old.model_copy(
+                update={"revision": by_hash[old.template_hash].revision}
+            )
+
+    def add(record: ReplicaSetRecord, source: ApprovalSource) -> None:
+        if record.template_hash not in kept:
+            kept[record.template_hash] = ApprovedRevision(
+                revision=record.revision,
+                template_hash=record.template_hash,
+                approved_at=_ts(now),
+                source=source,
+            )
+
+    for ref in spec_refs:
+        for record in by_hash.values():
+            if (
+                (ref.revision is not None and record.revision == ref.revision)
+                or (ref.template_hash is not None and record.template_hash == ref.template_hash)
+                or (ref.image is not None and record.image == ref.image)
+            ):
+                add(record, "spec")
+    for template_hash in human_hashes:
+        if template_hash in by_hash:
+            add(by_hash[template_hash], "human")
+    if (
+        current is not None
+        and healthy_since is not None
+        and now - healthy_since >= duration_seconds(bake_time)
+    ):
+        for record in by_hash.values():
+            if record.revision == current:
+                add(record, "bake")
+    return sorted(kept.values(), key=lambda a: a.revision, reverse=True)
+
+
+def revision_context(
+    *,
+    records: Sequence[ReplicaSetRecord],
+    approved: Sequence[ApprovedRevision],
+    current: int,
+    rollout_in_progress: bool,
+    limit: int = 64,
+) -> RevisionContext:
+    """The revisions as a decision records them: newest first, each marked approved or not."""
+    approvals = {a.template_hash: a for a in approved}
+    infos = []
+    for record in history(records)[:limit]:
+        approval = approvals.get(record.template_hash)
+        infos.append(
+            RevisionInfo(
+                revision=record.revision,
+                template_hash=record.template_hash,
+                approved=approval is not None,
+                source=approval.source if approval else None,
+            )
+        )
+    return RevisionContext(current=current, rollout_in_progress=rollout_in_progress, history=infos)
+
+
+def parse_human_hashes(annotations: Mapping[str, str] | None) -> list[str]:
+    raw = (annotations or {}).get(HUMAN_APPROVALS_ANNOTATION, "")
+    return [h.strip() for h in raw.split(",") if h.strip()]
