@@ -1,0 +1,149 @@
+"""Carrying out a decision on its Deployment: roll back to an approved revision, or pause.
+
+Exactly once and never over someone else's edit: the Deployment is read, checked to still be
+at the revision the decision judged, and patched with a JSON Patch that tests its
+resourceVersion. Already at the target means done, with no patch, so running this again after
+a crash or on a second replica changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+
+from rollguard.domain.revisions import (
+    ReplicaSetRecord,
+    current_revision,
+    history,
+    rollback_template,
+)
+from rollguard.execution.kube import Cluster
+
+Verdict = Literal["Patched", "AlreadyDone", "Conflict", "TargetMissing"]
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What happened to the Deployment."""
+
+    verdict: Verdict
+    message: str
+    from_template_hash: str | None = None
+    to_template_hash: str | None = None
+
+    @property
+    def patched(self) -> bool:
+        return self.verdict == "Patched"
+
+
+def _same_template(live: dict[str, Any], target: dict[str, Any]) -> bool:
+    labels = dict((live.get("metadata") or {}).get("labels") or {})
+    labels.pop("pod-template-hash", None)
+    live_meta = {**(live.get("metadata") or {}), "labels": labels}
+    target_meta = {
+        **(target.get("metadata") or {}),
+        "labels": (target.get("metadata") or {}).get("labels") or {},
+    }
+    return bool(live_meta == target_meta and live.get("spec") == target.get("spec"))
+
+
+def _hash_of_revision(records: list[ReplicaSetRecord], revision: int | None) -> str | None:
+    return next((r.template_hash for r in records if r.revision == revision), None)
+
+
+def rollback(
+    *,
+    cluster: Cluster,
+    namespace: str,
+    deployment: str,
+    from_revision: int,
+    to_template_hash: str,
+) -> ExecutionResult:
+    """Return ``deployment`` to the revision whose pod-template-hash is ``to_template_hash``."""
+    live = cluster.deployment(namespace=namespace, name=deployment)
+    records = history(cluster.replica_sets(namespace=namespace, deployment=live))
+    target = next((r for r in records if r.template_hash == to_template_hash), None)
+    if target is None:
+        return ExecutionResult(
+            "TargetMissing",
+            f"no ReplicaSet of Deployment {namespace}/{deployment} has pod-template-hash "
+            f"{to_template_hash}; its history may have been pruned (revisionHistoryLimit)",
+        )
+    template = rollback_template(target)
+    current = current_revision(live)
+    current_hash = _hash_of_revision(records, current)
+    if _same_template(live["spec"]["template"], template):
+        return ExecutionResult(
+            "AlreadyDone",
+            f"Deployment {namespace}/{deployment} already runs the template of revision "
+            f"{target.revision}",
+            from_template_hash=current_hash,
+            to_template_hash=to_template_hash,
+        )
+    if current != from_revision:
+        return ExecutionResult(
+            "Conflict",
+            f"Deployment {namespace}/{deployment} is at revision {current}, not {from_revision} "
+            "as judged; someone changed it since, so it is left alone",
+            from_template_hash=current_hash,
+        )
+    try:
+        cluster.patch_deployment(
+            namespace=namespace,
+            name=deployment,
+            resource_version=live["metadata"]["resourceVersion"],
+            operations=[{"op": "replace", "path": "/spec/template", "value": template}],
+        )
+    except ApiException as err:
+        # A failed `test` operation (422) or a conflict (409): the Deployment changed between
+        # the read and the patch. The caller re-runs this function, which then sees the edit.
+        if err.status in (409, 422):
+            return ExecutionResult(
+                "Conflict",
+                f"Deployment {namespace}/{deployment} changed while it was being patched "
+                f"(HTTP {err.status}); not overwritten",
+                from_template_hash=current_hash,
+            )
+        raise
+    return ExecutionResult(
+        "Patched",
+        f"Patched Deployment {namespace}/{deployment} from revision {current} to the template "
+        f"of revision {target.revision}",
+        from_template_hash=current_hash,
+        to_template_hash=to_template_hash,
+    )
+
+
+def pause(
+    *, cluster: Cluster, namespace: str, deployment: str, from_revision: int
+) -> ExecutionResult:
+    """Pause the Deployment's rollout (``spec.paused``), if it is still at ``from_revision``."""
+    live = cluster.deployment(namespace=namespace, name=deployment)
+    if live["spec"].get("paused"):
+        return ExecutionResult(
+            "AlreadyDone", f"Deployment {namespace}/{deployment} is already paused"
+        )
+    current = current_revision(live)
+    if current != from_revision:
+        return ExecutionResult(
+            "Conflict",
+            f"Deployment {namespace}/{deployment} is at revision {current}, not {from_revision}",
+        )
+    try:
+        cluster.patch_deployment(
+            namespace=namespace,
+            name=deployment,
+            resource_version=live["metadata"]["resourceVersion"],
+            operations=[{"op": "add", "path": "/spec/paused", "value": True}],
+        )
+    except ApiException as err:
+        if err.status in (409, 422):
+            return ExecutionResult(
+                "Conflict", f"Deployment {namespace}/{deployment} changed (HTTP {err.status})"
+            )
+        raise
+    return ExecutionResult(
+        "Patched", f"Paused Deployment {namespace}/{deployment} at revision {current}"
+    )
