@@ -117,6 +117,11 @@ class MoneyAtRisk(Model):
         description="Revenue at risk per hour (revenue severity x revenuePerHour)."
     )
     currency: Annotated[str, Field(max_length=3)] = Field(description="Currency code.")
+    revenue_per_hour: float | None = Field(
+        default=None,
+        description="The ModelDeployment's business.revenuePerHour it was computed from, so a "
+        "replay reproduces it.",
+    )
 
 
 class ImpactEvidence(Model):
