@@ -1,0 +1,231 @@
+"""The ``rollguard`` command line (also installed as the kubectl plugin ``kubectl-rollguard``).
+
+Thin by design: parse arguments, call domain (or execution) functions, print, return an exit
+code. Each subcommand is a pair of small functions registered in ``COMMANDS``; add one by
+writing ``_NAME_args(parser)`` and ``_NAME(args) -> int`` and a registry entry.
+
+Exit codes: 0 success; 1 the command ran and found a problem (``simulate --check``: the
+policy got worse); 2 bad input or usage. Bad input always gets one line on stderr naming the
+file, the field and the problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from rollguard import __version__
+from rollguard.api.crd import write_crds
+from rollguard.domain import report
+from rollguard.domain.loading import InputError, load_policy, one_line
+from rollguard.domain.plot import PlotUnavailableError, render_png
+from rollguard.domain.recorded import run_recorded
+from rollguard.domain.scenarios import load_scenarios
+from rollguard.domain.series import load_series
+from rollguard.domain.simulate import simulate, total_steps, trace
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """argparse refused the command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class Progress:
+    """A plain-text progress bar on ``stream``, drawn only when it is a terminal."""
+
+    def __init__(self, total: int, stream: TextIO, label: str) -> None:
+        self.total, self.stream, self.label = max(total, 1), stream, label
+        self.done, self.shown = 0, -1
+        self.enabled = stream.isatty()
+
+    def __call__(self, steps: int) -> None:
+        self.done += steps
+        percent = min(100, self.done * 100 // self.total)
+        if self.enabled and percent != self.shown:
+            self.shown = percent
+            bar = "#" * (percent // 4)
+            self.stream.write(f"\r{self.label} [{bar:<25}] {percent:3d}%")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.shown >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- simulate ---------------------------------------------------------------------------
+
+
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", type=Path, required=True, help="RollbackPolicy YAML file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--scenarios",
+        type=Path,
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="scenario files or directories of them",
+    )
+    source.add_argument(
+        "--series",
+        type=Path,
+        metavar="FILE",
+        help="recorded series (CSV or .json) instead of scenarios",
+    )
+    p.add_argument("--seeds", type=_positive, default=200, help="runs per scenario (200)")
+    p.add_argument("--seed", type=int, default=0, help="first seed (0)")
+    p.add_argument("--resamples", type=_positive, default=1000, help="bootstrap resamples")
+    p.add_argument("--out", type=Path, help="directory for simulate.json, simulate.md, PNGs")
+    p.add_argument("--png", action="store_true", help="also plot one seed per scenario")
+    p.add_argument(
+        "--check",
+        type=Path,
+        metavar="BASELINE.json",
+        help="exit 1 when the policy does worse than this earlier report",
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON result to stdout")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    policy = load_policy(path=args.policy)
+    if args.series is not None:
+        series = load_series(path=args.series, signals=[s.name for s in policy.signals])
+        recorded = run_recorded(policy, series)
+        text = report.to_json(recorded)
+        if args.out is not None:
+            _write(args.out / "recorded.json", text)
+        print(text if args.json else report.recorded_text(recorded), end="")
+        return EXIT_OK
+    if args.png and args.out is None:
+        raise InputError("--png: needs --out DIR to write the images to")
+    scenarios = load_scenarios(paths=args.scenarios, policy=policy)
+    baseline = report.load_baseline(path=args.check) if args.check is not None else None
+    bar = Progress(total_steps(policy, scenarios, seeds=args.seeds), sys.stderr, "simulate")
+    try:
+        result = simulate(
+            policy,
+            scenarios,
+            seeds=args.seeds,
+            seed=args.seed,
+            resamples=args.resamples,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    if args.out is not None:
+        _write(args.out / "simulate.json", report.to_json(result))
+        _write(args.out / "simulate.md", report.simulation_markdown(result))
+        if args.png:
+            for scenario, summary in zip(scenarios, result.scenarios, strict=True):
+                seed = summary.representative_seed
+                png = render_png(
+                    policy, trace(policy, scenario, seed=seed), seed_label=f" (seed {seed})"
+                )
+                (args.out / f"{scenario.name}.png").write_bytes(png)
+    if args.json:
+        print(report.to_json(result), end="")
+    else:
+        print(report.simulation_markdown(result).split("\n## ")[0].rstrip())
+        if args.out is not None:
+            print(
+                f"\nWrote {args.out}/simulate.json and simulate.md"
+                + (" and one PNG per scenario" if args.png else "")
+            )
+    if baseline is not None:
+        worse = report.check(result, baseline)
+        for line in worse:
+            print(f"check: {line}", file=sys.stderr)
+        if worse:
+            print(f"check: the policy does worse than {args.check}", file=sys.stderr)
+            return EXIT_FOUND
+        print(f"check: not worse than {args.check}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+# --- crds -------------------------------------------------------------------------------
+
+
+def _crds_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("crds"), help="directory (crds/)")
+
+
+def _crds(args: argparse.Namespace) -> int:
+    for path in write_crds(args.out):
+        print(f"Wrote {path}")
+    return EXIT_OK
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {
+    "simulate": Command(
+        "how a policy would behave on scenarios or recorded data", _simulate_args, _simulate
+    ),
+    "crds": Command("write the CustomResourceDefinitions", _crds_args, _crds),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rollguard",
+        description="Decides when a model deployment must be rolled back, and does it.",
+    )
+    parser.add_argument("--version", action="version", version=f"rollguard {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    for name, command in COMMANDS.items():
+        command.configure(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command].run(args)
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    except (UsageError, InputError, PlotUnavailableError) as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {one_line(where + str(err.strerror or err))}", file=sys.stderr)
+        return EXIT_FOUND
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
