@@ -21,9 +21,10 @@ from typing import NoReturn, TextIO
 from rollguard import __version__
 from rollguard.api.crd import write_crds
 from rollguard.domain import report
-from rollguard.domain.loading import InputError, load_policy, one_line
+from rollguard.domain.loading import InputError, load_decision_spec, load_policy, one_line
 from rollguard.domain.plot import PlotUnavailableError, render_png
 from rollguard.domain.recorded import run_recorded
+from rollguard.domain.replay import replay
 from rollguard.domain.scenarios import load_scenarios
 from rollguard.domain.series import load_series
 from rollguard.domain.simulate import simulate, total_steps, trace
@@ -177,6 +178,36 @@ def _crds(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- replay -----------------------------------------------------------------------------
+
+
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "decision",
+        help="a RollbackDecision as YAML or JSON (for example `kubectl get rbd NAME -o yaml`), "
+        "or - for standard input",
+    )
+
+
+def _replay(args: argparse.Namespace) -> int:
+    source = "<stdin>" if args.decision == "-" else args.decision
+    text = sys.stdin.read() if args.decision == "-" else Path(args.decision).read_text()
+    spec = load_decision_spec(text, source=source)
+    result = replay(spec)
+    rec = spec.recommended
+    target = f" to revision {rec.to_revision}" if rec.to_revision is not None else ""
+    if result.same:
+        print(
+            f"Replayed {source}: same recommendation, bit for bit ({rec.action}{target}, "
+            f"score {spec.impact.score:.4f})"
+        )
+        return EXIT_OK
+    print(f"Replayed {source}: the recorded decision is NOT reproduced")
+    for difference in result.differences:
+        print(f"  - {difference}")
+    return EXIT_FOUND
+
+
 # --- registry ---------------------------------------------------------------------------
 
 
@@ -190,6 +221,9 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "simulate": Command(
         "how a policy would behave on scenarios or recorded data", _simulate_args, _simulate
+    ),
+    "replay": Command(
+        "re-evaluate a recorded decision from its own evidence", _replay_args, _replay
     ),
     "crds": Command("write the CustomResourceDefinitions", _crds_args, _crds),
 }

@@ -294,42 +294,56 @@ class RollbackPolicySpec(Model):
 
 
 class EffectiveEvaluation(Model):
-    interval: Duration
-    window: Duration
-    min_samples: int
-    confidence: float
+    """Measurement settings, resolved."""
+
+    interval: Duration = Field(description="How often the policy is evaluated.")
+    window: Duration = Field(description="Range each signal is sampled over.")
+    min_samples: int = Field(description="Fewer samples make a signal Inconclusive.")
+    confidence: float = Field(description="Level of the confidence interval.")
 
 
 class EffectiveSignal(Model):
-    name: SignalName
-    query: str
-    objective: Objective
-    margin: Margin
-    critical: Finite
-    on_missing_data: OnMissingData
+    """A signal with its margin resolved."""
+
+    name: SignalName = Field(description="Signal name.")
+    query: str = Field(max_length=4096, description="PromQL as written, with placeholders.")
+    objective: Objective = Field(description="Where the signal should stay.")
+    margin: Margin = Field(description="Tolerated zone beyond the objective.")
+    critical: Finite = Field(description="The value of full severity.")
+    on_missing_data: OnMissingData = Field(description="What missing data counts as.")
 
 
 class EffectiveAutoApprove(Model):
-    max_score: float
-    actions: list[Action]
-    max_revisions_back: int
+    """The auto-approval boundary, resolved."""
+
+    max_score: float = Field(description="Highest impact score acted on alone.")
+    actions: list[Action] = Field(max_length=3, description="Actions taken alone.")
+    max_revisions_back: int = Field(description="How far back a rollback may go alone.")
 
 
 class EffectiveAuthorization(Model):
-    auto_approve: EffectiveAutoApprove
-    approvers: list[str]
-    approval_timeout: Duration
-    on_timeout: OnTimeout
+    """Approval rules, resolved."""
+
+    auto_approve: EffectiveAutoApprove = Field(description="The auto-approval boundary.")
+    approvers: list[Annotated[str, Field(max_length=253)]] = Field(
+        max_length=64, description="Usernames allowed to approve; empty means any with RBAC."
+    )
+    approval_timeout: Duration = Field(description="How long a decision waits for a human.")
+    on_timeout: OnTimeout = Field(description="Reject or Execute on timeout.")
 
 
 class EffectiveSafety(Model):
-    cooldown: Duration
-    max_actions_per_window: ActionBudget
+    """Cooldown and action budget, resolved."""
+
+    cooldown: Duration = Field(description="No new automatic action for this long.")
+    max_actions_per_window: ActionBudget = Field(description="The action budget.")
 
 
 class EffectiveValidation(Model):
-    rollout_timeout: Duration
-    window: Duration
+    """Post-rollback checks, resolved."""
+
+    rollout_timeout: Duration = Field(description="Time for the rollback to become available.")
+    window: Duration = Field(description="Time the score must then stay below clearBelow.")
 
 
 class EffectivePolicy(Model):

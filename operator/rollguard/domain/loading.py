@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from rollguard.api import API_VERSION
+from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.kinds import RollbackPolicy
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import tiers
@@ -110,3 +111,21 @@ def parse_policy(doc: Any, *, source: str) -> EffectivePolicy:
 def load_policy(*, path: Path) -> EffectivePolicy:
     """Read a RollbackPolicy YAML (or JSON) file and resolve its tier defaults."""
     return parse_policy(read_yaml(path=path), source=path.name)
+
+
+def load_decision_spec(text: str, *, source: str) -> RollbackDecisionSpec:
+    """The spec of a RollbackDecision given as YAML or JSON text (a whole object, as
+    ``kubectl get rbd NAME -o yaml`` prints it, or only its spec)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(_yaml_problem(source, err)) from err
+    if not isinstance(doc, dict):
+        raise InputError(f"{source}: expected a RollbackDecision object")
+    if "kind" in doc and doc["kind"] != "RollbackDecision":
+        raise InputError(f"{source}: kind: expected RollbackDecision, got {doc['kind']!r}")
+    spec = doc.get("spec", doc) if "kind" in doc else doc
+    try:
+        return RollbackDecisionSpec.model_validate(spec)
+    except ValidationError as err:
+        raise InputError(format_validation_error(source, err, prefix="spec")) from err

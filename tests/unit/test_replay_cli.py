@@ -1,0 +1,62 @@
+"""`rollguard replay`: a recorded decision file reaches the same recommendation (golden file)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from test_domain_replay import recorded
+
+from rollguard.cli import main
+
+GOLDEN = Path(__file__).parent / "golden" / "decision.yaml"
+
+
+def _decision_object() -> dict[str, object]:
+    return {
+        "apiVersion": "rollguard.dev/v1alpha1",
+        "kind": "RollbackDecision",
+        "metadata": {"name": "fraud-rollback-golden", "namespace": "ml"},
+        "spec": recorded().wire(),
+    }
+
+
+def test_golden_decision_file_is_what_the_decision_core_records() -> None:
+    text = yaml.safe_dump(_decision_object(), sort_keys=False)
+    if os.environ.get("ROLLGUARD_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text)
+    assert GOLDEN.read_text() == text, "regenerate with ROLLGUARD_UPDATE_GOLDEN=1"
+
+
+def test_replay_of_the_golden_decision_reaches_the_same_recommendation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["replay", str(GOLDEN)]) == 0
+    out = capsys.readouterr().out
+    assert "same recommendation, bit for bit" in out
+
+
+def test_replay_reports_a_tampered_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(GOLDEN.read_text())
+    tampered = copy.deepcopy(doc)
+    tampered["spec"]["signals"][0]["samples"]["values"][-1] *= 3.0
+    path = tmp_path / "tampered.yaml"
+    path.write_text(yaml.safe_dump(tampered))
+    assert main(["replay", str(path)]) == 1
+    assert "NOT reproduced" in capsys.readouterr().out
+
+
+def test_replay_of_a_malformed_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("kind: RollbackDecision\nspec:\n  mode: Sometimes\n")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ")
