@@ -1,0 +1,496 @@
+"""Signal query planning: printing, rendering with escaped values, validation, batch plans and
+their fallbacks, and -- with a small PromQL evaluator over fake series -- proof that a batched
+query gives every deployment exactly what its own query gives."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import promql_parser as pp
+import pytest
+
+from rollguard.monitoring.promql import InvalidQuery, plan, render, validate
+from rollguard.monitoring.promql_ast import convert, to_promql
+
+PIN = 'namespace="$namespace",deployment="$deployment"'
+REQ = f"model_requests_total{{{PIN}}}"
+ERR = f'model_requests_total{{{PIN},code=~"5.."}}'
+BUCKET = f"model_request_duration_seconds_bucket{{{PIN}}}"
+REV = f"model_revenue_total{{{PIN}}}"
+TARGETS = [("ns-a", "web"), ("ns-b", "web"), ("ns-a", "api")]
+BATCH = 'namespace=~"ns-a|ns-b",deployment=~"api|web"'
+
+ROUND_TRIP = [
+    "x", "x{}", "sum{}", "offset{}", '{__name__=~"x.*"}', 'x{a="b",c!="d",e=~"f.*",g!~"h"}',
+    'x{a="q\\"\\\\\\n\\t"}', "x{a='single \"quoted\"'}", "x{a=`raw'string\"`}", 'x{a="\\x01é"}',
+    'x{a="b" or c="d",e="f"}', "x offset 5m", "x offset -1m30s500ms", "x @ 1700000000",
+    "x @ 1.5 offset 1m", "x @ start()", "rate(x[5m] @ end() offset 1w)", "rate(x[1h30m])",
+    "x[5m:]", "x[5m:30s] offset 1m", "max_over_time(rate(x[1m])[1h:5m] @ 100)",
+    "sum(x)", "SUM(x) BY (a)", "sum without (a, b) (x)", "sum by () (x)", "topk(3, x)",
+    'count_values("v", x)', "quantile(0.9, x)", "1", "-1", "1e+20", "1e-07", "0.5", "0x1f",
+    "Inf", "-Inf", "NaN", '"a string"', "-x", "- -x", "--x", "-x ^ 2", "(-x) ^ 2", "x - -1",
+    "2 ^ -1", "x ^ y ^ z", "(x + y) * z", "x + y * z", "x % 3 == bool 1", "x > 0.5",
+    "x and on () y", "x or y", "x unless ignoring (a) y", "x / on (a) group_left (b) y",
+    "x / ignoring (a) group_right y", "x + fill (0) y", "x + on (a) fill_left (1) fill_right (2) y",
+    'label_replace(x, "dst", "$1", "src", "(.*)")', "histogram_quantile(0.99, sum by (le) (x))",
+    "time()", "vector(1)", "scalar(x) * 2", "x atan2 y", "abs(-x) # a comment",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("query", ROUND_TRIP)
+def test_printing_an_unmodified_parse_round_trips(query: str) -> None:
+    printed = to_promql(convert(pp.parse(query)))
+    again = to_promql(convert(pp.parse(printed)))
+    assert again == printed
+    if "NaN" not in query:  # NaN != NaN, so trees holding it never compare equal
+        assert convert(pp.parse(printed)) == convert(pp.parse(query))
+
+
+# --- render -------------------------------------------------------------------------------
+
+HOSTILE = ['a"} or vector(1) #', "a\\", "x\ny", 'b\\"}', "a`b'c", "$deployment", ".*", "a|b"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_render_keeps_hostile_values_inside_their_strings(value: str) -> None:
+    query = (
+        f'sum(rate({REQ}[5m])) / sum(rate(model_requests_total{{pod=~"$deployment-.*",{PIN}}}[5m]))'
+    )
+    text = render(query, namespace=value, deployment=value)
+    tree = pp.parse(text)  # still one valid query
+    selectors: list[Any] = []
+    pp.walk(tree, lambda e: selectors.append(e) if isinstance(e, pp.VectorSelector) else None)
+    found = {(m.name, str(m.op), m.value) for s in selectors for m in s.matchers.matchers}
+    assert ("namespace", "MatchOp.Equal", value) in found
+    assert ("deployment", "MatchOp.Equal", value) in found
+    # In a regex matcher the value is regex-escaped, so it matches itself only.
+    pod = next(v for n, _, v in found if n == "pod")
+    assert re.fullmatch(pod, f"{value}-7f9c") and not re.fullmatch(pod, "other-7f9c")
+    assert "vector" not in {type(e).__name__ for e in selectors}
+    assert len(selectors) == 2
+
+
+def test_render_fills_every_placeholder_and_normalises_the_text() -> None:
+    query = f'sum(rate(model_requests_total{{{PIN},revision="$revision"}}[5m]))'
+    assert render(query, namespace="ml", deployment="fraud", revision="4") == (
+        'sum(rate(model_requests_total{namespace="ml",deployment="fraud",revision="4"}[5m]))'
+    )
+    assert render("x{a=`$namespace`} # $deployment", namespace='q"', deployment="d") == (
+        'x{a="q\\""}'
+    )
+
+
+def test_render_refuses_an_empty_value_that_would_match_series_without_the_label() -> None:
+    with pytest.raises(ValueError, match="namespace must not be empty"):
+        render(f"x{{{PIN}}}", namespace="", deployment="d")
+    with pytest.raises(ValueError, match="revision must not be empty"):
+        render('x{revision="$revision"}', namespace="n", deployment="d")
+
+
+# --- validate -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('sum(rate(x{a="b"}[5m])', "unclosed left parenthesis"),
+        ('x{a="b"', "unexpected end of input inside braces"),
+        ("rate(x[5m]", "unclosed left parenthesis"),
+        ("nosuchfn(x)", "unknown function with name 'nosuchfn'"),
+        ("sum by ($namespace) (x)", "$namespace may only appear inside a label matcher value"),
+        ('x{$deployment="a"}', "$deployment may only appear inside a label matcher value"),
+        ("rate(x[$deployment])", "$deployment may only appear inside a label matcher value"),
+        ('label_replace(x, "$namespace", "", "a", "")', "$namespace may only appear"),
+        ('x{deployment="${deployment}"}', "write $deployment, not ${deployment}"),
+        ("x[5m]", "returns a range vector"),
+        ('"text"', "returns a string"),
+        ("x @ -100", "before 1970"),
+    ],
+)
+def test_validate_refuses_with_the_parsers_message(query: str, message: str) -> None:
+    with pytest.raises(InvalidQuery) as refused:
+        validate(query)
+    assert message in str(refused.value)
+    with pytest.raises(InvalidQuery):
+        plan(query)
+
+
+def test_validate_accepts_placeholder_look_alikes_outside_the_syntax() -> None:
+    validate(f'label_replace(sum(rate({REQ}[5m])), "x", "$1", "y", "(.*)")')
+    validate('x{a="$namespaces"} # $deployment in a comment')
+
+
+# --- plan ---------------------------------------------------------------------------------
+
+BATCHED = [
+    (  # error ratio
+        f"sum(rate({ERR}[5m])) / sum(rate({REQ}[5m]))",
+        f'sum by (namespace, deployment) (rate(model_requests_total{{{BATCH},code=~"5.."}}[5m]))'
+        f" / sum by (namespace, deployment) (rate(model_requests_total{{{BATCH}}}[5m]))",
+    ),
+    (  # p99 latency
+        f"histogram_quantile(0.99, sum by (le) (rate({BUCKET}[5m])))",
+        "histogram_quantile(0.99, sum by (le, namespace, deployment) "
+        f"(rate(model_request_duration_seconds_bucket{{{BATCH}}}[5m])))",
+    ),
+    (  # revenue per minute (objective min)
+        f"sum(rate({REV}[5m])) * 60",
+        f"sum by (namespace, deployment) (rate(model_revenue_total{{{BATCH}}}[5m])) * 60",
+    ),
+    (
+        f"sum(increase({REQ}[10m]))",
+        f"sum by (namespace, deployment) (increase(model_requests_total{{{BATCH}}}[10m]))",
+    ),
+    (
+        f"avg_over_time({REV}[2m])",
+        f"avg_over_time(model_revenue_total{{{BATCH}}}[2m])",
+    ),
+    (  # on() and group_left
+        f"sum by (code) (rate({ERR}[5m])) / on () group_left sum(rate({REQ}[5m]))",
+        f'sum by (code, namespace, deployment) (rate(model_requests_total{{{BATCH},code=~"5.."}}[5m]))'
+        " / on (namespace, deployment) group_left () "
+        f"sum by (namespace, deployment) (rate(model_requests_total{{{BATCH}}}[5m]))",
+    ),
+    (  # ignoring(); group labels never repeat the matching labels
+        f"sum by (code) (rate({ERR}[5m])) / ignoring (code, namespace) group_left (deployment) "
+        f"sum(rate({REQ}[5m]))",
+        f'sum by (code, namespace, deployment) (rate(model_requests_total{{{BATCH},code=~"5.."}}[5m]))'
+        " / ignoring (code) group_left () "
+        f"sum by (namespace, deployment) (rate(model_requests_total{{{BATCH}}}[5m]))",
+    ),
+    (  # offset and @, unary minus, nested aggregations, without
+        f"-max(sum without (pod, deployment) (rate({REQ}[5m] @ 1700000000 offset 1m)))",
+        "-max by (namespace, deployment) (sum without (pod) "
+        f"(rate(model_requests_total{{{BATCH}}}[5m] @ 1700000000.000 offset 1m)))",
+    ),
+    (  # subquery, comparison with bool, number literal on the left
+        f"1 - (max_over_time(sum(rate({REQ}[1m]))[10m:1m]) > bool 5)",
+        f"1 - (max_over_time(sum by (namespace, deployment) (rate(model_requests_total{{{BATCH}}}"
+        "[1m]))[10m:1m]) > bool 5)",
+    ),
+    (  # set operators keep both sides' labels
+        f"sum(rate({ERR}[5m])) or sum(rate({REQ}[5m])) * 0",
+        f'sum by (namespace, deployment) (rate(model_requests_total{{{BATCH},code=~"5.."}}[5m]))'
+        f" or sum by (namespace, deployment) (rate(model_requests_total{{{BATCH}}}[5m])) * 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), BATCHED)
+def test_batchable_queries_become_one_query_for_the_batch(query: str, expected: str) -> None:
+    p = plan(query)
+    assert (p.mode, p.reason) == ("Batched", "")
+    assert p.render(TARGETS) == expected
+    assert p.status("s").model_dump() == {"signal": "s", "mode": "Batched", "message": ""}
+
+
+def test_a_batch_in_one_namespace_uses_equality_and_escapes_regex_values() -> None:
+    p = plan(f"sum(rate({REQ}[5m]))")
+    assert p.render([("ml", "a.b"), ("ml", "c|d")]) == (
+        'sum by (namespace, deployment) (rate(model_requests_total{namespace="ml",'
+        'deployment=~"a\\\\.b|c\\\\|d"}[5m]))'
+    )
+    with pytest.raises(ValueError, match="at least one target"):
+        p.render([])
+
+
+FALLBACKS = [
+    ('sum(rate(x{namespace="$namespace"}[5m]))', "does not match both"),
+    ('sum(x{namespace="$namespace",app="web"})', "does not match both"),
+    ('sum(x{namespace="$namespace",app="$deployment"})', "uses a placeholder in app="),
+    (f'sum(x{{{PIN}}}) / sum(up{{job="kubelet"}})', 'selector up{job="kubelet"}'),
+    (f'x{{{PIN},pod=~"$deployment-.*"}}', "uses a placeholder in pod=~"),
+    (
+        f'x{{{PIN},namespace!="kube-system"}}',
+        'matches namespace other than by namespace="$namespace"',
+    ),
+    ('x{namespace=~"$namespace",deployment="$deployment"}', "uses a placeholder in namespace=~"),
+    (f'x{{{PIN},revision="$revision"}}', "$revision, which differs"),
+    (f"topk(1, x{{{PIN}}})", "topk aggregations"),
+    (f"bottomk(1, x{{{PIN}}})", "bottomk aggregations"),
+    (f"quantile(0.9, x{{{PIN}}})", "quantile aggregations"),
+    (f'count_values("v", x{{{PIN}}})', "count_values aggregations"),
+    (f"scalar(sum(x{{{PIN}}}))", "scalar() turns series into a single number"),
+    (f"sum(x{{{PIN}}}) or vector(0)", "vector() creates a series without"),
+    (f"absent(x{{{PIN}}})", "absent() returns one series"),
+    (f'label_replace(x{{{PIN}}}, "deployment", "y", "", "")', "overwrites a label"),
+    (f'label_join(sum(x{{{PIN}}}), "d", ",", "namespace")', "reads namespace, which"),
+    (f"sum by (namespace) (x{{{PIN}}}) / sum(y{{{PIN}}})", "differ in whether they carry"),
+    (f"x{{{PIN}}} or sum(y{{{PIN}}})", "the two sides of or differ"),
+    (f"sum by (namespace) (x{{{PIN}}} or on (pod) sum(y{{{PIN}}}))", "groups by namespace, which"),
+    (f"info(x{{{PIN}}})", "info() is not known"),
+    (f"x{{{PIN}}} + fill(0) y{{{PIN}}}", "fill modifiers"),
+    ("time()", "returns a single number"),
+    ("1 + 1", "returns a single number"),
+]
+
+
+@pytest.mark.parametrize(("query", "reason"), FALLBACKS)
+def test_unsafe_queries_run_per_deployment_with_a_reason(query: str, reason: str) -> None:
+    p = plan(query)
+    assert p.mode == "PerDeployment"
+    assert reason in p.reason
+    assert p.status("s").message == p.reason
+    with pytest.raises(ValueError, match="runs per deployment"):
+        p.render(TARGETS)
+    assert p.render_one(namespace="n", deployment="d", revision="7")  # still usable alone
+
+
+# --- semantics: batched == per deployment, on fake series --------------------------------
+
+Labels = tuple[tuple[str, str], ...]
+Vector = list[tuple[Labels, float]]
+T_END = 1_000.0
+LOOKBACK = 300.0
+
+
+def _fake_series() -> dict[Labels, list[tuple[float, float]]]:
+    """Counters for 4 deployments in 3 namespaces (two named web), 2 pods each, 1 s apart."""
+    rng = random.Random(7)
+    out: dict[Labels, list[tuple[float, float]]] = {}
+    ids = [("ns-a", "web"), ("ns-b", "web"), ("ns-a", "api"), ("ns-b", "api"), ("ns-c", "web")]
+    for ns, dep in ids:
+        for pod in ("p1", "p2"):
+            base = {"namespace": ns, "deployment": dep, "pod": f"{dep}-{pod}"}
+            rates = {
+                ("model_requests_total", (("code", "200"),)): rng.uniform(10, 30),
+                ("model_requests_total", (("code", "500"),)): rng.uniform(0, 3),
+                ("model_revenue_total", ()): rng.uniform(0.5, 2),
+            }
+            for le, share in (("0.1", 0.5), ("0.5", 0.9), ("1", 0.97), ("+Inf", 1.0)):
+                rates["model_request_duration_seconds_bucket", (("le", le),)] = 20 * share
+            for (name, extra), rate in rates.items():
+                labels = tuple(sorted({**base, **dict(extra), "__name__": name}.items()))
+                total, samples = 0.0, []
+                for t in range(int(T_END) - 600, int(T_END) + 1):
+                    total += rate * rng.uniform(0.5, 1.5)
+                    samples.append((float(t), total))
+                out[labels] = samples
+    return out
+
+
+DATA = _fake_series()
+
+
+def _matches(labels: dict[str, str], m: Any) -> bool:
+    value, op = labels.get(m.name, ""), str(m.op).rsplit(".", 1)[-1]
+    return bool(
+        {
+            "Equal": value == m.value,
+            "NotEqual": value != m.value,
+            "Re": re.fullmatch(m.value, value) is not None,
+            "NotRe": re.fullmatch(m.value, value) is None,
+        }[op]
+    )
+
+
+def _select(vs: Any, t: float, window: float) -> list[tuple[Labels, list[tuple[float, float]]]]:
+    at = vs.at.at.timestamp() if vs.at is not None else t
+    at -= vs.offset.total_seconds() if vs.offset is not None else 0.0
+    out = []
+    for labels, samples in DATA.items():
+        d = dict(labels)
+        if vs.name and d["__name__"] != vs.name:
+            continue
+        if all(_matches(d, m) for m in vs.matchers.matchers):
+            out.append((labels, [(ts, v) for ts, v in samples if at - window < ts <= at]))
+    return out
+
+
+def _drop(labels: Labels, *names: str) -> Labels:
+    return tuple((k, v) for k, v in labels if k not in names and k != "__name__")
+
+
+def _group(labels: Labels, by: tuple[str, ...] | None, without: tuple[str, ...]) -> Labels:
+    return (
+        tuple((k, v) for k, v in labels if k in by) if by is not None else _drop(labels, *without)
+    )
+
+
+def _hq(q: float, vec: Vector) -> Vector:
+    groups: dict[Labels, list[tuple[float, float]]] = {}
+    for labels, v in vec:
+        le = float(dict(labels)["le"])
+        groups.setdefault(_drop(labels, "le"), []).append((le, v))
+    out = []
+    for labels, buckets in groups.items():
+        buckets.sort()
+        rank, prev_le, prev_c = q * buckets[-1][1], 0.0, 0.0
+        for le, c in buckets:
+            if c >= rank:
+                upper = buckets[-2][0] if math.isinf(le) else le
+                out.append(
+                    (labels, prev_le + (upper - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-12))
+                )
+                break
+            prev_le, prev_c = le, c
+    return out
+
+
+AGG: dict[str, Callable[[list[float]], float]] = {
+    "sum": sum, "max": max, "min": min, "count": len, "avg": lambda xs: sum(xs) / len(xs),
+}  # fmt: skip
+OPS: dict[str, Callable[[float, float], float]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b if b else math.nan, ">": lambda a, b: float(a > b),
+    "<": lambda a, b: float(a < b),
+}  # fmt: skip
+
+
+def _eval(e: Any, t: float) -> Any:
+    if isinstance(e, pp.NumberLiteral):
+        return e.val
+    if isinstance(e, pp.ParenExpr):
+        return _eval(e.expr, t)
+    if isinstance(e, pp.UnaryExpr):
+        x = _eval(e.expr, t)
+        return -x if isinstance(x, float) else [(_drop(lb), -v) for lb, v in x]
+    if isinstance(e, pp.VectorSelector):
+        return [(lb, s[-1][1]) for lb, s in _select(e, t, LOOKBACK) if s]
+    if isinstance(e, pp.MatrixSelector):
+        return _select(e.vector_selector, t, e.range.total_seconds())
+    if isinstance(e, pp.SubqueryExpr):
+        assert e.step is not None and e.range is not None, "test queries give both"
+        step, rng = e.step.total_seconds(), e.range.total_seconds()
+        times = [k * step for k in range(int((t - rng) // step) + 1, int(t // step) + 1)]
+        series: dict[Labels, list[tuple[float, float]]] = {}
+        for ts in times:
+            for lb, v in _eval(e.expr, ts):
+                series.setdefault(lb, []).append((ts, v))
+        return list(series.items())
+    if isinstance(e, pp.Call):
+        return _call(e.func.name, [_eval(a, t) for a in e.args])
+    if isinstance(e, pp.AggregateExpr):
+        mod = e.modifier
+        by = tuple(mod.labels) if mod is not None and str(mod.type).endswith("By") else None
+        without = tuple(mod.labels) if mod is not None and by is None else ()
+        by = () if mod is None else by
+        groups: dict[Labels, list[float]] = {}
+        for lb, v in _eval(e.expr, t):
+            groups.setdefault(_group(lb, by, without), []).append(v)
+        return [(lb, AGG[str(e.op)](vs)) for lb, vs in groups.items()]
+    return _binary(e, _eval(e.lhs, t), _eval(e.rhs, t))
+
+
+def _call(name: str, args: list[Any]) -> Any:
+    if name == "histogram_quantile":
+        return _hq(args[0], args[1])
+    if name == "abs":
+        return [(_drop(lb), abs(v)) for lb, v in args[0]]
+    fn: Callable[[list[tuple[float, float]]], float] = {
+        "rate": lambda s: (s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]),
+        "increase": lambda s: s[-1][1] - s[0][1],
+        "avg_over_time": lambda s: sum(v for _, v in s) / len(s),
+        "max_over_time": lambda s: max(v for _, v in s),
+    }[name]
+    return [(_drop(lb), fn(s)) for lb, s in args[0] if len(s) > 1]
+
+
+def _binary(e: Any, lhs: Any, rhs: Any) -> Any:
+    op, mod = str(e.op), e.modifier
+    if isinstance(lhs, float) and isinstance(rhs, float):
+        return OPS[op](lhs, rhs)
+    if isinstance(lhs, float) or isinstance(rhs, float):
+        vec, scalar = (rhs, lhs) if isinstance(lhs, float) else (lhs, rhs)
+        out = []
+        for lb, v in vec:
+            a, b = (scalar, v) if isinstance(lhs, float) else (v, scalar)
+            r = OPS[op](a, b)
+            if op in "<>" and not (mod is not None and mod.return_bool):
+                if r:
+                    out.append((lb, v))
+            else:
+                out.append((_drop(lb), r))
+        return out
+    matching = mod.matching if mod is not None else None
+    on = matching is not None and str(matching.type).endswith("Include")
+    names = tuple(matching.labels) if matching is not None else ()
+
+    def sig(lb: Labels) -> Labels:
+        return tuple((k, v) for k, v in lb if k in names) if on else _drop(lb, *names)
+
+    if op in ("and", "or", "unless"):
+        rsigs = {sig(lb) for lb, _ in rhs}
+        if op == "and":
+            return [(lb, v) for lb, v in lhs if sig(lb) in rsigs]
+        if op == "unless":
+            return [(lb, v) for lb, v in lhs if sig(lb) not in rsigs]
+        lsigs = {sig(lb) for lb, _ in lhs}
+        return lhs + [(lb, v) for lb, v in rhs if sig(lb) not in lsigs]
+    card = str(mod.card).rsplit(".", 1)[-1] if mod is not None else "OneToOne"
+    many, one = (rhs, lhs) if card == "OneToMany" else (lhs, rhs)
+    ones = {sig(lb): (lb, v) for lb, v in one}
+    out = []
+    for lb, v in many:
+        if sig(lb) not in ones:
+            continue
+        olb, ov = ones[sig(lb)]
+        a, b = (ov, v) if card == "OneToMany" else (v, ov)
+        if card == "OneToOne":
+            result = sig(lb) if on else _drop(lb, *names)
+        else:
+            extra = dict(olb)
+            result = tuple(
+                sorted(
+                    {
+                        **dict(_drop(lb)),
+                        **{k: extra[k] for k in mod.group_labels if k in extra},
+                    }.items()
+                )
+            )
+        out.append((result, OPS[op](a, b)))
+    return out
+
+
+SEMANTIC = [q for q, _ in BATCHED if "@" not in q] + [
+    f"sum by (pod) (rate({REQ}[30s]))",
+    f"count(rate({ERR}[30s]) > 0.1)",
+    f"avg without (pod) (rate({REV}[1m])) - on () max(rate({REV}[20s]))",
+    f"sum(rate({ERR}[30s])) / ignoring (code) group_left sum by (code) (rate({REQ}[30s]))",
+    f"sum by (code) (rate({REQ}[30s])) / on () group_left abs(-sum(rate({REQ}[30s])))",
+    f"sum(rate({ERR}[30s])) and sum(rate({REQ}[30s])) > 40",
+    f"sum(rate({ERR}[30s])) unless sum(rate({REQ}[30s])) > 40",
+    f"sum by (namespace) (rate({REQ}[30s])) / on (namespace) sum by (namespace) (rate({ERR}[30s]))",
+]
+
+
+@pytest.mark.parametrize("query", SEMANTIC)
+def test_batched_result_split_per_deployment_equals_each_deployments_own_result(query: str) -> None:
+    p = plan(query)
+    assert p.batched, p.reason
+    found = 0
+    for t in (T_END, T_END - 37):
+        batched = _eval(pp.parse(p.render(TARGETS)), t)
+        assert all({"namespace", "deployment"} <= dict(lb).keys() for lb, _ in batched)
+        for ns, dep in TARGETS:
+            alone = _eval(pp.parse(render(query, namespace=ns, deployment=dep)), t)
+            if isinstance(alone, float):
+                pytest.fail("a batchable query returns series")
+            mine = [
+                (_drop(lb, "namespace", "deployment"), v)
+                for lb, v in batched
+                if (dict(lb)["namespace"], dict(lb)["deployment"]) == (ns, dep)
+            ]
+            expected = [(_drop(lb, "namespace", "deployment"), v) for lb, v in alone]
+            assert [lb for lb, _ in sorted(mine)] == [lb for lb, _ in sorted(expected)]
+            assert [v for _, v in sorted(mine)] == pytest.approx([v for _, v in sorted(expected)])
+            found += len(expected)
+    assert found, "the query should find data"
+
+
+def test_the_label_presence_rule_guards_a_real_difference() -> None:
+    # Per deployment this matches nothing ({namespace} vs {}); naively batched it would match.
+    query = f"sum by (namespace) (rate({REQ}[30s])) / sum(rate({REQ}[30s]))"
+    assert not plan(query).batched
+    assert _eval(pp.parse(render(query, namespace="ns-a", deployment="web")), T_END) == []
+    naive = query.replace("sum(", "sum by (namespace, deployment) (").replace(
+        "sum by (namespace)", "sum by (namespace, deployment)"
+    )
+    naive = naive.replace('namespace="$namespace"', 'namespace="ns-a"').replace(
+        'deployment="$deployment"', 'deployment="web"'
+    )
+    assert len(_eval(pp.parse(naive), T_END)) == 1
