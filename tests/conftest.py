@@ -102,7 +102,7 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def crds_installed(kubectl: Kubectl) -> None:
     """The rollguard CRDs from crds/, applied and established."""
-    kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
     kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/rollbackpolicies.rollguard.dev", "crd/modeldeployments.rollguard.dev",

@@ -12,14 +12,16 @@ file, the field and the problem, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from rollguard import __version__
+from rollguard import __version__, commands
 from rollguard.api.crd import write_crds
+from rollguard.control.settings import SettingsError
 from rollguard.domain import report
 from rollguard.domain.loading import InputError, load_decision_spec, load_policy, one_line
 from rollguard.domain.plot import PlotUnavailableError, render_png
@@ -208,6 +210,132 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_FOUND
 
 
+# --- cluster commands ---------------------------------------------------------------------
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"ROLLGUARD_{name}", default)
+
+
+def _kube_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: KUBECONFIG)")
+    p.add_argument("--context", default=None, help="kubeconfig context")
+
+
+def _decision_args(p: argparse.ArgumentParser, *, reason: bool) -> None:
+    p.add_argument("name", help="RollbackDecision name")
+    p.add_argument("-n", "--namespace", default="default", help="its namespace")
+    if reason:
+        p.add_argument("--reason", required=True, help="why (recorded in the decision)")
+    _kube_args(p)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    user = commands.set_approval(args, "Approve")
+    print(f"Approved RollbackDecision {args.namespace}/{args.name} as {user}")
+    return EXIT_OK
+
+
+def _reject(args: argparse.Namespace) -> int:
+    user = commands.set_approval(args, "Reject")
+    print(f"Rejected RollbackDecision {args.namespace}/{args.name} as {user}")
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    print(commands.explain(args))
+    return EXIT_OK
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["verify"], help="verify: walk the hash chains")
+    p.add_argument("-n", "--namespace", default=None, help="one namespace (default: all)")
+    _kube_args(p)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    report, intact = commands.audit_verify(args)
+    print(report)
+    return EXIT_OK if intact else EXIT_FOUND
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--prometheus-url",
+        default=_env("PROMETHEUS_URL"),
+        help="Prometheus base URL [ROLLGUARD_PROMETHEUS_URL] (required)",
+    )
+    p.add_argument(
+        "--namespace",
+        action="append",
+        default=[n for n in (_env("NAMESPACES") or "").split(",") if n] or None,
+        help="watch only this namespace; repeatable [ROLLGUARD_NAMESPACES, comma-separated]; cluster-wide when absent",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "8080") or 8080),
+        help="port of /metrics (0 disables); liveness is served on the next port [ROLLGUARD_METRICS_PORT]",
+    )
+    p.add_argument(
+        "--audit-log",
+        default=_env("AUDIT_LOG", "-"),
+        help="file for JSON audit lines, - for stdout [ROLLGUARD_AUDIT_LOG]",
+    )
+    p.add_argument(
+        "--keep-decisions",
+        type=int,
+        default=int(_env("KEEP_DECISIONS", "20") or 20),
+        help="decisions kept per ModelDeployment after export [ROLLGUARD_KEEP_DECISIONS]",
+    )
+    p.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=float(_env("SCRAPE_INTERVAL", "15") or 15),
+        help="Prometheus scrape interval in seconds: the finest query step [ROLLGUARD_SCRAPE_INTERVAL]",
+    )
+    p.add_argument(
+        "--query-timeout",
+        type=float,
+        default=float(_env("QUERY_TIMEOUT", "5") or 5),
+        help="seconds per Prometheus request [ROLLGUARD_QUERY_TIMEOUT]",
+    )
+    p.add_argument(
+        "--decision-poll",
+        type=float,
+        default=float(_env("DECISION_POLL", "2") or 2),
+        help="seconds between lifecycle steps of an open decision [ROLLGUARD_DECISION_POLL]",
+    )
+    p.add_argument(
+        "--peering",
+        default=_env("PEERING", "rollguard"),
+        help="Kopf peering name: of several replicas only one acts [ROLLGUARD_PEERING]",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=int(_env("PRIORITY", "0") or 0),
+        help="peering priority [ROLLGUARD_PRIORITY]",
+    )
+    p.add_argument(
+        "--standalone",
+        action="store_true",
+        default=_env("STANDALONE", "") == "true",
+        help="no peering (one replica only) [ROLLGUARD_STANDALONE=true]",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = commands.settings_from(args)
+    except SettingsError as err:
+        raise UsageError(f"rollguard run: {err}") from err
+    from rollguard import handlers  # noqa: PLC0415 - importing Kopf is only needed here
+
+    handlers.run(settings)
+    return EXIT_OK
+
+
 # --- registry ---------------------------------------------------------------------------
 
 
@@ -226,6 +354,21 @@ COMMANDS: dict[str, Command] = {
         "re-evaluate a recorded decision from its own evidence", _replay_args, _replay
     ),
     "crds": Command("write the CustomResourceDefinitions", _crds_args, _crds),
+    "run": Command("run the operator", _run_args, _run),
+    "approve": Command(
+        "approve a pending decision, as yourself",
+        lambda p: _decision_args(p, reason=True),
+        _approve,
+    ),
+    "reject": Command(
+        "reject a pending decision, as yourself", lambda p: _decision_args(p, reason=True), _reject
+    ),
+    "explain": Command(
+        "why a decision was made, in plain words",
+        lambda p: _decision_args(p, reason=False),
+        _explain,
+    ),
+    "audit": Command("verify the decision hash chains", _audit_args, _audit),
 }
 
 
@@ -250,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else EXIT_OK
-    except (UsageError, InputError, PlotUnavailableError) as err:
+    except (UsageError, InputError, PlotUnavailableError, commands.CommandError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:

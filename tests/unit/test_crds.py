@@ -14,7 +14,9 @@ CRDS = Path(__file__).resolve().parents[2] / "crds"
 
 def test_committed_crds_match_the_models() -> None:
     rendered = render_crds()
-    committed = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
+    committed = {
+        p.name: p.read_text() for p in CRDS.glob("*.yaml") if p.name != "kustomization.yaml"
+    }
     assert set(committed) == set(rendered)
     for name, text in rendered.items():
         assert committed[name] == text, f"crds/{name} drifted: run `rollguard crds`"

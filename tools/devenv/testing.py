@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 
 from devenv.launcher import EnvInfo
@@ -52,3 +55,40 @@ def deployment_manifest(
             },
         },
     }
+
+
+def apply_deploy(kubectl: Kubectl, repo: Path) -> None:
+    """Apply deploy/ (kubectl apply -k) the way an operator of the cluster would; a second
+    pass creates what needed the CRDs and the namespace of the first."""
+    for attempt in range(10):
+        result = kubectl(
+            "apply", "--server-side", "--force-conflicts", "-k", str(repo / "deploy"), check=False
+        )
+        if result.returncode == 0:
+            return
+        if attempt == 0:
+            kubectl(
+                "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all", check=False
+            )
+        time.sleep(1)
+    raise AssertionError(f"kubectl apply -k deploy/ failed: {result.stderr}")
+
+
+def service_account_kubeconfig(
+    env: EnvInfo, kubectl: Kubectl, *, namespace: str, name: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a bound token), so a process run
+    outside the cluster has exactly that account's rights."""
+    token = kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout.strip()
+    admin = yaml.safe_load(Path(env.kubeconfig).read_text())
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -229,6 +229,7 @@ class ValidationResult(StatusModel):
     observed_max_score: float | None = None
     observed_last_score: float | None = None
     evaluations: int = 0
+    last_evaluation_at: datetime | None = None
     verdict: Verdict | None = None
     message: str = ""
 

@@ -164,14 +164,43 @@ class GuardState(StatusModel):
     )
 
 
+class AuditHead(StatusModel):
+    """The newest link of this ModelDeployment's decision hash chain, and where the chain
+    legitimately begins after old decisions were exported and garbage-collected."""
+
+    sequence: int = Field(default=0, description="Sequence number of the newest decision.")
+    hash: str = Field(default="", description="Audit hash of the newest decision.")
+    pruned_through: int = Field(
+        default=0, description="Decisions up to this sequence were exported and deleted."
+    )
+    pruned_hash: str = Field(default="", description="Audit hash of the last deleted decision.")
+
+
 class ModelDeploymentStatus(StatusModel):
-    phase: Phase | None = None
-    message: str = ""
-    current_revision: int | None = None
-    stable_revision: int | None = None
-    approved_revisions: list[ApprovedRevision] = Field(default_factory=list)
-    last_evaluation: LastEvaluation | None = None
-    last_decision: str | None = None
-    guard: GuardState = Field(default_factory=GuardState)
-    conditions: list[Condition] = Field(default_factory=list)
-    observed_generation: int | None = None
+    """What the operator observed and decided about the model service."""
+
+    phase: Phase | None = Field(default=None, description="Where the service stands.")
+    message: str = Field(default="", description="Why, in one sentence.")
+    current_revision: int | None = Field(default=None, description="Deployment revision now.")
+    stable_revision: int | None = Field(
+        default=None, description="Newest approved revision (the rollback target)."
+    )
+    approved_revisions: list[ApprovedRevision] = Field(
+        default_factory=list, description="Revisions rollbacks may target, newest first."
+    )
+    last_evaluation: LastEvaluation | None = Field(default=None, description="Newest evaluation.")
+    last_decision: str | None = Field(default=None, description="Newest RollbackDecision.")
+    guard: GuardState = Field(default_factory=GuardState, description="Decision-core state.")
+    policy_hash: str | None = Field(
+        default=None, description="specHash of the policy the guard state belongs to."
+    )
+    healthy_since: float | None = Field(
+        default=None, description="Unix seconds since the current revision is healthy (bake)."
+    )
+    escalated_at: datetime | None = Field(
+        default=None, description="When automatic actions stopped, waiting for a human."
+    )
+    escalation_reason: str | None = Field(default=None, description="Why it escalated.")
+    audit: AuditHead = Field(default_factory=AuditHead, description="Decision hash chain head.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Invalid.")
+    observed_generation: int | None = Field(default=None, description="Generation last seen.")

@@ -165,20 +165,130 @@ class WindowStats:
     conclusive: Bool
 
 
-def _t_table(confidence: float, max_count: int) -> F64:
-    """Half-width multipliers indexed by sample count (df = count - 1; 0 for count <= 1)."""
+@lru_cache(maxsize=64)
+def _count_tables(confidence: float, max_count: int) -> tuple[F64, F64]:
+    """Indexed by sample count: the half-width multiplier (df = count - 1; 0 for count <= 1)
+    and sqrt(count) (correctly rounded, so the same bits as computing it per element)."""
     table = np.zeros(max_count + 1, dtype=np.float64)
     for count in range(2, max_count + 1):
         table[count] = t_two_sided(confidence, count - 1)
-    return table
+    roots = np.sqrt(np.maximum(np.arange(max_count + 1), 1).astype(np.float64))
+    table.flags.writeable = False
+    roots.flags.writeable = False
+    return table, roots
 
 
-def _last_of_cumsum(x: F64) -> F64:
-    # Sequential summation: see the module docstring for why not np.sum.
-    if x.shape[-1] == 0:
-        return np.zeros(x.shape[:-1], dtype=np.float64)
-    out: F64 = np.cumsum(x, axis=-1)[..., -1]
+@dataclass(frozen=True)
+class SampleRows:
+    """Samples laid out time first (row t holds sample t of every member and signal), prepared
+    once so that many windows over them can be evaluated at once (``rows_stats``).
+
+    x[t, ...] is the sample where it is valid (mask set and finite; -0.0 stored as 0.0) and
+    0.0 elsewhere; valid marks the valid samples; dirty[t] is True when row t may hold an
+    invalid sample (False guarantees it holds none, which lets whole blocks skip masking).
+    The simulator rewrites rows in place after an action with ``write``.
+    """
+
+    x: F64  # (T, ...)
+    valid: Bool  # (T, ...)
+    dirty: Bool  # (T,)
+
+    @classmethod
+    def of(cls, values: F64, mask: Bool) -> SampleRows:
+        """Rows from time-major ``values`` and ``mask`` (T, ...)."""
+        x, valid = _prepare(values, mask)
+        return cls(x=x, valid=valid, dirty=_dirty(valid))
+
+    def write(self, values: F64, mask: Bool, *, at: tuple[slice | int | I64, ...]) -> None:
+        """Store samples at index ``at``, whose first entry is a slice of rows (in place)."""
+        rows = at[0]
+        if not isinstance(rows, slice):
+            raise TypeError("the first index of a write must be a slice of rows")
+        x, valid = _prepare(values, mask)
+        self.x[at] = x
+        self.valid[at] = valid
+        self.dirty[rows] |= _dirty(valid)
+
+    def take(self, start: int, stop: int, at: tuple[int | I64 | slice, ...]) -> SampleRows:
+        """Rows ``start:stop`` of the members at index ``at`` (over the axes after time)."""
+        return SampleRows(
+            x=self.x[(slice(start, stop), *at)],
+            valid=self.valid[(slice(start, stop), *at)],
+            dirty=self.dirty[start:stop],
+        )
+
+
+def _prepare(values: F64, mask: Bool) -> tuple[F64, Bool]:
+    valid: Bool = np.asarray(mask, dtype=np.bool_) & np.isfinite(values)
+    x: F64 = np.where(valid, values, 0.0)
+    x += 0.0  # -0.0 becomes 0.0, so the sums do not depend on signed zeros
+    return x, valid
+
+
+def _dirty(valid: Bool) -> Bool:
+    out: Bool = (
+        ~valid.reshape(valid.shape[0], -1).all(axis=1)
+        if valid.size
+        else np.ones(valid.shape[0], dtype=np.bool_)
+    )
     return out
+
+
+def _row_index(starts: I64, n: int) -> slice | I64:
+    """Row ``n`` of every window: a slice when the windows are evenly spaced (a view)."""
+    first = int(starts[0])
+    if starts.size == 1:
+        return slice(first + n, first + n + 1)
+    gaps = np.diff(starts)
+    if gaps[0] > 0 and (gaps == gaps[0]).all():
+        step = int(gaps[0])
+        return slice(first + n, first + n + step * (starts.size - 1) + 1, step)
+    out: I64 = starts + n
+    return out
+
+
+def rows_stats(
+    rows: SampleRows, starts: I64, window: int, *, min_samples: int, confidence: float
+) -> WindowStats:
+    """Statistics of the windows of ``window`` rows starting at each of ``starts`` (J,): every
+    field is (J, ...). Member by member the same bits as ``window_stats`` on that window."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _rows_stats(
+            rows, np.asarray(starts, dtype=np.int64), window, min_samples, confidence
+        )
+
+
+def _rows_stats(
+    rows: SampleRows, starts: I64, window: int, min_samples: int, confidence: float
+) -> WindowStats:
+    shape = (starts.size, *rows.x.shape[1:])
+    index = [_row_index(starts, n) for n in range(window)]
+    clean = window > 0 and not rows.dirty[int(starts.min()) : int(starts.max()) + window].any()
+    # Sums run sequentially over the window, one row at a time: see the module docstring.
+    if window == 0:
+        count = np.zeros(shape, dtype=np.int64)
+    elif clean:
+        count = np.full(shape, window, dtype=np.int64)
+    else:
+        count = rows.valid[index[0]].astype(np.int64)
+        for ix in index[1:]:
+            count += rows.valid[ix]
+    total = rows.x[index[0]].copy() if window else np.zeros(shape)
+    for ix in index[1:]:
+        np.add(total, rows.x[ix], out=total)
+    mean: F64 = np.divide(total, count, out=np.full(shape, np.nan), where=count > 0)
+    squares = np.zeros(shape)
+    dev = np.empty(shape)
+    for n, ix in enumerate(index):
+        np.subtract(rows.x[ix], mean, out=dev)
+        if not clean:
+            np.copyto(dev, 0.0, where=~rows.valid[ix])
+        if n == 0:
+            np.multiply(dev, dev, out=squares)
+        else:
+            np.multiply(dev, dev, out=dev)
+            np.add(squares, dev, out=squares)
+    return _finish(count, mean, squares, min_samples=min_samples, confidence=confidence)
 
 
 def window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
@@ -187,29 +297,53 @@ def window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float
     A signal is conclusive with at least ``min_samples`` (and at least one) samples. A single
     sample, allowed with minSamples 1, gives an interval that is the value itself.
     """
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.asarray(mask, dtype=np.bool_)
     # Absurdly large values may overflow to inf/NaN; severity treats a NaN bound as missing.
     with np.errstate(over="ignore", invalid="ignore"):
-        return _window_stats(values, mask, min_samples=min_samples, confidence=confidence)
+        if values.size >= _WIDE * max(values.shape[-1], 1):
+            # Wide batches: one vectorised add per sample of the window.
+            rows = SampleRows.of(np.moveaxis(values, -1, 0), np.moveaxis(mask, -1, 0))
+            stats = _rows_stats(
+                rows, np.zeros(1, dtype=np.int64), values.shape[-1], min_samples, confidence
+            )
+            return WindowStats(*(getattr(stats, f)[0] for f in _FIELDS))
+        return _narrow_stats(values, mask, min_samples=min_samples, confidence=confidence)
 
 
-def _window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
-    values = np.asarray(values, dtype=np.float64)
-    valid = np.asarray(mask, dtype=np.bool_) & np.isfinite(values)
-    # "+ 0.0" turns -0.0 into 0.0, so the result's bits do not depend on signed zeros.
-    x: F64 = np.where(valid, values, 0.0) + 0.0
+_WIDE = 1024  # members x signals from which one add per window sample beats a cumsum per row
+_FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
+
+
+def _narrow_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
+    # Few rows: a cumsum per row costs fewer calls. cumsum adds sequentially, exactly like
+    # the row-by-row adds of _rows_stats, so both give the same bits (tested).
+    x, valid = _prepare(values, mask)
     count: I64 = valid.sum(axis=-1, dtype=np.int64)
     total = _last_of_cumsum(x)
     mean: F64 = np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
     dev: F64 = np.where(valid, x - mean[..., None], 0.0)
     squares = _last_of_cumsum(dev * dev)
-    std: F64 = np.sqrt(
-        np.divide(squares, count - 1, out=np.full(count.shape, np.nan), where=count > 1)
-    )
-    max_count = int(count.max()) if count.size else 0
-    multiplier = _t_table(confidence, max_count)[count]
-    half: F64 = np.where(
-        count > 1, multiplier * std / np.sqrt(np.maximum(count, 1).astype(np.float64)), 0.0
-    )
+    return _finish(count, mean, squares, min_samples=min_samples, confidence=confidence)
+
+
+def _last_of_cumsum(x: F64) -> F64:
+    if x.shape[-1] == 0:
+        return np.zeros(x.shape[:-1], dtype=np.float64)
+    out: F64 = np.cumsum(x, axis=-1)[..., -1]
+    return out
+
+
+def _finish(
+    count: I64, mean: F64, squares: F64, *, min_samples: int, confidence: float
+) -> WindowStats:
+    """Standard deviation and interval from the count, mean and sum of squared deviations."""
+    std: F64 = np.divide(squares, count - 1, out=np.full(count.shape, np.nan), where=count > 1)
+    np.sqrt(std, out=std)
+    multiplier, roots = _count_tables(confidence, int(count.max()) if count.size else 0)
+    half: F64 = multiplier[count] * std
+    half /= roots[count]
+    half = np.where(count > 1, half, 0.0)
     conclusive: Bool = count >= max(min_samples, 1)
     nan = np.float64(np.nan)
     return WindowStats(

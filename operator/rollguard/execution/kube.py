@@ -19,6 +19,9 @@ from kubernetes.client.exceptions import ApiException
 from rollguard.api import GROUP, VERSION
 from rollguard.domain.revisions import ReplicaSetRecord
 
+ApiError = ApiException
+"""Errors of the Kubernetes API, for layers that must not import the client."""
+
 PLURALS = {
     "RollbackPolicy": "rollbackpolicies",
     "ModelDeployment": "modeldeployments",

@@ -1,0 +1,179 @@
+"""Commands for people, against a cluster: approve, reject, explain, audit verify, and run.
+
+Called by ``rollguard.cli``. They speak as the caller (their kubeconfig), so the API server's
+RBAC and admission policies apply to them exactly as to ``kubectl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from typing import Any
+
+from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
+from rollguard.api.modeldeployment import AuditHead
+from rollguard.control.settings import Settings
+from rollguard.domain.audit import ChainEntry, verify
+from rollguard.execution.kube import ApiError, Cluster, connect
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on; the message says it in one line."""
+
+
+def cluster_for(args: argparse.Namespace) -> Cluster:
+    return Cluster(
+        connect(
+            kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None)
+        )
+    )
+
+
+def _api_message(err: ApiError) -> str:
+    import json  # noqa: PLC0415 - only on the error path
+
+    try:
+        return str(json.loads(err.body or "{}").get("message") or err.reason)
+    except ValueError:
+        return str(err.reason)
+
+
+def set_approval(args: argparse.Namespace, verdict: str) -> str:
+    """Write spec.approval as the caller; the API server checks ``by`` is really them."""
+    cluster = cluster_for(args)
+    username, _ = cluster.whoami()
+    approval = {"decision": verdict, "by": username, "reason": args.reason}
+    try:
+        cluster.patch(
+            "RollbackDecision",
+            namespace=args.namespace,
+            name=args.name,
+            body={"spec": {"approval": approval}},
+        )
+    except ApiError as err:
+        if err.status == 404:
+            raise CommandError(f"RollbackDecision {args.namespace}/{args.name} not found") from err
+        raise CommandError(
+            f"the API server refused the {verdict.lower()}al of {args.name}: {_api_message(err)}"
+        ) from err
+    return username
+
+
+def explain(args: argparse.Namespace) -> str:
+    """The decision in plain words, with its numbers."""
+    cluster = cluster_for(args)
+    try:
+        obj = cluster.get("RollbackDecision", namespace=args.namespace, name=args.name)
+    except ApiError as err:
+        raise CommandError(
+            f"RollbackDecision {args.namespace}/{args.name}: {_api_message(err)}"
+        ) from err
+    return explain_text(obj)
+
+
+def explain_text(obj: dict[str, Any]) -> str:
+    spec = RollbackDecisionSpec.model_validate(obj["spec"])
+    status = RollbackDecisionStatus.model_validate(obj.get("status") or {})
+    rec, trig, impact = spec.recommended, spec.trigger, spec.impact
+    lines = [
+        f"RollbackDecision {obj['metadata']['namespace']}/{obj['metadata']['name']} "
+        f"for ModelDeployment {spec.model_deployment_ref.name} (Deployment {spec.deployment_ref.name})",
+        f"  Evaluated {spec.evaluated_at.isoformat()} under RollbackPolicy {spec.policy.namespace}/{spec.policy.name} "
+        f"(generation {spec.policy.generation}, tier {spec.policy.effective.risk_tier}, mode {spec.mode})",
+        "",
+        f"Why: impact score {impact.score:.3f} stayed >= {trig.min_score} for {trig.sustained_seconds:.0f}s "
+        f"(curve point {trig.index}: {trig.action} after {trig.sustained_for}).",
+        "  Impact = weighted mean of category severities:",
+    ]
+    for c in impact.categories:
+        lines.append(f"    {c.name:<20} weight {c.weight:<6g} severity {c.severity:.3f}")
+    if impact.money_at_risk:
+        m = impact.money_at_risk
+        lines.append(f"  Money at risk: {m.per_hour:,.2f} {m.currency} per hour")
+    lines.append("  Signals (bound given the benefit of the doubt vs objective + margin):")
+    for s in spec.signals:
+        lines.append(f"    {s.name:<20} {s.status:<12} severity {s.severity:.3f}  {s.message}")
+    lines += ["", "Options (expected loss in impact-hours):"]
+    for o in spec.options:
+        target = f" to revision {o.to_revision}" if o.to_revision is not None else ""
+        where = "inside" if o.within_boundary else "outside"
+        avail = "" if o.available else " [not available]"
+        lines.append(
+            f"  {o.action}{target}: {o.expected_loss:.3f}, {where} the auto-approval boundary{avail}; {o.reason}"
+        )
+    target = (
+        f" revision {rec.from_revision} -> {rec.to_revision}" if rec.to_revision is not None else ""
+    )
+    lines += ["", f"Recommended: {rec.action}{target}. {rec.reason}"]
+    lines.append(
+        f"Approval: {'required: ' if spec.requires_approval else 'not required: '}{spec.approval_reason}"
+    )
+    if spec.approval:
+        lines.append(f"  {spec.approval.decision} by {spec.approval.by}: {spec.approval.reason}")
+    lines.append(f"Phase: {status.phase or 'New'}. {status.message}")
+    if status.validation:
+        v = status.validation
+        lines.append(
+            f"Validation: {v.verdict or 'in progress'} (score below {v.criteria.clear_below} for {v.criteria.window} "
+            f"after the rollout, within {v.criteria.rollout_timeout}); max observed {v.observed_max_score}"
+        )
+    if status.outcome:
+        lines.append(f"Outcome: {status.outcome.summary}")
+    if status.audit:
+        lines.append(
+            f"Audit: #{status.audit.sequence} {status.audit.hash} (previous {status.audit.previous_hash})"
+        )
+    return "\n".join(lines)
+
+
+def audit_verify(args: argparse.Namespace) -> tuple[str, bool]:
+    """Walk every ModelDeployment's decision chain; returns the report and whether all are intact."""
+    cluster = cluster_for(args)
+    decisions = cluster.list_objects("RollbackDecision", namespace=args.namespace)
+    mdeps = cluster.list_objects("ModelDeployment", namespace=args.namespace)
+    heads = {
+        (m["metadata"]["namespace"], m["metadata"]["name"]): AuditHead.model_validate(
+            ((m.get("status") or {}).get("audit")) or {}
+        )
+        for m in mdeps
+    }
+    chains: dict[tuple[str, str], list[ChainEntry]] = defaultdict(list)
+    for d in decisions:
+        spec = RollbackDecisionSpec.model_validate(d["spec"])
+        audit = (d.get("status") or {}).get("audit") or {}
+        key = (d["metadata"]["namespace"], spec.model_deployment_ref.name)
+        chains[key].append(
+            ChainEntry(
+                d["metadata"]["name"],
+                spec,
+                audit.get("sequence"),
+                audit.get("hash"),
+                audit.get("previousHash"),
+            )
+        )
+    lines, intact = [], True
+    for key in sorted(set(chains) | {k for k, h in heads.items() if h.sequence}):
+        report = verify(f"{key[0]}/{key[1]}", chains.get(key, []), heads.get(key, AuditHead()))
+        intact &= report.intact
+        verdict = "intact" if report.intact else "BROKEN"
+        lines.append(f"{report.model_deployment}: {report.checked} decision(s), chain {verdict}")
+        lines += [f"  - {p}" for p in report.problems]
+    if not lines:
+        lines.append("no decisions found")
+    return "\n".join(lines), intact
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        prometheus_url=args.prometheus_url or "",
+        namespaces=tuple(args.namespace or ()),
+        metrics_port=args.metrics_port,
+        audit_log=args.audit_log,
+        keep_decisions=args.keep_decisions,
+        scrape_interval=args.scrape_interval,
+        query_timeout=args.query_timeout,
+        decision_poll=args.decision_poll,
+        peering=args.peering,
+        priority=args.priority,
+        standalone=args.standalone,
+    ).validate()

@@ -1,0 +1,388 @@
+"""One evaluation cycle of one policy over every ModelDeployment bound to it.
+
+One PromQL query per signal for the whole batch (see ``monitoring.measure``), one call of the
+decision core for the whole batch, then per ModelDeployment: its status, and a
+RollbackDecision when a trigger fired. Synchronous; the handler runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from rollguard.api.base import duration_seconds
+from rollguard.api.modeldeployment import (
+    GuardState,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    Phase,
+)
+from rollguard.control import observe, reasons
+from rollguard.control.decisions import DecisionSummary, create_decision
+from rollguard.control.policy import PolicyContext
+from rollguard.domain import engine
+from rollguard.domain.conditions import set_condition
+from rollguard.domain.decide import build_spec, decide, policy_snapshot
+from rollguard.domain.evidence import last_evaluation
+from rollguard.domain.loading import format_validation_error
+from rollguard.domain.revisions import (
+    ReplicaSetRecord,
+    approved_revisions,
+    current_revision,
+    parse_human_hashes,
+    revision_context,
+)
+from rollguard.domain.tiers import default_bake_time
+from rollguard.execution.kube import ApiError, Cluster
+from rollguard.monitoring.measure import Target, measure, to_measurements
+from rollguard.monitoring.prometheus import Source
+
+log = logging.getLogger("rollguard")
+ACTIVE_TO_PHASE: dict[str, Phase] = {
+    "PendingApproval": "AwaitingApproval",
+    "Approved": "RollingBack",
+    "Executing": "RollingBack",
+    "Validating": "Validating",
+}
+
+
+@dataclass
+class Member:
+    """One bound ModelDeployment, with what was read about its Deployment."""
+
+    obj: Mapping[str, Any]
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+    deployment: Mapping[str, Any]
+    records: list[ReplicaSetRecord]
+    current: int
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    @property
+    def rollout_in_progress(self) -> bool:
+        d, status = self.deployment, self.deployment.get("status") or {}
+        replicas = (d.get("spec") or {}).get("replicas", 1)
+        return bool(
+            status.get("observedGeneration", 0) < d["metadata"].get("generation", 0)
+            or status.get("updatedReplicas", 0) < replicas
+            or status.get("replicas", 0) > replicas
+        )
+
+
+@dataclass
+class CycleReport:
+    evaluated: int = 0
+    queries: int = 0
+    created: list[dict[str, Any]] = field(default_factory=list)
+    metrics_error: str | None = None
+
+
+def _now_dt(now: float) -> datetime:
+    return datetime.fromtimestamp(now, tz=UTC)
+
+
+def _prepare(cluster: Cluster, obj: Mapping[str, Any], now: datetime) -> Member | None:
+    """Read the ModelDeployment's Deployment and history; on a problem, say so in its status
+    and leave it out of this cycle."""
+    meta = obj["metadata"]
+    status = ModelDeploymentStatus.model_validate(obj.get("status") or {})
+    try:
+        spec = ModelDeploymentSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as err:
+        _not_ready(
+            cluster,
+            obj,
+            status=status,
+            reason=reasons.SPEC_INVALID,
+            message=format_validation_error("spec", err),
+            now=now,
+            invalid=True,
+        )
+        return None
+    try:
+        deployment = cluster.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
+    except ApiError as err:
+        if err.status != 404:
+            raise
+        _not_ready(
+            cluster,
+            obj,
+            status=status,
+            reason=reasons.DEPLOYMENT_NOT_FOUND,
+            message=f"Deployment {meta['namespace']}/{spec.deployment_ref.name} does not exist",
+            now=now,
+        )
+        return None
+    records = cluster.replica_sets(namespace=meta["namespace"], deployment=deployment)
+    current = current_revision(deployment)
+    if current is None:
+        _not_ready(
+            cluster,
+            obj,
+            status=status,
+            reason=reasons.DEPLOYMENT_NOT_FOUND,
+            message="the Deployment has no revision yet",
+            now=now,
+        )
+        return None
+    return Member(obj, spec, status, deployment, records, current)
+
+
+def _not_ready(
+    cluster: Cluster,
+    obj: Mapping[str, Any],
+    *,
+    status: ModelDeploymentStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    invalid: bool = False,
+) -> None:
+    generation = obj["metadata"].get("generation")
+    conditions = set_condition(
+        status.conditions,
+        type_="Ready",
+        status="False",
+        reason=reason,
+        message=message,
+        now=now,
+        generation=generation,
+    )
+    conditions = set_condition(
+        conditions,
+        type_="Invalid",
+        status="True" if invalid else "False",
+        reason=reason,
+        message=message if invalid else "",
+        now=now,
+        generation=generation,
+    )
+    if status.conditions == conditions:
+        return
+    update = status.model_copy(
+        update={"conditions": conditions, "message": message, "observed_generation": generation}
+    )
+    cluster.patch_status(
+        "ModelDeployment",
+        namespace=obj["metadata"]["namespace"],
+        name=obj["metadata"]["name"],
+        status=update.wire(),
+    )
+
+
+def decision_name(member: Member, trigger_index: int, since: float) -> str:
+    """Deterministic per episode and trigger point: a crash between creating a decision and
+    recording it makes the next cycle find the same name, not create a second decision."""
+    uid = member.obj["metadata"].get("uid", "")
+    digest = hashlib.sha256(f"{uid}|{trigger_index}|{since:.0f}".encode()).hexdigest()[:10]
+    return f"{member.name[:200]}-{digest}"
+
+
+def run_cycle(
+    *,
+    cluster: Cluster,
+    source: Source,
+    recorder: observe.Recorder,
+    policy: PolicyContext,
+    bound: Sequence[Mapping[str, Any]],
+    decisions: Mapping[tuple[str, str], Sequence[DecisionSummary]],
+    scrape_interval: float,
+    operator_version: str,
+    now: float,
+) -> CycleReport:
+    """Evaluate every ModelDeployment in ``bound`` once at ``now`` (whole Unix seconds)."""
+    started = time.monotonic()
+    report = CycleReport()
+    now_dt = _now_dt(now)
+    members = [m for obj in bound if (m := _prepare(cluster, obj, now_dt)) is not None]
+    if not members:
+        return report
+    eff = policy.effective
+    targets = [Target(m.namespace, m.spec.deployment_ref.name, str(m.current)) for m in members]
+    batch = measure(
+        source=source,
+        policy=eff,
+        plans=policy.plans,
+        targets=targets,
+        now=now,
+        step=scrape_interval,
+    )
+    report.queries = batch.queries_issued
+    failures = [run.error for run in batch.runs if run.error]
+    report.metrics_error = failures[0] if failures else None
+    measurements, samples = to_measurements(batch)
+
+    states: list[GuardState] = []
+    for m in members:
+        guard = (
+            m.status.guard
+            if m.status.policy_hash == policy.spec_hash
+            else GuardState(action_times=m.status.guard.action_times)
+        )
+        executed = [
+            d.executed_at
+            for d in decisions.get((m.namespace, m.name), ())
+            if d.executed_at is not None
+        ]
+        times = sorted(set(guard.action_times) | set(executed))
+        states.append(guard.model_copy(update={"action_times": times}))
+    result = engine.step(eff, measurements, engine.state_to_arrays(eff, states), now=now)
+    after = engine.arrays_to_states(eff, result.state)
+
+    for b, m in enumerate(members):
+        mine = decisions.get((m.namespace, m.name), ())
+        active = next((d for d in mine if not d.final), None)
+        escalated = m.status.escalated_at is not None
+        evaluation = last_evaluation(eff, result, b, now=now)
+        score = evaluation.score
+        observe.SCORE.labels(namespace=m.namespace, model_deployment=m.name).set(
+            score if score is not None else float("nan")
+        )
+        healthy_since = m.status.healthy_since if m.status.current_revision == m.current else None
+        healthy = (
+            score is not None and score < eff.clear_below and not bool(result.state.degraded[b])
+        )
+        healthy_since = (healthy_since or now) if healthy else None
+        bake = m.spec.bake_time or default_bake_time(eff.risk_tier)
+        approved = approved_revisions(
+            records=m.records, previous=m.status.approved_revisions, spec_refs=m.spec.approved_revisions or [],
+            human_hashes=parse_human_hashes(m.obj["metadata"].get("annotations")), current=m.current,
+            healthy_since=healthy_since, bake_time=bake, now=now,
+        )  # fmt: skip
+        last_decision = m.status.last_decision
+        fired = int(result.fired[b])
+        if fired >= 0 and active is None and not escalated:
+            context = revision_context(
+                records=m.records,
+                approved=approved,
+                current=m.current,
+                rollout_in_progress=m.rollout_in_progress,
+            )
+            draft = decide(
+                eff, result, b, samples=samples[b], queries=[s.query for s in batch.samples[b]],
+                revisions=context, business=m.spec.business, state_before=states[b], now=now,
+                mode=m.spec.mode,
+            )  # fmt: skip
+            spec = build_spec(
+                draft, model_deployment=m.name, deployment=m.spec.deployment_ref.name,
+                policy=policy_snapshot(name=policy.name, namespace=policy.namespace, generation=policy.generation, effective=eff),
+                operator_version=operator_version,
+            )  # fmt: skip
+            since = draft.trigger.above_since.timestamp()
+            created = create_decision(
+                cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since),
+                spec=spec, audit_head=m.status.audit, known=mine, policy_key=policy.key,
+            )  # fmt: skip
+            report.created.append(created)
+            last_decision = created["metadata"]["name"]
+            active = DecisionSummary.of(created)
+        phase, message = _phase(
+            m, result, b, active=active, escalated=escalated, score=score,
+            clear_below=eff.clear_below, cooldown_seconds=duration_seconds(eff.safety.cooldown),
+            now=now,
+        )  # fmt: skip
+        if phase != m.status.phase and phase in ("Degraded", "Healthy", "Inconclusive"):
+            reason = {
+                "Degraded": reasons.BECAME_DEGRADED,
+                "Healthy": reasons.RECOVERED,
+                "Inconclusive": reasons.BECAME_INCONCLUSIVE,
+            }[phase]
+            if m.status.phase is not None or phase != "Healthy":
+                recorder.transition(
+                    obj=m.obj,
+                    reason=reason,
+                    message=f"ModelDeployment {m.namespace}/{m.name}: {message}",
+                    warning=phase == "Degraded",
+                    score=score,
+                )
+        generation = m.obj["metadata"].get("generation")
+        conditions = set_condition(
+            m.status.conditions,
+            type_="Ready",
+            status="True",
+            reason=reasons.EVALUATED,
+            message=message,
+            now=now_dt,
+            generation=generation,
+        )
+        conditions = set_condition(
+            conditions,
+            type_="Invalid",
+            status="False",
+            reason=reasons.EVALUATED,
+            message="",
+            now=now_dt,
+            generation=generation,
+        )
+        stable = next((a.revision for a in approved if a.revision <= m.current), None)
+        status = m.status.model_copy(
+            update={
+                "phase": phase, "message": message, "current_revision": m.current, "stable_revision": stable,
+                "approved_revisions": approved, "last_evaluation": evaluation, "last_decision": last_decision,
+                "guard": after[b], "policy_hash": policy.spec_hash, "healthy_since": healthy_since,
+                "conditions": conditions, "observed_generation": generation,
+            }
+        )  # fmt: skip
+        if (
+            report.created
+            and report.created[-1]["metadata"]["name"] == last_decision
+            and last_decision != m.status.last_decision
+        ):
+            audit = report.created[-1].get("status", {}).get("audit") or {}
+            status = status.model_copy(
+                update={
+                    "audit": m.status.audit.model_copy(
+                        update={"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
+                    )
+                }
+            )
+        cluster.patch_status(
+            "ModelDeployment", namespace=m.namespace, name=m.name, status=status.wire()
+        )
+        report.evaluated += 1
+    observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
+    observe.QUERIES.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.queries)
+    observe.CYCLE_SECONDS.labels(policy=f"{policy.namespace}/{policy.name}").observe(
+        time.monotonic() - started
+    )
+    return report
+
+
+def _phase(
+    m: Member, result: engine.StepResult, b: int, *, active: DecisionSummary | None,
+    escalated: bool, score: float | None, clear_below: float, cooldown_seconds: float, now: float,
+) -> tuple[Phase, str]:  # fmt: skip
+    if escalated:
+        return (
+            "Escalated",
+            m.status.escalation_reason or "automatic actions stopped; a human must clear it",
+        )
+    if active is not None and active.phase in ACTIVE_TO_PHASE:
+        return ACTIVE_TO_PHASE[active.phase], f"decision {active.name} is {active.phase}"
+    cooldown = _in_cooldown(m, cooldown_seconds, now)
+    if score is None:
+        return "Inconclusive", "no signal had enough data to judge"
+    if bool(result.state.degraded[b]):
+        return "Degraded", f"impact score {score:.3f}; recovers below clearBelow {clear_below}"
+    if cooldown:
+        return "Cooldown", f"impact score {score:.3f}; cooling down after an automatic action"
+    return "Healthy", f"impact score {score:.3f}"
+
+
+def _in_cooldown(m: Member, cooldown: float, now: float) -> bool:
+    times = m.status.guard.action_times
+    return bool(times) and now - max(times) < cooldown

@@ -1,0 +1,45 @@
+"""Event and condition reasons: one constant per transition, each distinct and UpperCamelCase."""
+
+from __future__ import annotations
+
+# Policies
+POLICY_READY = "PolicyReady"
+POLICY_INVALID = "PolicyInvalid"
+QUERY_PER_DEPLOYMENT = "QueryRunsPerDeployment"
+METRICS_UNAVAILABLE = "MetricsUnavailable"
+
+# ModelDeployments
+EVALUATED = "Evaluated"
+SPEC_INVALID = "SpecInvalid"
+POLICY_NOT_FOUND = "PolicyNotFound"
+DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
+BECAME_DEGRADED = "BecameDegraded"
+RECOVERED = "Recovered"
+BECAME_INCONCLUSIVE = "BecameInconclusive"
+REVISION_APPROVED = "RevisionApproved"
+ESCALATED = "Escalated"
+ESCALATION_CLEARED = "EscalationCleared"
+
+# Decisions
+ROLLBACK_RECOMMENDED = "RollbackRecommended"
+PAUSE_RECOMMENDED = "PauseRecommended"
+HOLD_RECORDED = "HoldRecorded"
+DRY_RUN_RECORDED = "DryRunRecorded"
+APPROVAL_REQUIRED = "ApprovalRequired"
+AUTO_APPROVED = "AutoApproved"
+APPROVAL_GRANTED = "ApprovalGranted"
+APPROVAL_REJECTED = "ApprovalRejected"
+APPROVER_NOT_ALLOWED = "ApproverNotAllowed"
+APPROVAL_EXPIRED = "ApprovalExpired"
+APPROVAL_TIMEOUT_EXECUTE = "ApprovalTimedOutExecuting"
+EXECUTION_STARTED = "ExecutionStarted"
+ROLLBACK_EXECUTED = "RollbackExecuted"
+ROLLOUT_PAUSED = "RolloutPaused"
+ALREADY_AT_TARGET = "AlreadyAtTarget"
+SUPERSEDED = "DeploymentChangedElsewhere"
+TARGET_MISSING = "TargetRevisionMissing"
+ROLLOUT_COMPLETED = "RolloutCompleted"
+ROLLOUT_TIMED_OUT = "RolloutTimedOut"
+VALIDATION_SUCCEEDED = "ValidationSucceeded"
+VALIDATION_FAILED = "ValidationFailed"
+DECISION_PRUNED = "DecisionPruned"

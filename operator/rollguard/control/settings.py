@@ -1,0 +1,63 @@
+"""Operator settings: flags and ROLLGUARD_* environment variables, checked at start-up so a
+wrong setting fails fast with a message that names it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from rollguard import __version__
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    prometheus_url: str
+    namespaces: tuple[str, ...] = ()
+    metrics_port: int = 8080
+    audit_log: str = "-"
+    keep_decisions: int = 20
+    scrape_interval: float = 15.0
+    query_timeout: float = 5.0
+    decision_poll: float = 2.0
+    peering: str = "rollguard"
+    priority: int = 0
+    standalone: bool = False
+    operator_version: str = __version__
+    kubeconfig: str | None = field(default=None)
+
+    def validate(self) -> Settings:
+        url = urlparse(self.prometheus_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise SettingsError(
+                f"--prometheus-url / ROLLGUARD_PROMETHEUS_URL: {self.prometheus_url!r} is not an "
+                "http(s) URL such as http://prometheus.monitoring:9090"
+            )
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(f"--metrics-port: {self.metrics_port} is not a port (0 disables)")
+        if self.keep_decisions < 1:
+            raise SettingsError(f"--keep-decisions: must be at least 1, got {self.keep_decisions}")
+        for name, value in (
+            ("--scrape-interval", self.scrape_interval),
+            ("--query-timeout", self.query_timeout),
+        ):
+            if not value > 0:
+                raise SettingsError(f"{name}: must be positive, got {value}")
+        if self.audit_log != "-":
+            parent = Path(self.audit_log).parent
+            if not parent.is_dir():
+                raise SettingsError(f"--audit-log: directory {parent} does not exist")
+        for ns in self.namespaces:
+            if not ns or len(ns) > 63:
+                raise SettingsError(f"--namespace: {ns!r} is not a namespace name")
+        return self
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    """The value of ROLLGUARD_<NAME>, or ``default``."""
+    return os.environ.get(f"ROLLGUARD_{name}", default)

@@ -1,0 +1,40 @@
+"""Standard status conditions, Kubebuilder style: lastTransitionTime changes only when the
+status does. PURE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rollguard.api.base import Condition, ConditionStatus
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    *,
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """``conditions`` with ``type_`` set; its transition time is kept when status is unchanged."""
+    out = [c for c in conditions if c.type != type_]
+    old = next((c for c in conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    out.append(
+        Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message[:4096],
+            last_transition_time=since,
+            observed_generation=generation,
+        )
+    )
+    return sorted(out, key=lambda c: c.type)
+
+
+def condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)

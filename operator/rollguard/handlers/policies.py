@@ -1,0 +1,135 @@
+"""RollbackPolicy glue: one evaluation loop per policy, every ``evaluation.interval``, over
+the ModelDeployments bound to it (an in-memory index, no API calls to find them)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from rollguard.api.base import duration_seconds
+from rollguard.control.cycle import run_cycle
+from rollguard.control.decisions import DecisionSummary
+from rollguard.control.lifecycle import advance
+from rollguard.control.observe import ERRORS
+from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.handlers.runtime import current, now
+from rollguard.monitoring.prometheus import MonitoringError
+
+log = logging.getLogger("rollguard")
+INVALID_RETRY = 30.0
+
+
+@kopf.index("modeldeployments")  # type: ignore[arg-type]
+def model_deployments_by_policy(
+    namespace: str, name: str, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], tuple[str, str]]:
+    ref = spec.get("policyRef") or {}
+    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name)}
+
+
+@kopf.index("rollbackdecisions")  # type: ignore[arg-type]
+def decisions_by_model_deployment(
+    body: kopf.Body, namespace: str, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], DecisionSummary]:
+    return {
+        (namespace, (spec.get("modelDeploymentRef") or {}).get("name", "")): DecisionSummary.of(
+            body
+        )
+    }
+
+
+def _bound_objects(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    cluster = current().cluster
+    found = []
+    for namespace, name in sorted(set(keys)):
+        try:
+            found.append(cluster.get("ModelDeployment", namespace=namespace, name=name))
+        except Exception as err:  # noqa: BLE001 - one unreadable object must not stop the others
+            ERRORS.labels(kind="read").inc()
+            log.warning("Could not read ModelDeployment %s/%s: %s", namespace, name, err)
+    return found
+
+
+def _cycle(
+    policy: PolicyContext,
+    keys: list[tuple[str, str]],
+    decisions: Mapping[tuple[str, str], list[DecisionSummary]],
+) -> str | None:
+    runtime = current()
+    bound = _bound_objects(keys)
+    report = run_cycle(
+        cluster=runtime.cluster,
+        source=runtime.source,
+        recorder=runtime.recorder,
+        policy=policy,
+        bound=bound,
+        decisions=decisions,
+        scrape_interval=runtime.settings.scrape_interval,
+        operator_version=runtime.settings.operator_version,
+        now=now(),
+    )
+    # A new decision proceeds at once, without waiting for its own loop to notice it.
+    for created in report.created:
+        advance(runtime.lifecycle, created, now=now())
+    return report.metrics_error
+
+
+def _write_status(
+    body: Mapping[str, Any],
+    context: PolicyContext | None,
+    error: str | None,
+    bound: int,
+    metrics_error: str | None,
+) -> None:
+    status = status_for(
+        body,
+        context=context,
+        error=error,
+        bound=bound,
+        metrics_error=metrics_error,
+        now=datetime.now(tz=UTC),
+    )
+    wire = status.wire()
+    if wire != (body.get("status") or {}):
+        meta = body["metadata"]
+        current().cluster.patch_status(
+            "RollbackPolicy", namespace=meta["namespace"], name=meta["name"], status=wire
+        )
+
+
+@kopf.daemon("rollbackpolicies", cancellation_timeout=10)  # type: ignore[arg-type]
+async def evaluate_policy(
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    model_deployments_by_policy: kopf.Index[tuple[str, str], tuple[str, str]],
+    decisions_by_model_deployment: kopf.Index[tuple[str, str], DecisionSummary],
+    **_: Any,
+) -> None:
+    """Evaluate the policy's ModelDeployments every evaluation.interval until it is deleted."""
+    while not stopped:
+        snapshot = dict(body)  # the live body may change while a cycle runs
+        meta = snapshot["metadata"]
+        key = (meta["namespace"], meta["name"])
+        keys = list(model_deployments_by_policy.get(key, []))
+        try:
+            policy = load(snapshot)
+        except PolicyInvalid as err:
+            await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
+            await stopped.wait(INVALID_RETRY)
+            continue
+        decisions = {k: list(decisions_by_model_deployment.get(k, [])) for k in keys}
+        metrics_error: str | None = None
+        try:
+            metrics_error = await asyncio.to_thread(_cycle, policy, keys, decisions)
+        except MonitoringError as err:
+            metrics_error = str(err)
+        except Exception as err:
+            ERRORS.labels(kind="cycle").inc()
+            log.exception("Evaluation cycle of RollbackPolicy %s/%s failed: %s", *key, err)
+        await asyncio.to_thread(_write_status, snapshot, policy, None, len(keys), metrics_error)
+        await stopped.wait(duration_seconds(policy.effective.evaluation.interval))

@@ -1,0 +1,86 @@
+"""What every handler shares: the settings, the API and Prometheus clients, the recorder.
+
+Set once by ``run`` before Kopf starts; handlers read it through ``current()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import kopf
+
+from rollguard.control.lifecycle import Lifecycle
+from rollguard.control.observe import AuditLog, Recorder, serve_metrics
+from rollguard.control.settings import Settings
+from rollguard.execution.kube import Cluster, connect
+from rollguard.monitoring.prometheus import PrometheusSource
+
+log = logging.getLogger("rollguard")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    cluster: Cluster
+    source: PrometheusSource
+    recorder: Recorder
+    lifecycle: Lifecycle
+
+
+_runtime: Runtime | None = None
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise kopf.PermanentError("rollguard is not configured; start it with `rollguard run`")
+    return _runtime
+
+
+def now() -> float:
+    """Whole Unix seconds: decisions record them exactly, so replays use the same time."""
+    return float(int(time.time()))
+
+
+def configure(settings: Settings) -> Runtime:
+    global _runtime  # noqa: PLW0603 - one runtime per process, set before Kopf starts
+    cluster = Cluster(connect(kubeconfig=settings.kubeconfig))
+    recorder = Recorder(cluster=cluster, audit=AuditLog(settings.audit_log))
+    _runtime = Runtime(
+        settings=settings,
+        cluster=cluster,
+        source=PrometheusSource(url=settings.prometheus_url, timeout=settings.query_timeout),
+        recorder=recorder,
+        lifecycle=Lifecycle(
+            cluster=cluster, recorder=recorder, keep_decisions=settings.keep_decisions
+        ),
+    )
+    return _runtime
+
+
+@kopf.on.startup()
+async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
+    runtime = current()
+    # rollguard posts its own Events, each with a distinct reason; Kopf's generic ones would
+    # only add noise.
+    settings.posting.enabled = False
+    settings.peering.name = runtime.settings.peering
+    settings.peering.priority = runtime.settings.priority
+    settings.peering.standalone = runtime.settings.standalone
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 30
+    settings.execution.max_workers = 8
+    await asyncio.to_thread(serve_metrics, runtime.settings.metrics_port)
+    log.info(
+        "Started rollguard %s (Prometheus %s, namespaces %s)",
+        runtime.settings.operator_version,
+        runtime.settings.prometheus_url,
+        ", ".join(runtime.settings.namespaces) or "all",
+    )
+
+
+@kopf.on.probe(id="rollguard")
+def _probe(**_: object) -> str:
+    return current().settings.operator_version
