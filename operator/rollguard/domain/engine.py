@@ -2,29 +2,18 @@
 
 PURE: numpy + rollguard.api only; no I/O, no clock (``now`` is an argument, Unix seconds).
 The operator calls ``step`` once per policy per cycle with every bound deployment in the
-batch; ``rollguard simulate`` calls it once per simulated evaluation with every seed in the
-batch; ``rollguard replay`` calls it with a batch of one. Same code, same numbers: a member's
-result does not depend on the other members or on padding (tested bit for bit).
+batch; ``rollguard replay`` calls it with a batch of one. ``rollguard simulate`` runs the same
+two halves of a step separately: ``evaluate_rows`` scores every seed at many evaluation times
+at once (scoring needs no state), then ``guard.advance`` runs once per evaluation time. Same
+code, same numbers: a member's result does not depend on the other members, on padding or on
+how many evaluation times were scored together (tested bit for bit).
 
 Shapes: B = batch (deployments or seeds), S = signals (policy order), N = samples per window,
 T = trigger points (policy order), C = impact categories (policy order).
 
-One step: window statistics -> signal severities -> category severities -> impact score ->
-threshold curve with dwell tracking -> hysteresis (episodes) -> safety (cooldown, budget).
-
-Rules worth knowing:
-- Dwell: ``above_since[t]`` is the first time of the current continuous run with
-  score >= minScore[t]; it resets as soon as the score drops below. A NaN score (every signal
-  Inconclusive) neither starts, resets nor fires anything: a data gap does not erase evidence,
-  but nothing fires until a conclusive evaluation confirms the score.
-- The satisfied point with the highest minScore fires (ties: the earlier point).
-- Episodes: the first fire starts a degraded episode; within it only a point with a strictly
-  higher minScore than any fired so far fires again, so hovering around a threshold yields one
-  decision. The episode ends (``recovered``) when the score falls below clearBelow.
-- Safety: a fired Rollback or Pause is ``blocked`` ("cooldown" or "budget") when the newest
-  automatic action is less than safety.cooldown ago, or when safety.maxActionsPerWindow.count
-  actions already lie inside its sliding window (count 0: never automatic). It still fires, so
-  a decision is recorded; a human must approve it. Hold only records and is never blocked.
+One step: window statistics -> signal severities -> category severities -> impact score
+(``evaluate``, stateless) -> threshold curve with dwell tracking -> hysteresis (episodes) ->
+safety (cooldown, budget) (``guard.advance``, whose docstring states the rules).
 """
 
 from __future__ import annotations
@@ -34,19 +23,49 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.api.base import duration_seconds
-from rollguard.api.modeldeployment import GuardState
 from rollguard.api.policy import EffectivePolicy
+from rollguard.domain.guard import (
+    BLOCKED_BUDGET,
+    BLOCKED_COOLDOWN,
+    GuardArrays,
+    Rules,
+    action_slots,
+    actions_in_window,
+    advance,
+    arrays_to_states,
+    cooldown_active,
+    initial_state,
+    record_action,
+    state_to_arrays,
+)
 from rollguard.domain.scoring import ImpactModel, category_severity, impact_score
 from rollguard.domain.severity import SignalLimits, severities
-from rollguard.domain.stats import window_stats
+from rollguard.domain.stats import SampleRows, WindowStats, rows_stats, window_stats
+
+__all__ = [
+    "BLOCKED_BUDGET",
+    "BLOCKED_COOLDOWN",
+    "Evaluation",
+    "GuardArrays",
+    "Measurements",
+    "StepResult",
+    "action_slots",
+    "actions_in_window",
+    "acts_automatically",
+    "arrays_to_states",
+    "auto_approved",
+    "cooldown_active",
+    "evaluate",
+    "evaluate_rows",
+    "initial_state",
+    "record_action",
+    "state_to_arrays",
+    "step",
+]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 Bool = NDArray[np.bool_]
-
-BLOCKED_COOLDOWN = "cooldown"
-BLOCKED_BUDGET = "budget"
 
 
 @dataclass(frozen=True)
@@ -67,24 +86,15 @@ class Measurements:
 
 
 @dataclass(frozen=True)
-class GuardArrays:
-    """State carried between evaluations, one row per batch member.
+class Evaluation:
+    """What the windows say, before any state: fields are (..., S), (..., C) or (...), where
+    ... is (B,) for ``evaluate`` and (J, members...) for ``evaluate_rows``."""
 
-    above_since[b, t]: Unix time since when the score has stayed >= triggers[t].minScore,
-        NaN when it is not (reset as soon as the score drops below).
-    degraded[b]: True from the first trigger hit until the score falls below clearBelow
-        (hysteresis): one degraded episode.
-    episode_min_score[b]: minScore of the highest trigger point that fired in the current
-        episode, NaN when none. Within an episode only a point with a strictly higher minScore
-        fires again, so hovering near a threshold yields one decision, not one per cycle.
-    action_times[b, k]: Unix times of the most recent automatic actions, oldest first and
-        newest last, NaN padded at the front; K = max(1, safety.maxActionsPerWindow.count + 1).
-    """
-
-    above_since: F64  # (B, T)
-    degraded: Bool  # (B,)
-    episode_min_score: F64  # (B,)
-    action_times: F64  # (B, K)
+    stats: WindowStats
+    inconclusive: Bool  # too few samples or query failed (and onMissingData is Inconclusive)
+    severity: F64  # in [0, 1]
+    category_severity: F64  # in [0, 1]
+    score: F64  # impact score in [0, 1]; NaN when every signal is Inconclusive
 
 
 @dataclass(frozen=True)
@@ -107,31 +117,8 @@ class StepResult:
     state: GuardArrays  # the state to carry into the next step
 
 
-def action_slots(policy: EffectivePolicy) -> int:
-    """K: how many recent action times are kept, enough to judge the action budget."""
-    return max(1, policy.safety.max_actions_per_window.count + 1)
-
-
-def initial_state(policy: EffectivePolicy, batch: int) -> GuardArrays:
-    """The state of a batch that has never been evaluated."""
-    return GuardArrays(
-        above_since=np.full((batch, len(policy.triggers)), np.nan),
-        degraded=np.zeros(batch, dtype=np.bool_),
-        episode_min_score=np.full(batch, np.nan),
-        action_times=np.full((batch, action_slots(policy)), np.nan),
-    )
-
-
 def _check_shapes(policy: EffectivePolicy, m: Measurements, state: GuardArrays) -> int:
-    signals = len(policy.signals)
-    if m.values.ndim != 3 or m.values.shape[1] != signals or m.mask.shape != m.values.shape:
-        raise ValueError(
-            f"measurements: values and mask must be (B, {signals}, N), got "
-            f"{m.values.shape} and {m.mask.shape}"
-        )
-    batch = int(m.values.shape[0])
-    if m.available.shape != (batch, signals):
-        raise ValueError(f"measurements.available must be ({batch}, {signals})")
+    batch = _check_measurements(policy, m)
     expected = {
         "above_since": (batch, len(policy.triggers)),
         "degraded": (batch,),
@@ -145,19 +132,69 @@ def _check_shapes(policy: EffectivePolicy, m: Measurements, state: GuardArrays) 
     return batch
 
 
-def cooldown_active(policy: EffectivePolicy, action_times: F64, now: float) -> Bool:
-    """(B,) whether the newest automatic action lies less than safety.cooldown before now."""
-    cooldown = duration_seconds(policy.safety.cooldown)
-    newest = action_times[:, -1]
-    active: Bool = (now - newest) < cooldown  # NaN (no action yet) compares False
-    return active
+def _check_measurements(policy: EffectivePolicy, m: Measurements) -> int:
+    signals = len(policy.signals)
+    if m.values.ndim != 3 or m.values.shape[1] != signals or m.mask.shape != m.values.shape:
+        raise ValueError(
+            f"measurements: values and mask must be (B, {signals}, N), got "
+            f"{m.values.shape} and {m.mask.shape}"
+        )
+    batch = int(m.values.shape[0])
+    if m.available.shape != (batch, signals):
+        raise ValueError(f"measurements.available must be ({batch}, {signals})")
+    return batch
 
 
-def actions_in_window(policy: EffectivePolicy, action_times: F64, now: float) -> I64:
-    """(B,) automatic actions inside the budget's sliding window (now - window, now]."""
-    window = duration_seconds(policy.safety.max_actions_per_window.window)
-    inside: I64 = ((now - action_times) < window).sum(axis=1, dtype=np.int64)
-    return inside
+def _judge(policy: EffectivePolicy, stats: WindowStats) -> Evaluation:
+    """Window statistics (..., S) -> severities, category severities and the impact score."""
+    severity, inconclusive = severities(
+        SignalLimits.of(policy), stats.lower, stats.upper, ~stats.conclusive
+    )
+    model = ImpactModel.of(policy)
+    categories = category_severity(model, severity)
+    # Every signal Inconclusive. One vectorised AND per signal: a reduction over the short
+    # signal axis would run one tiny loop per member.
+    unknown: Bool = inconclusive[..., 0].copy()
+    for s in range(1, inconclusive.shape[-1]):
+        unknown &= inconclusive[..., s]
+    return Evaluation(
+        stats=stats,
+        inconclusive=inconclusive,
+        severity=severity,
+        category_severity=categories,
+        score=impact_score(model, categories, unknown),
+    )
+
+
+def evaluate(policy: EffectivePolicy, measurements: Measurements) -> Evaluation:
+    """Score every batch member on its window: the stateless half of ``step``."""
+    _check_measurements(policy, measurements)
+    available = np.asarray(measurements.available, dtype=np.bool_)
+    stats = window_stats(
+        measurements.values,
+        np.asarray(measurements.mask, dtype=np.bool_) & available[:, :, None],
+        min_samples=policy.evaluation.min_samples,
+        confidence=policy.evaluation.confidence,
+    )
+    return _judge(policy, stats)
+
+
+def evaluate_rows(
+    policy: EffectivePolicy, rows: SampleRows, starts: I64, window: int
+) -> Evaluation:
+    """Score every member of time-major ``rows`` (T, ..., S) on the windows of ``window`` rows
+    starting at each of ``starts`` (J,): fields are (J, ..., S), (J, ..., C) and (J, ...).
+    Each (time, member) gets exactly the numbers ``evaluate`` gives for that window alone."""
+    if rows.x.shape[-1] != len(policy.signals):
+        raise ValueError(f"rows must end with the policy's {len(policy.signals)} signals")
+    stats = rows_stats(
+        rows,
+        starts,
+        window,
+        min_samples=policy.evaluation.min_samples,
+        confidence=policy.evaluation.confidence,
+    )
+    return _judge(policy, stats)
 
 
 def step(
@@ -168,97 +205,22 @@ def step(
     now: float,
 ) -> StepResult:
     """Evaluate every batch member once at time ``now`` (Unix seconds)."""
-    batch = _check_shapes(policy, measurements, state)
-    available = np.asarray(measurements.available, dtype=np.bool_)
-    stats = window_stats(
-        measurements.values,
-        np.asarray(measurements.mask, dtype=np.bool_) & available[:, :, None],
-        min_samples=policy.evaluation.min_samples,
-        confidence=policy.evaluation.confidence,
-    )
-    severity, inconclusive = severities(
-        SignalLimits.of(policy), stats.lower, stats.upper, ~stats.conclusive
-    )
-    model = ImpactModel.of(policy)
-    categories = category_severity(model, severity)
-    unknown: Bool = np.all(inconclusive, axis=1)
-    score = impact_score(model, categories, unknown)
-
-    # Dwell. Comparisons with a NaN score are False both ways, so a gap changes nothing.
-    min_score = np.array([t.min_score for t in policy.triggers], dtype=np.float64)
-    sustain = np.array([duration_seconds(t.sustained_for) for t in policy.triggers])
-    above = score[:, None] >= min_score[None, :]
-    below = score[:, None] < min_score[None, :]
-    since = np.where(above & np.isnan(state.above_since), now, state.above_since)
-    since = np.where(below, np.nan, since)
-    satisfied = above & ((now - since) >= sustain[None, :])
-
-    # Hysteresis: recovery ends the episode before anything can fire (the resolver keeps
-    # every minScore above clearBelow, so a recovering member cannot fire in the same step).
-    recovered = state.degraded & (score < policy.clear_below)
-    degraded = state.degraded & ~recovered
-    episode = np.where(degraded, state.episode_min_score, np.nan)
-    eligible = satisfied & ~(min_score[None, :] <= episode[:, None])
-
-    # Highest minScore wins, ties to the earlier point: visit points by descending minScore,
-    # stable, and keep the first eligible one.
-    fired = np.full(batch, -1, dtype=np.int64)
-    for t in sorted(range(len(min_score)), key=lambda i: -min_score[i]):
-        fired = np.where((fired < 0) & eligible[:, t], t, fired)
-    hit = fired >= 0
-    fired_min = min_score[np.maximum(fired, 0)] if len(min_score) else np.zeros(batch)
-    degraded = degraded | hit
-    episode = np.where(hit, fired_min, episode)
-
-    acts = np.array([t.action != "Hold" for t in policy.triggers], dtype=np.bool_)
-    acting = hit & (acts[np.maximum(fired, 0)] if len(acts) else np.zeros(batch, np.bool_))
-    in_cooldown = cooldown_active(policy, state.action_times, now)
-    budget = policy.safety.max_actions_per_window.count
-    spent = actions_in_window(policy, state.action_times, now) >= budget
-    blocked = np.where(
-        acting & in_cooldown,
-        BLOCKED_COOLDOWN,
-        np.where(acting & spent, BLOCKED_BUDGET, ""),
-    )
-
+    _check_shapes(policy, measurements, state)
+    judged = evaluate(policy, measurements)
+    moved = advance(Rules.of(policy), judged.score, state, now=now)
     return StepResult(
-        value=stats.mean,
-        lower=stats.lower,
-        upper=stats.upper,
-        count=stats.count,
-        inconclusive=inconclusive,
-        severity=severity,
-        category_severity=categories,
-        score=score,
-        fired=fired,
-        blocked=blocked,
-        recovered=recovered,
-        state=GuardArrays(
-            above_since=since,
-            degraded=degraded,
-            episode_min_score=episode,
-            action_times=state.action_times.copy(),
-        ),
-    )
-
-
-def record_action(state: GuardArrays, acted: Bool, *, now: float) -> GuardArrays:
-    """The state after the members marked in ``acted`` took an automatic action at ``now``.
-
-    Starts the cooldown and spends budget (``now`` becomes the newest action time, the oldest
-    drops out), and resets the dwell timers: evidence gathered against the revision that was
-    replaced does not count against its successor. The episode is kept, so the same level
-    does not fire again until the deployment has recovered.
-    """
-    acted = np.asarray(acted, dtype=np.bool_)
-    shifted = np.concatenate(
-        [state.action_times[:, 1:], np.full((acted.shape[0], 1), float(now))], axis=1
-    )
-    return GuardArrays(
-        above_since=np.where(acted[:, None], np.nan, state.above_since),
-        degraded=state.degraded.copy(),
-        episode_min_score=state.episode_min_score.copy(),
-        action_times=np.where(acted[:, None], shifted, state.action_times),
+        value=judged.stats.mean,
+        lower=judged.stats.lower,
+        upper=judged.stats.upper,
+        count=judged.stats.count,
+        inconclusive=judged.inconclusive,
+        severity=judged.severity,
+        category_severity=judged.category_severity,
+        score=judged.score,
+        fired=moved.fired,
+        blocked=moved.blocked,
+        recovered=moved.recovered,
+        state=moved.state,
     )
 
 
@@ -270,62 +232,27 @@ def acts_automatically(
     Rollback, ``revisions_back`` <= autoApprove.maxRevisionsBack. For the simulator; the
     operator reads the same verdict from the decision (``decide``), which also knows whether a
     rollback target exists."""
+    return auto_approved(
+        policy, result.fired, result.blocked, result.score, revisions_back=revisions_back
+    )
+
+
+def auto_approved(
+    policy: EffectivePolicy,
+    fired: I64,
+    blocked: NDArray[np.str_],
+    score: F64,
+    *,
+    revisions_back: int | I64 = 1,
+) -> Bool:
+    """``acts_automatically`` from the fired points, blocked reasons and scores alone."""
     auto = policy.authorization.auto_approve
     actions = [t.action for t in policy.triggers]
-    fired = result.fired
     if not actions:
         return np.zeros(fired.shape, dtype=np.bool_)
     index = np.maximum(fired, 0)
     is_rollback = np.array([a == "Rollback" for a in actions], dtype=np.bool_)[index]
     allowed = np.array([a != "Hold" and a in auto.actions for a in actions], dtype=np.bool_)
     back_ok = ~is_rollback | (np.asarray(revisions_back) <= auto.max_revisions_back)
-    ok: Bool = (
-        (fired >= 0)
-        & allowed[index]
-        & (result.blocked == "")
-        & (result.score <= auto.max_score)
-        & back_ok
-    )
+    ok: Bool = (fired >= 0) & allowed[index] & (blocked == "") & (score <= auto.max_score) & back_ok
     return ok
-
-
-def state_to_arrays(policy: EffectivePolicy, states: list[GuardState]) -> GuardArrays:
-    """GuardArrays for a batch from the GuardStates kept in ModelDeployment statuses.
-
-    Trigger indices the policy no longer has are dropped; only the newest K action times are
-    kept.
-    """
-    arrays = initial_state(policy, len(states))
-    triggers = len(policy.triggers)
-    slots = arrays.action_times.shape[1]
-    for b, st in enumerate(states):
-        for key, since in st.above_since.items():
-            if key.isdigit() and int(key) < triggers:
-                arrays.above_since[b, int(key)] = since
-        arrays.degraded[b] = st.degraded
-        if st.episode_min_score is not None:
-            arrays.episode_min_score[b] = st.episode_min_score
-        times = sorted(st.action_times)[-slots:]
-        if times:
-            arrays.action_times[b, slots - len(times) :] = times
-    return arrays
-
-
-def arrays_to_states(policy: EffectivePolicy, arrays: GuardArrays) -> list[GuardState]:
-    """The GuardStates to write back into each ModelDeployment's status."""
-    states: list[GuardState] = []
-    for b in range(arrays.degraded.shape[0]):
-        episode = float(arrays.episode_min_score[b])
-        states.append(
-            GuardState(
-                above_since={
-                    str(t): float(v)
-                    for t, v in enumerate(arrays.above_since[b])
-                    if t < len(policy.triggers) and not np.isnan(v)
-                },
-                degraded=bool(arrays.degraded[b]),
-                episode_min_score=None if np.isnan(episode) else episode,
-                action_times=[float(v) for v in arrays.action_times[b] if not np.isnan(v)],
-            )
-        )
-    return states

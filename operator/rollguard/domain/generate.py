@@ -13,6 +13,7 @@ the simulator can remove a cured regression from one seed's future without regen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,15 +23,28 @@ from rollguard.domain.scenarios import Effect, Flapping, Scenario
 
 F64 = NDArray[np.float64]
 Bool = NDArray[np.bool_]
+_G = TypeVar("_G", bound=np.generic)
 
 
 @dataclass(frozen=True)
 class Noise:
     """Per-seed noise and missing samples. noise[b, s, t] is added (Gaussian signals) or
-    multiplied (log-normal signals); present[b, s, t] is False for a missing sample."""
+    multiplied (log-normal signals); present[b, s, t] is False for a missing sample (read-only
+    when nothing is missing). Both are (B, S, T) views of time-major (T, B, S) memory:
+    ``time_major`` gives that layout back."""
 
     noise: F64  # (B, S, T)
     present: Bool  # (B, S, T)
+
+
+def time_major(a: NDArray[_G]) -> NDArray[_G]:
+    """(B, S, T) -> a (T, B, S) view (contiguous for the arrays made here)."""
+    return a.transpose(2, 0, 1)
+
+
+def member_major(a: NDArray[_G]) -> NDArray[_G]:
+    """(T, B, S) -> a (B, S, T) view: the inverse of ``time_major``."""
+    return a.transpose(1, 2, 0)
 
 
 def sample_times(scenario: Scenario) -> F64:
@@ -38,41 +52,59 @@ def sample_times(scenario: Scenario) -> F64:
     return np.arange(scenario.samples, dtype=np.float64) * scenario.dt
 
 
+_SEED_BLOCK = 64  # seeds drawn before one blocked transpose into time-major memory
+
+
 def generate_noise(scenario: Scenario, signals: list[str], seeds: list[int]) -> Noise:
     """Noise and missing-sample masks for ``seeds``, signals in the order given."""
     gens = [scenario.signals[name] for name in signals]
     n_b, n_s, n_t = len(seeds), len(signals), scenario.samples
     drop = np.array([g.drop_rate for g in gens])
-    eps = np.empty((n_b, n_s, n_t))
-    present = np.ones((n_b, n_s, n_t), dtype=np.bool_)
-    for i, seed in enumerate(seeds):
-        rng = np.random.Generator(np.random.PCG64(seed))
-        eps[i] = rng.standard_normal((n_s, n_t))
-        if drop.any():
-            present[i] = rng.random((n_s, n_t)) >= drop[:, None]
-    phi = np.array([g.autocorrelation for g in gens])
-    # Time-major so the AR(1) recursion below touches contiguous rows.
-    z = np.ascontiguousarray(eps.transpose(2, 0, 1))
+    # Time-major (T, B, S): the AR(1) recursion below and the simulator's window statistics
+    # touch whole rows. Each seed's draws are (S, T), so they are transposed a block at a time.
+    z = np.empty((n_t, n_b, n_s))
+    gaps = scenario.gaps
+    present: Bool = (
+        np.ones((n_t, n_b, n_s), dtype=np.bool_)
+        if drop.any() or gaps
+        else np.broadcast_to(np.True_, (n_t, n_b, n_s))  # nothing missing: no memory
+    )
+    eps = np.empty((min(_SEED_BLOCK, n_b), n_s, n_t))
+    for i0 in range(0, n_b, _SEED_BLOCK):
+        part = eps[: min(_SEED_BLOCK, n_b - i0)]
+        for i, seed in enumerate(seeds[i0 : i0 + part.shape[0]]):
+            rng = np.random.Generator(np.random.PCG64(seed))
+            rng.standard_normal(out=part[i])
+            if drop.any():
+                present[:, i0 + i, :] = (rng.random((n_s, n_t)) >= drop[:, None]).T
+        z[:, i0 : i0 + part.shape[0], :] = part.transpose(2, 0, 1)
     del eps
+    # Per-signal constants repeated along a row (B x S), so that every operation below is one
+    # long loop over a row rather than many loops over S.
+    flat = z.reshape(n_t, n_b * n_s)
+    phi = np.array([g.autocorrelation for g in gens])
     if phi.any():
-        innovation = np.sqrt(1.0 - phi**2)
+        # z[t] = innovation * eps[t] + phi * z[t - 1]; the first product does not depend on
+        # the recursion, so it is taken for every t at once.
+        flat[1:] *= np.tile(np.sqrt(1.0 - phi**2), n_b)
+        phi_row = np.tile(phi, n_b)
+        carried = np.empty(n_b * n_s)
         for t in range(1, n_t):
-            z[t] *= innovation
-            z[t] += phi * z[t - 1]
+            np.multiply(phi_row, flat[t - 1], out=carried)
+            flat[t] += carried
     scale = 1.0 / np.sqrt(scenario.traffic)
-    noise = np.empty((n_b, n_s, n_t))
-    for s, g in enumerate(gens):  # one signal at a time: no full-size temporaries
-        sigma = g.noise.sigma * scale
-        row = noise[:, s, :]
-        np.multiply(z[:, :, s].T, sigma, out=row)
+    sigmas = np.array([g.noise.sigma * scale for g in gens])
+    flat *= np.tile(sigmas, n_b)
+    for s, g in enumerate(gens):
         if g.noise.model == "lognormal":
-            row -= sigma**2 / 2.0
-            np.exp(row, out=row)
-    for gap in scenario.gaps:
+            column = z[:, :, s]
+            column -= sigmas[s] ** 2 / 2.0
+            np.exp(column, out=column)
+    for gap in gaps:
         k0 = int(np.ceil(duration_seconds(gap.start) / scenario.dt - 1e-9))
         rows = [signals.index(n) for n in gap.signals] if gap.signals else list(range(n_s))
-        present[:, rows, k0 : k0 + gap.samples] = False
-    return Noise(noise=noise, present=present)
+        present[k0 : k0 + gap.samples, :, rows] = False
+    return Noise(noise=member_major(z), present=member_major(present))
 
 
 def effect_end(scenario: Scenario, effect: Effect) -> float:
@@ -118,9 +150,13 @@ def magnitudes(scenario: Scenario, signals: list[str]) -> F64:
     return out
 
 
-def compose(scenario: Scenario, signals: list[str], noise: F64, shift: F64) -> F64:
-    """Values from noise (n, S, T) and level shifts (n, S, T): clip(level + or * noise)."""
-    out = np.empty_like(noise)
+def compose(
+    scenario: Scenario, signals: list[str], noise: F64, shift: F64, *, out: F64 | None = None
+) -> F64:
+    """Values from noise (n, S, T) and level shifts (n or 1, S, T): clip(level + or * noise),
+    laid out in memory like ``noise`` (or written into ``out``)."""
+    if out is None:
+        out = np.empty_like(noise)
     for s, name in enumerate(signals):
         gen = scenario.signals[name]
         level = gen.baseline + shift[:, s]
@@ -142,14 +178,24 @@ def shifts(
 ) -> F64:
     """Level shifts (n, S, len(t)) of n seeds, given per seed and effect whether the effect is
     live (not cured) at each time ``live[n, E, len(t)]`` and when it was frozen
-    ``frozen_at[n, E]`` (inf: never)."""
+    ``frozen_at[n, E]`` (inf: never). (1, S, len(t)) when every seed has the same shifts,
+    which ``compose`` broadcasts. Laid out time-major in memory, like the noise."""
     mag = magnitudes(scenario, signals)
-    out = np.zeros((live.shape[0], len(signals), t.shape[0]))
+    factors: list[tuple[int, F64]] = []  # (effect, factor (len(t), 1 or n))
     for e, effect in enumerate(scenario.effects):
-        if np.isinf(frozen_at[:, e]).all():  # the same for every seed: compute once
-            factor = effect_factor(scenario, effect, t, np.inf)[None, :] * live[:, e]
+        on = live[:, e]
+        if np.isinf(frozen_at[:, e]).all():  # the same growth for every seed: compute once
+            if not on.any():
+                continue  # cured everywhere: adds exactly nothing
+            factor = effect_factor(scenario, effect, t, np.inf)[:, None]
+            if not on.all():
+                factor = factor * on.T
         else:
-            factor = effect_factor(scenario, effect, t, frozen_at[:, e, None]) * live[:, e]
+            factor = effect_factor(scenario, effect, t[:, None], frozen_at[None, :, e]) * on.T
+        factors.append((e, factor))
+    width = max((f.shape[1] for _, f in factors), default=1)
+    out = np.zeros((t.shape[0], width, len(signals)))
+    for e, factor in factors:
         for s in np.flatnonzero(mag[e]):
-            out[:, s] += mag[e, s] * factor
-    return out
+            out[:, :, s] += mag[e, s] * factor
+    return member_major(out)

@@ -67,23 +67,32 @@ class ImpactModel:
 
 
 def category_severity(model: ImpactModel, severity: F64) -> F64:
-    """(B, S) signal severities -> (B, C) category severities in [0, 1]."""
-    batch = severity.shape[0]
-    acc = np.zeros((batch, len(model.names)), dtype=np.float64)
-    for s in range(severity.shape[1]):
-        acc = acc + severity[:, s, None] * model.sensitivity[None, :, s]
-    out: F64 = np.clip(acc, 0.0, 1.0)
+    """(..., S) signal severities in [0, 1] -> (..., C) category severities in [0, 1]."""
+    # Accumulated category-major, one long vectorised operation per term; returned as a view.
+    # A zero sensitivity adds exactly +0.0 to a sum that starts at +0.0, so it is skipped.
+    acc = np.zeros((len(model.names), *severity.shape[:-1]), dtype=np.float64)
+    term = np.empty(severity.shape[:-1], dtype=np.float64)
+    for c, row in enumerate(model.sensitivity.tolist()):
+        for s, sensitivity in enumerate(row):
+            if sensitivity != 0.0:
+                np.multiply(severity[..., s], sensitivity, out=term)
+                acc[c] += term
+    np.clip(acc, 0.0, 1.0, out=acc)
+    out: F64 = np.moveaxis(acc, 0, -1)
     return out
 
 
 def impact_score(model: ImpactModel, categories: F64, unknown: Bool) -> F64:
-    """(B, C) category severities -> (B,) weighted mean in [0, 1]; NaN where ``unknown``."""
-    acc = np.zeros(categories.shape[0], dtype=np.float64)
-    for c in range(categories.shape[1]):
-        acc = acc + model.weights[c] * categories[:, c]
-    score = np.clip(acc / model.total_weight, 0.0, 1.0)
-    out: F64 = np.where(unknown, np.nan, score)
-    return out
+    """(..., C) category severities -> (...) weighted mean in [0, 1]; NaN where ``unknown``."""
+    acc = np.zeros(categories.shape[:-1], dtype=np.float64)
+    term = np.empty_like(acc)
+    for c in range(categories.shape[-1]):
+        np.multiply(model.weights[c], categories[..., c], out=term)
+        acc += term
+    acc /= model.total_weight
+    np.clip(acc, 0.0, 1.0, out=acc)
+    acc[unknown] = np.nan
+    return acc
 
 
 def money_per_hour(model: ImpactModel, categories: F64, revenue_per_hour: float) -> F64 | None:

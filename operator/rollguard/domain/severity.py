@@ -53,19 +53,29 @@ class SignalLimits:
 
 
 def severities(limits: SignalLimits, lower: F64, upper: F64, missing: Bool) -> tuple[F64, Bool]:
-    """Severity per (batch, signal) and which signals remain Inconclusive.
+    """Severity per (..., signal) and which signals remain Inconclusive.
 
     ``missing`` marks signals without a conclusive measurement (too few samples or a failed
     query); their bounds are ignored. A NaN bound counts as missing too.
     """
     # The resolver guarantees critical lies strictly beyond the limit, so both spans are > 0.
+    # Only the bound that matters is computed, one signal at a time.
+    measured = np.empty(lower.shape, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        above = (lower - limits.limit) / (limits.critical - limits.limit)
-        below = (limits.limit - upper) / (limits.limit - limits.critical)
-        measured = np.clip(np.where(limits.is_max, above, below), 0.0, 1.0)
+        for s in range(lower.shape[-1]):
+            limit, critical = limits.limit[s], limits.critical[s]
+            if limits.is_max[s]:
+                np.subtract(lower[..., s], limit, out=measured[..., s])
+                measured[..., s] /= critical - limit
+            else:
+                np.subtract(limit, upper[..., s], out=measured[..., s])
+                measured[..., s] /= limit - critical
+        np.clip(measured, 0.0, 1.0, out=measured)
     # A bound that is NaN although enough samples exist (float overflow on absurd values) is
     # broken data, and broken data is missing data.
     missing = missing | np.isnan(measured)
+    if not missing.any():
+        return measured, missing
     breach = missing & limits.breach_on_missing
     severity: F64 = np.where(missing, np.where(breach, 1.0, 0.0), measured)
     return severity, missing & ~breach

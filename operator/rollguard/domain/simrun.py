@@ -4,14 +4,18 @@ PURE: numpy + rollguard.api/domain; no I/O, no clock (simulated time starts at
 ``SIM_EPOCH``), randomness only from the seeds given. ``rollguard.domain.simulate`` is the
 entry point; this module runs the batch.
 
-Seeds run as one batch through exactly the operator's ``engine.step``,
-once per policy interval, on the window of samples ending at that time. The batch holds each
-seed twice: an *acted* copy, where a Rollback or Pause that fires (not blocked, mode Enforce)
-is executed, and a *counterfactual* copy that never acts; comparing the two gives the impact a
-policy avoids. Executing means: ``engine.record_action`` now (cooldown, budget), and, after a
-human's approval delay when the action lies outside autoApprove and the scenario's rollout
-delay, a Rollback removes every curable regression from that seed's future (until a
-``reapply`` event brings it back) and a Pause stops a curable ramp (a rollout in progress) from growing.
+Seeds run as one batch through exactly the operator's engine, in its two halves: the
+stateless scoring (``engine.evaluate_rows``) of a block of evaluation times at once, then the
+guard's state machine (``guard.advance``) once per policy interval, in time order; every
+window ends at its evaluation time. The batch holds each seed twice: an *acted* copy, where a
+Rollback or Pause that fires (not blocked, mode Enforce) is executed, and a *counterfactual*
+copy that never acts; comparing the two gives the impact a policy avoids. Executing means:
+``engine.record_action`` now (cooldown, budget), and, after a human's approval delay when the
+action lies outside autoApprove and the scenario's rollout delay, a Rollback removes every
+curable regression from that seed's future (until a ``reapply`` event brings it back) and a
+Pause stops a curable ramp (a rollout in progress) from growing (``simseries``). Samples an
+action changes are recomposed, and the rest of the block rescored, before the guard sees them,
+so a run does not depend on how many evaluation times are scored together (tested).
 Metrics over the resulting runs are computed in ``rollguard.domain.simmetrics``.
 """
 
@@ -26,15 +30,9 @@ from numpy.typing import NDArray
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain import engine
-from rollguard.domain.generate import (
-    compose,
-    effect_span,
-    generate_noise,
-    sample_times,
-    shifts,
-)
+from rollguard.domain import engine, guard
 from rollguard.domain.scenarios import Scenario
+from rollguard.domain.simseries import SimSeries
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -108,70 +106,10 @@ def human_delay(policy: EffectivePolicy, scenario: Scenario) -> float:
     return timeout if policy.authorization.on_timeout == "Execute" else math.inf
 
 
-class _Sim:
-    """Mutable state of one batch run; only ``run_scenario`` uses it."""
-
-    def __init__(
-        self, policy: EffectivePolicy, scenario: Scenario, seeds: list[int], tl: Timeline
-    ) -> None:
-        self.policy, self.scenario, self.tl = policy, scenario, tl
-        self.signals = [s.name for s in policy.signals]
-        n_b, n_t, pad = len(seeds), tl.samples, tl.window - 1
-        gen = generate_noise(scenario, self.signals, seeds)
-        self.noise = gen.noise
-        self.t = sample_times(scenario)
-        n_e = len(scenario.effects)
-        self.live = np.ones((n_b, n_e, n_t), dtype=np.bool_)
-        self.frozen = np.full((n_b, n_e), np.inf)
-        # [copy 0 = counterfactual, copy 1 = acted]; pad - 1 missing samples up front so that
-        # every window, even the first ones, is a fixed-size view.
-        shape = (2, n_b, len(self.signals), pad + n_t)
-        self.values = np.full(shape, np.nan)
-        self.mask = np.zeros(shape, dtype=np.bool_)
-        full = compose(
-            scenario,
-            self.signals,
-            self.noise,
-            shifts(scenario, self.signals, self.t, self.live, self.frozen),
-        )
-        self.values[:, :, :, pad:] = full
-        self.mask[:, :, :, pad:] = gen.present & np.isfinite(full)
-        self.pad = pad
-        self.reapply = scenario.reapply_times
-        self.curable = np.array([e.curable for e in scenario.effects], dtype=np.bool_)
-        self.grows = np.array([e.shape == "ramp" for e in scenario.effects], dtype=np.bool_)
-
-    def apply(self, seeds: I64, action: str, at: float, now_index: int) -> None:
-        """Execute ``action`` for batch members ``seeds`` taking effect at ``at`` seconds."""
-        first = max(math.ceil(at / self.tl.dt - 1e-9), now_index + 1)
-        if first >= self.tl.samples or seeds.size == 0:
-            return
-        for e, effect in enumerate(self.scenario.effects):
-            if not self.curable[e] or effect.start_s > at:
-                continue
-            if action == "Rollback":
-                later = [r for r in self.reapply if r > at]
-                stop = math.ceil(later[0] / self.tl.dt - 1e-9) if later else self.tl.samples
-                self.live[seeds, e, first:stop] = False
-            elif self.grows[e]:
-                self.frozen[seeds, e] = np.minimum(self.frozen[seeds, e], at)
-        t = self.t[first:]
-        values = compose(
-            self.scenario,
-            self.signals,
-            self.noise[seeds, :, first:],
-            shifts(self.scenario, self.signals, t, self.live[seeds, :, first:], self.frozen[seeds]),
-        )
-        self.values[1, seeds, :, self.pad + first :] = values
-        present = self.mask[0, seeds, :, self.pad + first :]
-        self.mask[1, seeds, :, self.pad + first :] = present & np.isfinite(values)
-
-    def active(self) -> Bool:
-        spans = [effect_span(self.scenario, e, self.t) for e in self.scenario.effects]
-        if not spans:
-            return np.zeros(self.live.shape, dtype=np.bool_)
-        out: Bool = self.live & np.stack(spans)[None]
-        return out
+# Evaluation times scored together: a block of about this many (time, member, signal) cells
+# stays in the CPU cache; rows of samples are composed for a span of several blocks at once.
+_BLOCK_CELLS = 1 << 16
+_SPAN_BLOCKS = 8
 
 
 def run_scenario(
@@ -184,57 +122,77 @@ def run_scenario(
 ) -> ScenarioRun:
     """Run ``seeds`` (one batch) of ``scenario`` under ``policy``."""
     tl = timeline(policy, scenario)
-    sim = _Sim(policy, scenario, seeds, tl)
-    n_b, n_j = len(seeds), tl.eval_times.size
-    n_s = len(policy.signals)
-    flat_values = sim.values.reshape(2 * n_b, n_s, -1)
-    flat_mask = sim.mask.reshape(2 * n_b, n_s, -1)
-    available = np.ones((2 * n_b, n_s), dtype=np.bool_)
+    n_b, n_j, n_s, window = len(seeds), tl.eval_times.size, len(policy.signals), tl.window
+    series = SimSeries(scenario, [s.name for s in policy.signals], seeds, dt=tl.dt, pad=window - 1)
     state = engine.initial_state(policy, 2 * n_b)
+    rules = guard.Rules.of(policy)
     action_of = np.array([ACTIONS.index(t.action) for t in policy.triggers] or [2])
     responds = action_of < 2  # Rollback or Pause
     enforce = policy.mode == "Enforce"
     delay_human = human_delay(policy, scenario)
     rollout = duration_seconds(scenario.rollout_delay)
+    block = max(1, _BLOCK_CELLS // (2 * n_b * n_s))
+    starts = tl.eval_index  # padded rows: the window of evaluation j is starts[j] + (0..N-1)
 
     score = np.empty((n_j, 2 * n_b))
     fired = np.empty((n_j, n_b), dtype=np.int64)
-    blocked = np.empty((n_j, n_b), dtype=np.bool_)
+    blocked = np.zeros((n_j, n_b), dtype=np.bool_)
     executed = np.zeros((n_j, n_b), dtype=np.bool_)
-    for j in range(n_j):
-        k = int(tl.eval_index[j])
-        now = SIM_EPOCH + float(tl.eval_times[j])
-        window = slice(k, k + tl.window)  # padded coordinates: samples k - N + 1 .. k
-        measured = engine.Measurements(
-            flat_values[:, :, window], flat_mask[:, :, window], available
-        )
-        result = engine.step(policy, measured, state, now=now)
-        state = result.state
-        score[j] = result.score
-        fired_acted = result.fired[n_b:]
-        fired[j] = fired_acted
-        blocked[j] = result.blocked[n_b:] != ""
-        if enforce:
-            hit = (fired_acted >= 0) & responds[np.maximum(fired_acted, 0)] & ~blocked[j]
-            if hit.any():
-                auto = engine.acts_automatically(policy, result)[n_b:]
+    for s0 in range(0, n_j, block * _SPAN_BLOCKS):
+        s1 = min(n_j, s0 + block * _SPAN_BLOCKS)
+        lo = int(starts[s0])
+        rows = series.rows(lo, int(starts[s1 - 1]) + window)
+        for j0 in range(s0, s1, block):
+            j1 = min(s1, j0 + block)
+            # Scores of both copies at every evaluation time of the block: (J, 2, B).
+            scores = engine.evaluate_rows(policy, rows, starts[j0:j1] - lo, window).score
+            for j in range(j0, j1):
+                now = SIM_EPOCH + float(tl.eval_times[j])
+                moved = guard.advance(rules, scores[j - j0].reshape(2 * n_b), state, now=now)
+                state = moved.state
+                fired_acted = moved.fired[n_b:]
+                fired[j] = fired_acted
+                if fired_acted.max(initial=-1) < 0:
+                    continue  # nothing fired, so nothing is blocked or executed
+                blocked[j] = moved.blocked[n_b:] != ""
+                if not enforce:
+                    continue
+                hit = (fired_acted >= 0) & responds[np.maximum(fired_acted, 0)] & ~blocked[j]
+                if not hit.any():
+                    continue
+                auto = engine.auto_approved(
+                    policy, fired_acted, moved.blocked[n_b:], scores[j - j0, 1]
+                )
                 delay = np.where(auto, 0.0, delay_human)
                 go = hit & np.isfinite(delay)
                 executed[j] = go
-                if go.any():
-                    acted = np.concatenate([np.zeros(n_b, dtype=np.bool_), go])
-                    state = engine.record_action(state, acted, now=now)
-                    _execute(
-                        sim,
-                        policy=policy,
-                        fired=fired_acted,
-                        go=go,
-                        delay=delay,
-                        rollout=rollout,
-                        j=j,
-                    )
-        if progress is not None:
-            progress(1)
+                if not go.any():
+                    continue
+                acted = np.concatenate([np.zeros(n_b, dtype=np.bool_), go])
+                state = engine.record_action(state, acted, now=now)
+                _execute(
+                    series,
+                    policy=policy,
+                    fired=fired_acted,
+                    go=go,
+                    delay=delay,
+                    rollout=rollout,
+                    j=j,
+                    tl=tl,
+                )
+                # Samples after now may have changed: recompose them, rescore the rest of the
+                # block (later blocks are scored from the recomposed rows).
+                members = np.flatnonzero(go)
+                series.refresh(rows, lo, members, since=int(starts[j]) + 1)
+                if j + 1 < j1:
+                    later = starts[j + 1 : j1] - lo
+                    part = rows.take(int(later[0]), int(later[-1]) + window, (1, members))
+                    rescored = engine.evaluate_rows(policy, part, later - later[0], window)
+                    scores[j + 1 - j0 :, 1, members] = rescored.score
+            score[j0:j1] = scores.reshape(j1 - j0, 2 * n_b)
+            if progress is not None:
+                progress(j1 - j0)
+    values, present = series.acted() if keep_series else (None, None)
     return ScenarioRun(
         scenario=scenario,
         seeds=list(seeds),
@@ -244,21 +202,29 @@ def run_scenario(
         fired=fired,
         blocked=blocked,
         executed=executed,
-        active=sim.active(),
-        values=sim.values[1, :, :, sim.pad :] if keep_series else None,
-        present=sim.mask[1, :, :, sim.pad :] if keep_series else None,
+        active=series.active(),
+        values=values,
+        present=present,
     )
 
 
 def _execute(
-    sim: _Sim, *, policy: EffectivePolicy, fired: I64, go: Bool, delay: F64, rollout: float, j: int
+    series: SimSeries,
+    *,
+    policy: EffectivePolicy,
+    fired: I64,
+    go: Bool,
+    delay: F64,
+    rollout: float,
+    j: int,
+    tl: Timeline,
 ) -> None:
-    t = float(sim.tl.eval_times[j])
-    k = int(sim.tl.eval_index[j])
+    t = float(tl.eval_times[j])
+    k = int(tl.eval_index[j])
     actions = np.array([p.action for p in policy.triggers])
     for action in ("Rollback", "Pause"):
         for wait in np.unique(delay[go]):
             members = np.flatnonzero(
                 go & (delay == wait) & (actions[np.maximum(fired, 0)] == action)
             )
-            sim.apply(members, action, t + float(wait) + rollout, k)
+            series.apply(members, action, t + float(wait) + rollout, k)

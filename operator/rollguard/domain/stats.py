@@ -1,6 +1,8 @@
 """Window statistics: count, mean, sample standard deviation and a Student-t interval of the mean.
 
-Called by ``engine.step`` (vectorised over batch x signals x samples) and by tests. PURE.
+Called by ``engine.evaluate`` on one window per batch member (``window_stats``, the last axis
+holds the samples), by ``engine.evaluate_rows`` on many windows over time-major rows at once
+(``rows_stats``: the simulator) and by tests. PURE.
 
 The interval is a noise filter, not an exact probability statement: samples of a PromQL
 ``rate()`` over overlapping ranges are autocorrelated, so the true uncertainty of the mean is
@@ -11,142 +13,36 @@ accumulates.
 Determinism: a replay recomputes one deployment's statistics from its recorded samples, in a
 batch of one with no padding, and must reach the operator's numbers bit for bit. NumPy's
 ``sum`` uses pairwise summation whose grouping depends on the row length, so trailing padding
-would change the rounding. Sums here are sequential (``cumsum``), where adding a padded 0.0
-changes nothing, and the t quantile is computed in Python floats per sample count and looked
-up, so no vectorised transcendental function is involved.
+would change the rounding. Sums here are sequential, oldest sample first: either a ``cumsum``
+along each window (few members) or one vectorised add per sample of the window across all
+members and windows (many members); both add in the same order, adding a padded 0.0 changes
+nothing, and an element's result never depends on the others. The t quantile is computed in
+Python floats per sample count and looked up (``student_t``).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
 
+from rollguard.domain.student_t import t_cdf, t_quantile, t_two_sided
+
+__all__ = [
+    "SampleRows",
+    "WindowStats",
+    "rows_stats",
+    "t_cdf",
+    "t_quantile",
+    "t_two_sided",
+    "window_stats",
+]
+
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 Bool = NDArray[np.bool_]
-
-_MAX_DF = 1_000_000  # the exact CDF below costs O(df); more samples than this never occur
-_NORMAL = NormalDist()
-
-
-def _t_abs_cdf(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer df, exact finite series (Abramowitz & Stegun
-    26.7.3 and 26.7.4)."""
-    if t <= 0.0:
-        return 0.0
-    cos2 = df / (df + t * t)
-    sin = t / math.sqrt(df + t * t)
-    if df % 2 == 1:
-        theta = math.atan(t / math.sqrt(df))
-        if df == 1:
-            return 2.0 * theta / math.pi
-        cos = math.sqrt(cos2)
-        term = cos
-        total = cos
-        for k in range(3, df - 1, 2):
-            term *= cos2 * (k - 1) / k
-            total += term
-        return 2.0 / math.pi * (theta + sin * total)
-    term = 1.0
-    total = 1.0
-    for k in range(2, df - 1, 2):
-        term *= cos2 * (k - 1) / k
-        total += term
-    return sin * total
-
-
-def _t_pdf(t: float, df: int) -> float:
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return math.exp(log_norm - (df + 1) / 2 * math.log1p(t * t / df))
-
-
-def t_cdf(t: float, df: int) -> float:
-    """P(T <= t) for Student's t with an integer number of degrees of freedom >= 1."""
-    _check_df(df)
-    half = 0.5 * _t_abs_cdf(abs(t), df)
-    return 0.5 + half if t >= 0 else 0.5 - half
-
-
-def _hill_start(two_tail: float, df: int) -> float:
-    """Hill (1970), CACM Algorithm 396: the upper quantile for two-tail probability
-    ``two_tail``; exact for df 1 and 2, a close start for Newton's method otherwise."""
-    p, n = two_tail, float(df)
-    if df == 1:
-        p *= math.pi / 2
-        return math.cos(p) / math.sin(p)
-    if df == 2:
-        return math.sqrt(2.0 / (p * (2.0 - p)) - 2.0)
-    a = 1.0 / (n - 0.5)
-    b = 48.0 / (a * a)
-    c = ((20700.0 * a / b - 98.0) * a - 16.0) * a + 96.36
-    d = ((94.5 / (b + c) - 3.0) / b + 1.0) * math.sqrt(a * math.pi / 2) * n
-    x = d * p
-    y = x ** (2.0 / n)
-    if y > 0.05 + a:
-        # Far from the tail: an asymptotic expansion around the normal quantile.
-        x = _NORMAL.inv_cdf(0.5 * p)
-        y = x * x
-        if df < 5:
-            c += 0.3 * (n - 4.5) * (x + 0.6)
-        c = (((0.05 * d * x - 5.0) * x - 7.0) * x - 2.0) * x + b + c
-        y = (((((0.4 * y + 6.3) * y + 36.0) * y + 94.5) / c - y - 3.0) / b + 1.0) * x
-        y = math.expm1(a * y * y)
-    else:
-        y = (
-            (1.0 / (((n + 6.0) / (n * y) - 0.089 * d - 0.822) * (n + 2.0) * 3.0) + 0.5 / (n + 4.0))
-            * y
-            - 1.0
-        ) * (n + 1.0) / (n + 2.0) + 1.0 / y
-    return math.sqrt(n * y)
-
-
-def _check_df(df: int) -> None:
-    if not 1 <= df <= _MAX_DF:
-        raise ValueError(f"degrees of freedom must be an integer in [1, {_MAX_DF}], got {df}")
-
-
-@lru_cache(maxsize=4096)
-def t_two_sided(confidence: float, df: int) -> float:
-    """The t such that P(|T| <= t) = confidence: the half-width multiplier of a two-sided
-    interval. Hill's start, then Newton's method on the exact CDF, kept inside a bracket."""
-    _check_df(df)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    t = _hill_start(1.0 - confidence, df)
-    if df <= 2:
-        return t
-    lo, hi = 0.0, max(2.0 * t, 1.0)
-    while _t_abs_cdf(hi, df) < confidence:
-        lo, hi = hi, 2.0 * hi
-    for _ in range(100):
-        gap = _t_abs_cdf(t, df) - confidence
-        if gap > 0:
-            hi = min(hi, t)
-        else:
-            lo = max(lo, t)
-        nxt = t - gap / (2.0 * _t_pdf(t, df))
-        if not lo < nxt < hi:
-            nxt = 0.5 * (lo + hi)
-        if abs(nxt - t) <= 1e-15 * t:
-            return nxt
-        t = nxt
-    return t
-
-
-def t_quantile(p: float, df: int) -> float:
-    """The inverse CDF of Student's t with integer df: the t with P(T <= t) = p."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"probability must lie in (0, 1), got {p}")
-    if p == 0.5:
-        return 0.0
-    if p > 0.5:
-        return t_two_sided(2.0 * p - 1.0, df)
-    return -t_two_sided(1.0 - 2.0 * p, df)
 
 
 @dataclass(frozen=True)
@@ -184,38 +80,42 @@ class SampleRows:
     once so that many windows over them can be evaluated at once (``rows_stats``).
 
     x[t, ...] is the sample where it is valid (mask set and finite; -0.0 stored as 0.0) and
-    0.0 elsewhere; valid marks the valid samples; dirty[t] is True when row t may hold an
-    invalid sample (False guarantees it holds none, which lets whole blocks skip masking).
-    The simulator rewrites rows in place after an action with ``write``.
+    0.0 elsewhere; valid marks the valid samples. The simulator fills rows in place.
     """
 
     x: F64  # (T, ...)
     valid: Bool  # (T, ...)
-    dirty: Bool  # (T,)
+
+    @classmethod
+    def missing(cls, shape: tuple[int, ...]) -> SampleRows:
+        """Rows without a single valid sample, to be filled with ``write`` or ``accept``."""
+        return cls(x=np.zeros(shape, dtype=np.float64), valid=np.zeros(shape, dtype=np.bool_))
 
     @classmethod
     def of(cls, values: F64, mask: Bool) -> SampleRows:
         """Rows from time-major ``values`` and ``mask`` (T, ...)."""
-        x, valid = _prepare(values, mask)
-        return cls(x=x, valid=valid, dirty=_dirty(valid))
+        return cls(*_prepare(values, mask))
 
     def write(self, values: F64, mask: Bool, *, at: tuple[slice | int | I64, ...]) -> None:
-        """Store samples at index ``at``, whose first entry is a slice of rows (in place)."""
-        rows = at[0]
-        if not isinstance(rows, slice):
-            raise TypeError("the first index of a write must be a slice of rows")
+        """Store samples (broadcast as needed) at index ``at``."""
         x, valid = _prepare(values, mask)
         self.x[at] = x
         self.valid[at] = valid
-        self.dirty[rows] |= _dirty(valid)
+
+    def accept(self, mask: Bool, *, at: tuple[slice | int, ...]) -> None:
+        """Turn the raw values already placed in ``x[at]`` into samples: keep those valid
+        under ``mask`` (and finite), like ``write`` without a copy. ``at``: basic indices."""
+        x, valid = self.x[at], self.valid[at]
+        np.isfinite(x, out=valid)
+        valid &= mask
+        if not valid.all():
+            np.copyto(x, 0.0, where=~valid)
+        x += 0.0  # -0.0 becomes 0.0, as in _prepare
 
     def take(self, start: int, stop: int, at: tuple[int | I64 | slice, ...]) -> SampleRows:
         """Rows ``start:stop`` of the members at index ``at`` (over the axes after time)."""
-        return SampleRows(
-            x=self.x[(slice(start, stop), *at)],
-            valid=self.valid[(slice(start, stop), *at)],
-            dirty=self.dirty[start:stop],
-        )
+        rows = (slice(start, stop), *at)
+        return SampleRows(x=self.x[rows], valid=self.valid[rows])
 
 
 def _prepare(values: F64, mask: Bool) -> tuple[F64, Bool]:
@@ -225,26 +125,18 @@ def _prepare(values: F64, mask: Bool) -> tuple[F64, Bool]:
     return x, valid
 
 
-def _dirty(valid: Bool) -> Bool:
-    out: Bool = (
-        ~valid.reshape(valid.shape[0], -1).all(axis=1)
-        if valid.size
-        else np.ones(valid.shape[0], dtype=np.bool_)
-    )
-    return out
-
-
-def _row_index(starts: I64, n: int) -> slice | I64:
-    """Row ``n`` of every window: a slice when the windows are evenly spaced (a view)."""
-    first = int(starts[0])
+def _row_indices(starts: I64, window: int) -> list[slice | I64]:
+    """Row n of every window, for each n: slices (views) when the windows are evenly spaced."""
+    if starts.size == 0:
+        return [starts + n for n in range(window)]
     if starts.size == 1:
-        return slice(first + n, first + n + 1)
+        first = int(starts[0])
+        return [slice(first + n, first + n + 1) for n in range(window)]
     gaps = np.diff(starts)
     if gaps[0] > 0 and (gaps == gaps[0]).all():
-        step = int(gaps[0])
-        return slice(first + n, first + n + step * (starts.size - 1) + 1, step)
-    out: I64 = starts + n
-    return out
+        first, step, span = int(starts[0]), int(gaps[0]), int(starts[-1] - starts[0]) + 1
+        return [slice(first + n, first + n + span, step) for n in range(window)]
+    return [starts + n for n in range(window)]
 
 
 def rows_stats(
@@ -262,8 +154,13 @@ def _rows_stats(
     rows: SampleRows, starts: I64, window: int, min_samples: int, confidence: float
 ) -> WindowStats:
     shape = (starts.size, *rows.x.shape[1:])
-    index = [_row_index(starts, n) for n in range(window)]
-    clean = window > 0 and not rows.dirty[int(starts.min()) : int(starts.max()) + window].any()
+    index = _row_indices(starts, window)
+    # Every sample of every window valid (the common case): nothing to count or mask.
+    clean = (
+        window > 0
+        and starts.size > 0
+        and bool(rows.valid[int(starts.min()) : int(starts.max()) + window].all())
+    )
     # Sums run sequentially over the window, one row at a time: see the module docstring.
     if window == 0:
         count = np.zeros(shape, dtype=np.int64)
@@ -273,22 +170,35 @@ def _rows_stats(
         count = rows.valid[index[0]].astype(np.int64)
         for ix in index[1:]:
             count += rows.valid[ix]
-    total = rows.x[index[0]].copy() if window else np.zeros(shape)
-    for ix in index[1:]:
-        np.add(total, rows.x[ix], out=total)
-    mean: F64 = np.divide(total, count, out=np.full(shape, np.nan), where=count > 0)
+    total = np.zeros(shape)
+    if window == 1:
+        total[...] = rows.x[index[0]]
+    elif window > 1:
+        np.add(rows.x[index[0]], rows.x[index[1]], out=total)
+        for ix in index[2:]:
+            np.add(total, rows.x[ix], out=total)
+    if clean:
+        mean: F64 = np.divide(total, float(window), out=total)
+    else:
+        mean = np.divide(total, count, out=np.full(shape, np.nan), where=count > 0)
     squares = np.zeros(shape)
     dev = np.empty(shape)
     for n, ix in enumerate(index):
-        np.subtract(rows.x[ix], mean, out=dev)
+        term = squares if n == 0 else dev
+        np.subtract(rows.x[ix], mean, out=term)
         if not clean:
-            np.copyto(dev, 0.0, where=~rows.valid[ix])
-        if n == 0:
-            np.multiply(dev, dev, out=squares)
-        else:
-            np.multiply(dev, dev, out=dev)
+            np.copyto(term, 0.0, where=~rows.valid[ix])
+        np.multiply(term, term, out=term)
+        if n:
             np.add(squares, dev, out=squares)
-    return _finish(count, mean, squares, min_samples=min_samples, confidence=confidence)
+    return _finish(
+        count,
+        mean,
+        squares,
+        min_samples=min_samples,
+        confidence=confidence,
+        every=window if clean else None,
+    )
 
 
 def window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
@@ -316,8 +226,8 @@ _FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 
 
 def _narrow_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
-    # Few rows: a cumsum per row costs fewer calls. cumsum adds sequentially, exactly like
-    # the row-by-row adds of _rows_stats, so both give the same bits (tested).
+    # Few members: a cumsum along each window costs fewer calls than one add per sample. It
+    # adds sequentially, in the same order as _rows_stats, so both give the same bits (tested).
     x, valid = _prepare(values, mask)
     count: I64 = valid.sum(axis=-1, dtype=np.int64)
     total = _last_of_cumsum(x)
@@ -335,16 +245,41 @@ def _last_of_cumsum(x: F64) -> F64:
 
 
 def _finish(
-    count: I64, mean: F64, squares: F64, *, min_samples: int, confidence: float
+    count: I64,
+    mean: F64,
+    squares: F64,
+    *,
+    min_samples: int,
+    confidence: float,
+    every: int | None = None,
 ) -> WindowStats:
-    """Standard deviation and interval from the count, mean and sum of squared deviations."""
-    std: F64 = np.divide(squares, count - 1, out=np.full(count.shape, np.nan), where=count > 1)
+    """Standard deviation and interval from the count, mean and sum of squared deviations.
+    ``every``: the count of every window, when they all hold the same number of samples
+    (then the per-count look-ups and selections are done once)."""
+    conclusive: Bool
+    if every is not None:
+        multiplier, roots = _count_tables(confidence, every)
+        if every > 1:
+            std = squares / float(every - 1)
+            np.sqrt(std, out=std)
+            half = multiplier[every] * std
+            half /= roots[every]
+        else:
+            std, half = np.full(count.shape, np.nan), np.zeros(count.shape)
+        if every >= max(min_samples, 1):
+            lower = mean - half
+            upper = np.add(mean, half, out=half)
+            return WindowStats(count, mean, std, lower, upper, np.ones(count.shape, np.bool_))
+        unknown = [np.full(count.shape, np.nan) for _ in range(3)]
+        none = np.zeros(count.shape, np.bool_)
+        return WindowStats(count, unknown[0], std, unknown[1], unknown[2], none)
+    std = np.divide(squares, count - 1, out=np.full(count.shape, np.nan), where=count > 1)
     np.sqrt(std, out=std)
     multiplier, roots = _count_tables(confidence, int(count.max()) if count.size else 0)
-    half: F64 = multiplier[count] * std
+    half = multiplier[count] * std
     half /= roots[count]
     half = np.where(count > 1, half, 0.0)
-    conclusive: Bool = count >= max(min_samples, 1)
+    conclusive = count >= max(min_samples, 1)
     nan = np.float64(np.nan)
     return WindowStats(
         count=count,
