@@ -247,6 +247,12 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _clear(args: argparse.Namespace) -> int:
+    commands.clear_escalation(args)
+    print(f"Cleared the escalation of ModelDeployment {args.namespace}/{args.name}")
+    return EXIT_OK
+
+
 def _audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["verify"], help="verify: walk the hash chains")
     p.add_argument("-n", "--namespace", default=None, help="one namespace (default: all)")
@@ -369,6 +375,11 @@ COMMANDS: dict[str, Command] = {
         _explain,
     ),
     "audit": Command("verify the decision hash chains", _audit_args, _audit),
+    "clear": Command(
+        "let automatic actions resume on an Escalated ModelDeployment",
+        lambda p: _decision_args(p, reason=False),
+        _clear,
+    ),
 }
 
 

@@ -177,3 +177,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
         priority=args.priority,
         standalone=args.standalone,
     ).validate()
+
+
+def clear_escalation(args: argparse.Namespace) -> None:
+    """Let automatic actions resume on an Escalated ModelDeployment (an annotation the
+    operator reads; it never writes it)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from rollguard.control.cycle import CLEAR_ANNOTATION  # noqa: PLC0415
+
+    cluster = cluster_for(args)
+    stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+    try:
+        cluster.patch(
+            "ModelDeployment",
+            namespace=args.namespace,
+            name=args.name,
+            body={"metadata": {"annotations": {CLEAR_ANNOTATION: stamp}}},
+        )
+    except ApiError as err:
+        raise CommandError(
+            f"ModelDeployment {args.namespace}/{args.name}: {_api_message(err)}"
+        ) from err

@@ -3,6 +3,8 @@ the ServiceAccount and RBAC from deploy/, never as admin."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+
 from devenv.launcher import REPO, EnvInfo
 from devenv.processes import free_port
-from devenv.testing import Kubectl, apply_deploy, service_account_kubeconfig
+from devenv.testing import Kubectl, apply_deploy, deployment_manifest, service_account_kubeconfig
 
 
 @dataclass
@@ -48,8 +52,6 @@ class OperatorProcess:
         self.start()
 
     def audit_lines(self) -> list[dict[str, Any]]:
-        import json
-
         if not self.audit.exists():
             return []
         return [json.loads(line) for line in self.audit.read_text().splitlines() if line.strip()]
@@ -106,3 +108,129 @@ def wait_for(
             extra = f"\noperator log:\n{operator.tail()}" if operator else ""
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         time.sleep(interval)
+
+
+GROUP, VERSION = "rollguard.dev", "v1alpha1"
+ERROR_RATIO = (
+    'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",code=~"5.."}[10s]))'
+    ' / sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment"}[10s]))'
+)
+FAST_POLICY: dict[str, Any] = {
+    "riskTier": "high",
+    "evaluation": {"interval": "2s", "window": "20s", "minSamples": 5, "confidence": 0.9},
+    "signals": [
+        {
+            "name": "error_rate",
+            "query": ERROR_RATIO,
+            "objective": {"max": 0.01},
+            "margin": {"absolute": 0.005},
+            "critical": 0.05,
+        }
+    ],
+    "impact": {
+        "categories": [{"name": "customerExperience", "weight": 1, "signals": {"error_rate": 1}}]
+    },
+    "triggers": [{"action": "Rollback", "minScore": 0.5, "sustainedFor": "4s"}],
+    "clearBelow": 0.1,
+    "safety": {"cooldown": "30s", "maxActionsPerWindow": {"count": 2, "window": "10m"}},
+    "authorization": {
+        "autoApprove": {
+            "maxScore": 1.0,
+            "actions": ["Rollback", "Pause", "Hold"],
+            "maxRevisionsBack": 3,
+        },
+        "approvalTimeout": "60s",
+    },
+    "validation": {"rolloutTimeout": "60s", "window": "8s"},
+}
+
+
+class Scenario:
+    """One model service under a policy in a fresh namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.apps = client.AppsV1Api(api)
+
+    def create(self, kind_plural: str, body: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, kind_plural, body)
+
+    def get(self, kind_plural: str, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, kind_plural, name
+        )
+        return obj
+
+    def decisions(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "rollbackdecisions"
+        )["items"]
+        return items
+
+    def setup(
+        self,
+        *,
+        policy: dict[str, Any] | None = None,
+        profile: str = "healthy",
+        mdep_extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.apps.create_namespaced_deployment(
+            self.ns, deployment_manifest("fraud", profile=profile, replicas=2)
+        )
+        wait_for(
+            "revision 1",
+            lambda: (
+                (
+                    self.apps.read_namespaced_deployment("fraud", self.ns).metadata.annotations
+                    or {}
+                ).get("deployment.kubernetes.io/revision")
+                == "1"
+            ),
+        )
+        spec = copy.deepcopy(policy or FAST_POLICY)
+        self.create(
+            "rollbackpolicies",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "RollbackPolicy",
+                "metadata": {"name": "fraud-policy"},
+                "spec": spec,
+            },
+        )
+        mdep = {
+            "deploymentRef": {"name": "fraud"},
+            "policyRef": {"name": "fraud-policy"},
+            "model": {"name": "fraud-scorer", "version": "v1"},
+            "approvedRevisions": [{"revision": 1}],
+            **(mdep_extra or {}),
+        }
+        self.create(
+            "modeldeployments",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "fraud"},
+                "spec": mdep,
+            },
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        # Raw JSON: the client's typed models refuse Events some controllers write.
+        raw = client.EventsV1Api(self.api).list_namespaced_event(self.ns, _preload_content=False)
+        items: list[dict[str, Any]] = json.loads(raw.data)["items"]
+        return items
+
+    def phase(self) -> str | None:
+        return (self.get("modeldeployments", "fraud").get("status") or {}).get("phase")
+
+    def set_profile(self, profile: str) -> None:
+        container = {"name": "model", "env": [{"name": "SIM_PROFILE", "value": profile}]}
+        self.apps.patch_namespaced_deployment(
+            "fraud", self.ns, {"spec": {"template": {"spec": {"containers": [container]}}}}
+        )
+
+    def profile(self) -> str:
+        d = self.apps.read_namespaced_deployment("fraud", self.ns)
+        return str(d.spec.template.spec.containers[0].env[0].value)

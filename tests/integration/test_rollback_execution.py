@@ -107,19 +107,21 @@ def test_rollback_leaves_a_deployment_alone_when_someone_moved_it_on(
     assert live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] == "latency"
 
 
-def test_patch_with_stale_resource_version_is_refused_by_the_api_server(
+def test_patch_with_a_stale_generation_is_refused_by_the_api_server(
     two_revisions: tuple[Cluster, str, str], api_client: client.ApiClient
 ) -> None:
     cluster, namespace, _ = two_revisions
-    stale = cluster.deployment(namespace=namespace, name="scorer")["metadata"]["resourceVersion"]
+    stale = cluster.deployment(namespace=namespace, name="scorer")["metadata"]["generation"]
     client.AppsV1Api(api_client).patch_namespaced_deployment(
-        "scorer", namespace, {"metadata": {"annotations": {"edited-by": "a-human"}}}
+        "scorer",
+        namespace,
+        {"spec": {"replicas": 3}},  # a human's edit
     )
     with pytest.raises(ApiException) as refused:
         cluster.patch_deployment(
             namespace=namespace,
             name="scorer",
-            resource_version=stale,
+            generation=stale,
             operations=[{"op": "add", "path": "/spec/paused", "value": True}],
         )
     assert refused.value.status in (409, 422)

@@ -45,6 +45,7 @@ from rollguard.monitoring.measure import Target, measure, to_measurements
 from rollguard.monitoring.prometheus import Source
 
 log = logging.getLogger("rollguard")
+CLEAR_ANNOTATION = "rollguard.dev/escalation-cleared-at"
 ACTIVE_TO_PHASE: dict[str, Phase] = {
     "PendingApproval": "AwaitingApproval",
     "Approved": "RollingBack",
@@ -176,7 +177,7 @@ def _not_ready(
     update = status.model_copy(
         update={"conditions": conditions, "message": message, "observed_generation": generation}
     )
-    cluster.patch_status(
+    cluster.replace_status(
         "ModelDeployment",
         namespace=obj["metadata"]["namespace"],
         name=obj["metadata"]["name"],
@@ -247,6 +248,20 @@ def run_cycle(
         mine = decisions.get((m.namespace, m.name), ())
         active = next((d for d in mine if not d.final), None)
         escalated = m.status.escalated_at is not None
+        escalated_update: dict[str, Any] = {}
+        cleared = _cleared_at(m)
+        if (
+            escalated
+            and cleared is not None
+            and m.status.escalated_at is not None
+            and cleared > m.status.escalated_at
+        ):
+            escalated = False
+            escalated_update = {"escalated_at": None, "escalation_reason": None}
+            recorder.transition(
+                obj=m.obj, reason=reasons.ESCALATION_CLEARED,
+                message=f"ModelDeployment {m.namespace}/{m.name}: escalation cleared by a human; automatic actions resume",
+            )  # fmt: skip
         evaluation = last_evaluation(eff, result, b, now=now)
         score = evaluation.score
         observe.SCORE.labels(namespace=m.namespace, model_deployment=m.name).set(
@@ -290,6 +305,20 @@ def run_cycle(
             report.created.append(created)
             last_decision = created["metadata"]["name"]
             active = DecisionSummary.of(created)
+            if str(result.blocked[b]) == "budget":
+                # Beyond the action budget humans take over: this is what stops a fight with
+                # a GitOps tool that keeps re-applying the bad revision.
+                budget = eff.safety.max_actions_per_window
+                escalation = (
+                    f"action budget spent ({budget.count} automatic action(s) per {budget.window}); "
+                    f"decision {last_decision} waits for a human"
+                )
+                escalated_update = {"escalated_at": now_dt, "escalation_reason": escalation}
+                escalated = True
+                recorder.transition(
+                    obj=m.obj, reason=reasons.ESCALATED, warning=True,
+                    message=f"ModelDeployment {m.namespace}/{m.name} escalated to humans: {escalation}",
+                )  # fmt: skip
         phase, message = _phase(
             m, result, b, active=active, escalated=escalated, score=score,
             clear_below=eff.clear_below, cooldown_seconds=duration_seconds(eff.safety.cooldown),
@@ -335,6 +364,7 @@ def run_cycle(
                 "approved_revisions": approved, "last_evaluation": evaluation, "last_decision": last_decision,
                 "guard": after[b], "policy_hash": policy.spec_hash, "healthy_since": healthy_since,
                 "conditions": conditions, "observed_generation": generation,
+                **escalated_update,
             }
         )  # fmt: skip
         if (
@@ -350,7 +380,7 @@ def run_cycle(
                     )
                 }
             )
-        cluster.patch_status(
+        cluster.replace_status(
             "ModelDeployment", namespace=m.namespace, name=m.name, status=status.wire()
         )
         report.evaluated += 1
@@ -373,6 +403,10 @@ def _phase(
         )
     if active is not None and active.phase in ACTIVE_TO_PHASE:
         return ACTIVE_TO_PHASE[active.phase], f"decision {active.name} is {active.phase}"
+    if active is not None and not active.phase and active.acts:
+        # Just created; its first lifecycle step follows at once.
+        phase: Phase = "AwaitingApproval" if active.requires_approval else "RollingBack"
+        return phase, f"decision {active.name} was just made"
     cooldown = _in_cooldown(m, cooldown_seconds, now)
     if score is None:
         return "Inconclusive", "no signal had enough data to judge"
@@ -381,6 +415,15 @@ def _phase(
     if cooldown:
         return "Cooldown", f"impact score {score:.3f}; cooling down after an automatic action"
     return "Healthy", f"impact score {score:.3f}"
+
+
+def _cleared_at(m: Member) -> datetime | None:
+    """When a human last cleared an escalation (``rollguard clear``), from the annotation."""
+    raw = (m.obj["metadata"].get("annotations") or {}).get(CLEAR_ANNOTATION)
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
+    except ValueError:
+        return None
 
 
 def _in_cooldown(m: Member, cooldown: float, now: float) -> bool:

@@ -38,6 +38,8 @@ class DecisionSummary:
     executed_at: float | None  # when it changed the Deployment (cooldown and budget count it)
     sequence: int
     hash: str
+    requires_approval: bool = False
+    acts: bool = False  # a Rollback or Pause in Enforce mode: it may change the Deployment
 
     @property
     def final(self) -> bool:
@@ -57,6 +59,9 @@ class DecisionSummary:
             executed_at=_unix(execution.get("startedAt")) if execution.get("patched") else None,
             sequence=int(audit.get("sequence") or annotations.get(ANNOTATION_SEQUENCE) or 0),
             hash=str(audit.get("hash") or ""),
+            requires_approval=bool(spec.get("requiresApproval")),
+            acts=spec.get("mode") != "DryRun"
+            and (spec.get("recommended") or {}).get("action") in ("Rollback", "Pause"),
         )
 
 

@@ -10,6 +10,7 @@ decision changes its Deployment at most once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,8 +82,28 @@ class _Step:
         )
 
 
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(namespace: str, name: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault((namespace, name), threading.Lock())
+
+
 def advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[str, Any]:
-    """Make every transition of the decision that is due at ``now``; returns it as persisted."""
+    """Make every transition of the decision that is due at ``now``; returns it as persisted.
+
+    One caller at a time per decision (the evaluation loop advances a new decision at once
+    while its own loop may start too), and always from the decision as stored, not as the
+    caller last saw it."""
+    meta = obj["metadata"]
+    with _lock(meta["namespace"], meta["name"]):
+        fresh = life.cluster.get("RollbackDecision", namespace=meta["namespace"], name=meta["name"])
+        return _advance(life, fresh, now=now)
+
+
+def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[str, Any]:
     step = _Step(life, obj, now)
     if not (step.status.audit and step.status.audit.hash):
         step.obj = life.cluster.patch_status(

@@ -101,16 +101,19 @@ class Cluster:
         *,
         namespace: str,
         name: str,
-        resource_version: str,
+        generation: int,
         operations: Sequence[Mapping[str, Any]],
     ) -> dict[str, Any]:
-        """A JSON Patch whose first operation tests the resourceVersion: if anyone changed the
-        Deployment since it was read, the API server refuses the patch instead of letting it
-        silently overwrite their edit."""
-        body = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}]
+        """A JSON Patch whose first operation tests metadata.generation: if anyone changed the
+        Deployment's spec since it was read, the API server refuses the patch (422) instead of
+        letting it silently overwrite their edit. The generation, unlike the resourceVersion,
+        does not move with the controller's status updates during a rollout."""
+        body = [{"op": "test", "path": "/metadata/generation", "value": generation}]
         body.extend(dict(op) for op in operations)
         apps = client.AppsV1Api(self.api)
-        obj = apps.patch_namespaced_deployment(name, namespace, body)
+        obj = apps.patch_namespaced_deployment(
+            name, namespace, body, _content_type="application/json-patch+json"
+        )
         return cast(dict[str, Any], self._plain(obj))
 
     # -- rollguard.dev ---------------------------------------------------------------------
@@ -169,6 +172,20 @@ class Cluster:
                 GROUP, VERSION, namespace, PLURALS[kind], name, {"status": dict(status)}
             ),
         )
+
+    def replace_status(
+        self, kind: str, *, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Replace the whole status (a JSON Patch ``add /status``): unlike a merge patch, keys
+        that are gone from ``status`` are gone from the object too."""
+        return cast(
+            dict[str, Any],
+            self._custom().patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURALS[kind], name,
+                [{"op": "add", "path": "/status", "value": dict(status)}],
+                _content_type="application/json-patch+json",
+            ),
+        )  # fmt: skip
 
     def delete(self, kind: str, *, namespace: str, name: str) -> None:
         self._custom().delete_namespaced_custom_object(

@@ -2,12 +2,13 @@
 
 Exactly once and never over someone else's edit: the Deployment is read, checked to still be
 at the revision the decision judged, and patched with a JSON Patch that tests its
-resourceVersion. Already at the target means done, with no patch, so running this again after
+metadata.generation (it moves only when someone changes the spec). Already at the target means done, with no patch, so running this again after
 a crash or on a second replica changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +37,13 @@ class ExecutionResult:
     @property
     def patched(self) -> bool:
         return self.verdict == "Patched"
+
+
+def _api_message(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message", err.reason))[:300]
+    except ValueError:
+        return str(err.reason)
 
 
 def _same_template(live: dict[str, Any], target: dict[str, Any]) -> bool:
@@ -93,7 +101,7 @@ def rollback(
         cluster.patch_deployment(
             namespace=namespace,
             name=deployment,
-            resource_version=live["metadata"]["resourceVersion"],
+            generation=int(live["metadata"]["generation"]),
             operations=[{"op": "replace", "path": "/spec/template", "value": template}],
         )
     except ApiException as err:
@@ -103,7 +111,7 @@ def rollback(
             return ExecutionResult(
                 "Conflict",
                 f"Deployment {namespace}/{deployment} changed while it was being patched "
-                f"(HTTP {err.status}); not overwritten",
+                f"(HTTP {err.status}: {_api_message(err)}); not overwritten",
                 from_template_hash=current_hash,
             )
         raise
@@ -135,7 +143,7 @@ def pause(
         cluster.patch_deployment(
             namespace=namespace,
             name=deployment,
-            resource_version=live["metadata"]["resourceVersion"],
+            generation=int(live["metadata"]["generation"]),
             operations=[{"op": "add", "path": "/spec/paused", "value": True}],
         )
     except ApiException as err:

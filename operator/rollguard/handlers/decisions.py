@@ -27,12 +27,13 @@ def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
 def _step(namespace: str, name: str) -> Mapping[str, Any] | None:
     runtime = current()
     try:
-        obj = runtime.cluster.get("RollbackDecision", namespace=namespace, name=name)
+        return advance(
+            runtime.lifecycle, {"metadata": {"namespace": namespace, "name": name}}, now=now()
+        )
     except ApiError as err:
         if err.status == 404:
             return None
         raise
-    return advance(runtime.lifecycle, obj, now=now())
 
 
 @kopf.daemon("rollbackdecisions", when=_unfinished, cancellation_timeout=10)  # type: ignore[arg-type]

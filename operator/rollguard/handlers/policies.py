@@ -97,7 +97,7 @@ def _write_status(
     wire = status.wire()
     if wire != (body.get("status") or {}):
         meta = body["metadata"]
-        current().cluster.patch_status(
+        current().cluster.replace_status(
             "RollbackPolicy", namespace=meta["namespace"], name=meta["name"], status=wire
         )
 
