@@ -61,6 +61,15 @@ def test_errors_revision_is_rolled_back_to_the_approved_revision_and_validated(
     assert rollguard_main(["replay", str(path)]) == 0
     assert "same recommendation" in capsys.readouterr().out
 
+    # People can ask why, and check the journal has not been tampered with.
+    kube = [f"--kubeconfig={operator.env['KUBECONFIG']}"]
+    assert rollguard_main(["explain", name, "-n", scenario.ns, *kube]) == 0
+    explained = capsys.readouterr().out
+    assert "Recommended: Rollback revision 2 -> 1" in explained
+    assert "Phase: Succeeded" in explained
+    assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+    assert f"{scenario.ns}/fraud: 1 decision(s), chain intact" in capsys.readouterr().out
+
     reasons = {e["reason"] for e in scenario.events()}
     assert {
         "RollbackRecommended",

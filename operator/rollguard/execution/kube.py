@@ -22,6 +22,8 @@ from rollguard.domain.revisions import ReplicaSetRecord
 ApiError = ApiException
 """Errors of the Kubernetes API, for layers that must not import the client."""
 
+REQUEST_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to read
+
 PLURALS = {
     "RollbackPolicy": "rollbackpolicies",
     "ModelDeployment": "modeldeployments",
@@ -32,17 +34,34 @@ COMPONENT = "rollguard"
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> client.ApiClient:
     """An API client: in-cluster config when running in a Pod, else the kubeconfig
-    (``KUBECONFIG`` or ~/.kube/config)."""
+    (``KUBECONFIG`` or ~/.kube/config). Every request it makes has a timeout."""
+    api: client.ApiClient | None = None
     if kubeconfig is None and context is None:
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
+            api = client.ApiClient()
         except config.ConfigException:
-            pass
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, context=context
-    )
+            api = None
+    if api is None:
+        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context
+        )
+    _with_timeout(api)
     return api
+
+
+def _with_timeout(api: client.ApiClient) -> None:
+    """Give every request of ``api`` REQUEST_TIMEOUT unless the call sets its own: the client
+    has no default, and a hung API server must not stall a cycle forever."""
+    rest: Any = api.rest_client
+    request = rest.request
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return request(*args, **kwargs)
+
+    rest.request = timed
 
 
 def is_transient(err: ApiException) -> bool:
@@ -61,7 +80,7 @@ def retry_after(err: ApiException, default: float) -> float:
 
 @dataclass(frozen=True)
 class Cluster:
-    """The API operations rollguard performs, on one API client."""
+    """The API operations rollguard performs, on one API client. Every call has a timeout."""
 
     api: client.ApiClient
 
