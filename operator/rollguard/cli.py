@@ -28,8 +28,10 @@ from rollguard.domain.plot import PlotUnavailableError, render_png
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.replay import replay
 from rollguard.domain.scenarios import load_scenarios
-from rollguard.domain.series import load_series
+from rollguard.domain.series import load_series, parse_timestamp
 from rollguard.domain.simulate import simulate, total_steps, trace
+from rollguard.monitoring.backtest import fetch
+from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -177,6 +179,44 @@ def _crds_args(p: argparse.ArgumentParser) -> None:
 def _crds(args: argparse.Namespace) -> int:
     for path in write_crds(args.out):
         print(f"Wrote {path}")
+    return EXIT_OK
+
+
+# --- backtest -----------------------------------------------------------------------------
+
+
+def _backtest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", type=Path, required=True, help="RollbackPolicy YAML")
+    p.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    p.add_argument("--namespace", required=True, help="namespace of the deployment")
+    p.add_argument("--deployment", required=True, help="Deployment name")
+    p.add_argument("--from", dest="start", required=True, help="start: Unix seconds or RFC 3339")
+    p.add_argument("--to", dest="end", required=True, help="end: Unix seconds or RFC 3339")
+    p.add_argument("--step", type=float, default=15.0, help="seconds between samples (15)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    policy = load_policy(path=args.policy)
+    try:
+        start, end = parse_timestamp(args.start), parse_timestamp(args.end)
+    except ValueError as err:
+        raise InputError(f"--from/--to: {err}") from err
+    source = PrometheusSource(url=args.prometheus)
+    try:
+        series = fetch(
+            source=source,
+            policy=policy,
+            namespace=args.namespace,
+            deployment=args.deployment,
+            start=start,
+            end=end,
+            step=args.step,
+        )
+    except MonitoringError as err:
+        raise InputError(f"{args.prometheus}: {err}") from err
+    recorded = run_recorded(policy, series)
+    print(report.to_json(recorded) if args.json else report.recorded_text(recorded), end="")
     return EXIT_OK
 
 
@@ -355,6 +395,9 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "simulate": Command(
         "how a policy would behave on scenarios or recorded data", _simulate_args, _simulate
+    ),
+    "backtest": Command(
+        "run a policy over a deployment's history in Prometheus", _backtest_args, _backtest
     ),
     "replay": Command(
         "re-evaluate a recorded decision from its own evidence", _replay_args, _replay

@@ -249,7 +249,9 @@ def test_prometheus_answers_and_errors_profile_raises_5xx_rate_within_seconds(
     )
     assert {s["metric"]["code"] for s in series} >= {"200", "500"}
     healthy = _wait("a healthy error ratio", lambda: _error_ratio(prom, namespace, "scorer"), 30)
-    assert healthy < 0.01
+    # ~0.2% 5xx; a 5 s rate over ~300 requests is noisy, so the bound is loose but still far
+    # below the errors profile's ~12%.
+    assert healthy < 0.03
 
     switched = time.monotonic()
     apps.patch_namespaced_deployment(

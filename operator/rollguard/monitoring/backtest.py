@@ -1,0 +1,47 @@
+"""Range data for a backtest: every signal of a policy for one deployment over [start, end],
+fetched from Prometheus and laid on the grid the recorded-series runner uses.
+
+Called by ``rollguard backtest``; the decisions are then made by the same code as
+``rollguard simulate --series`` and the operator.
+"""
+
+from __future__ import annotations
+
+from rollguard.api.policy import EffectivePolicy
+from rollguard.domain.series import Row, Series, SeriesError, to_grid
+from rollguard.monitoring.prometheus import Source
+from rollguard.monitoring.promql import render
+
+# Prometheus refuses range queries with more than 11,000 points per series.
+MAX_POINTS = 11_000
+
+
+def fetch(
+    *,
+    source: Source,
+    policy: EffectivePolicy,
+    namespace: str,
+    deployment: str,
+    start: float,
+    end: float,
+    step: float,
+) -> Series:
+    """Every signal's samples, one range query per signal (split when the range is long)."""
+    if not end > start:
+        raise SeriesError(f"--to must be after --from (got {start} .. {end})")
+    rows: list[Row] = []
+    for signal in policy.signals:
+        query = render(signal.query, namespace=namespace, deployment=deployment)
+        chunk = step * (MAX_POINTS - 1)
+        at = start
+        while at <= end:
+            stop = min(end, at + chunk)
+            for series in source.query_range(query=query, start=at, end=stop, step=step):
+                for t, v in zip(series.timestamps.tolist(), series.values.tolist(), strict=True):
+                    rows.append(Row(t, signal.name, v, None, f"prometheus: {signal.name} at {t}"))
+            at = stop + step
+    if not rows:
+        raise SeriesError(
+            f"Prometheus returned no samples for {namespace}/{deployment} between {start} and {end}"
+        )
+    return to_grid(rows, source="prometheus", signals=[s.name for s in policy.signals])

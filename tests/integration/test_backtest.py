@@ -1,0 +1,77 @@
+"""`rollguard backtest` runs a policy over a deployment's history in the real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from operator_fixtures import FAST_POLICY, wait_for
+
+from devenv.launcher import EnvInfo
+from devenv.testing import deployment_manifest
+from rollguard.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_backtest_over_an_errors_deployment_finds_the_rollback(
+    env: EnvInfo,
+    api_client: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client.AppsV1Api(api_client).create_namespaced_deployment(
+        namespace, deployment_manifest("scorer", profile="errors")
+    )
+    started = time.time()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "rollguard.dev/v1alpha1",
+                "kind": "RollbackPolicy",
+                "metadata": {"name": "p"},
+                "spec": FAST_POLICY,
+            }
+        )
+    )
+    wait_for("40 s of history", lambda: time.time() - started > 40, timeout=60)
+
+    argv = [
+        "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",
+        f"--namespace={namespace}", "--deployment=scorer",
+        f"--from={int(started)}", f"--to={int(time.time())}", "--step=1", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [a["action"] for a in result["actions"]][:1] == ["Rollback"]
+    assert result["actions"][0]["score"] > 0.5
+
+
+def test_backtest_of_a_deployment_without_data_is_a_one_line_error(
+    env: EnvInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "rollguard.dev/v1alpha1",
+                "kind": "RollbackPolicy",
+                "metadata": {"name": "p"},
+                "spec": FAST_POLICY,
+            }
+        )
+    )
+    now = int(time.time())
+    argv = [
+        "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",
+        "--namespace=nowhere", "--deployment=nothing", f"--from={now - 60}", f"--to={now}", "--step=1",
+    ]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no samples" in err and err.count("\n") == 1
