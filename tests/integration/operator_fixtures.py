@@ -79,6 +79,7 @@ def start_operator(
         f"--audit-log={audit}",
         "--scrape-interval=1",
         "--decision-poll=1",
+        "--keep-decisions=2",
         *(extra or []),
     ]  # fmt: skip
     proc = OperatorProcess(

@@ -69,6 +69,14 @@ def _phase_of(scenario: Scenario, name: str) -> str | None:
     return (scenario.get("rollbackdecisions", name).get("status") or {}).get("phase")
 
 
+def _count(operator: OperatorProcess, scenario: Scenario, event: str) -> int:
+    return sum(
+        1
+        for a in operator.audit_lines()
+        if a.get("event") == event and a.get("namespace") == scenario.ns
+    )
+
+
 def _grant(
     kubectl: Kubectl,
     namespace: str,
@@ -292,3 +300,51 @@ def test_operator_killed_mid_decision_patches_exactly_once_and_completes(
     # Generation 1: created; 2: the errors revision; 3: the one rollback. No second patch.
     assert scenario.apps.read_namespaced_deployment("fraud", scenario.ns).metadata.generation == 3
     assert len(scenario.decisions()) == 1
+
+
+def test_old_decisions_are_collected_after_export_and_the_chain_still_verifies(
+    operator: OperatorProcess, scenario: Scenario, env: EnvInfo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The session's operator keeps 2 decisions per ModelDeployment; Hold decisions are final
+    # at once, so three episodes make three decisions and the oldest is collected.
+    scenario.setup(
+        policy=_policy(triggers=[{"action": "Hold", "minScore": 0.5, "sustainedFor": "0s"}])
+    )
+    for episode in range(1, 4):
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", timeout=90, operator=operator)
+        scenario.set_profile("errors")
+        wait_for(
+            f"decision of episode {episode}",
+            lambda n=episode: _count(operator, scenario, "HoldRecommended") >= n,
+            timeout=60,
+            operator=operator,
+        )
+        scenario.set_profile("healthy")
+    wait_for(
+        "the oldest decision to be collected",
+        lambda: (
+            (scenario.get("modeldeployments", "fraud")["status"].get("audit") or {}).get(
+                "prunedThrough"
+            )
+            == 1
+        ),
+        timeout=60,
+        operator=operator,
+    )
+    remaining = sorted(d["status"]["audit"]["sequence"] for d in scenario.decisions())
+    assert remaining == [2, 3]
+    pruned = [
+        a
+        for a in operator.audit_lines()
+        if a.get("event") == "DecisionPruned" and a.get("namespace") == scenario.ns
+    ]
+    assert [a["sequence"] for a in pruned] == [1]
+    final_lines = [
+        a
+        for a in operator.audit_lines()
+        if a.get("event") == "DecisionFinal" and a.get("namespace") == scenario.ns
+    ]
+    assert len(final_lines) == 3  # every decision was exported before any was deleted
+    kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
+    assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+    assert "2 decision(s), chain intact" in capsys.readouterr().out

@@ -138,7 +138,7 @@ def create_decision(
     if fresh:
         rec = spec.recommended
         reason = {"Rollback": reasons.ROLLBACK_RECOMMENDED, "Pause": reasons.PAUSE_RECOMMENDED}.get(
-            rec.action, reasons.HOLD_RECORDED
+            rec.action, reasons.HOLD_RECOMMENDED
         )
         target = f" to revision {rec.to_revision}" if rec.to_revision is not None else ""
         recorder.transition(

@@ -23,6 +23,7 @@ ESCALATION_CLEARED = "EscalationCleared"
 # Decisions
 ROLLBACK_RECOMMENDED = "RollbackRecommended"
 PAUSE_RECOMMENDED = "PauseRecommended"
+HOLD_RECOMMENDED = "HoldRecommended"
 HOLD_RECORDED = "HoldRecorded"
 DRY_RUN_RECORDED = "DryRunRecorded"
 APPROVAL_REQUIRED = "ApprovalRequired"
