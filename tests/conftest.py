@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
-from devenv.testing import Kubectl, api_client_for
+from devenv.testing import Kubectl, api_client_for, fresh_namespace
 
 
 def _existing_cluster() -> EnvInfo | None:
@@ -90,13 +89,8 @@ def kubectl(env: EnvInfo) -> Kubectl:
 @pytest.fixture
 def namespace(api_client: client.ApiClient) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with fresh_namespace(api_client) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,8 +57,28 @@ class OperatorProcess:
             return []
         return [json.loads(line) for line in self.audit.read_text().splitlines() if line.strip()]
 
+    @property
+    def metrics_url(self) -> str:
+        port = next(a.split("=", 1)[1] for a in self.argv if a.startswith("--metrics-port="))
+        return f"http://127.0.0.1:{port}/metrics"
+
+    @property
+    def liveness_url(self) -> str:
+        port = int(self.metrics_url.rsplit(":", 1)[1].split("/")[0]) + 1
+        return f"http://127.0.0.1:{port}/healthz"
+
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _two_free_ports() -> int:
+    """A free port whose successor is free too (metrics, then liveness)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+    raise RuntimeError("no two adjacent free ports")
 
 
 def start_operator(
@@ -75,7 +96,7 @@ def start_operator(
     argv = [
         sys.executable, "-m", "rollguard.cli", "run",
         f"--prometheus-url={env.prometheus_url}",
-        f"--metrics-port={free_port()}",
+        f"--metrics-port={_two_free_ports()}",
         f"--audit-log={audit}",
         "--scrape-interval=1",
         "--decision-poll=1",

@@ -5,7 +5,6 @@ deployments of the same name in different namespaces; a silent exporter yields n
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from devenv.launcher import EnvInfo
-from devenv.testing import deployment_manifest
+from devenv.testing import deployment_manifest, fresh_namespace
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.domain.tiers import resolve
 from rollguard.monitoring.measure import Target, measure, to_measurements
@@ -59,13 +58,8 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 @pytest.fixture
 def second_namespace(api_client: client.ApiClient) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with fresh_namespace(api_client) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 def test_batched_queries_equal_per_deployment_queries_on_real_prometheus(

@@ -3,6 +3,7 @@ ServiceAccount and RBAC from deploy/. The workload simulator's profiles drive th
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,14 @@ def test_errors_revision_is_rolled_back_to_the_approved_revision_and_validated(
     assert "Phase: Succeeded" in explained
     assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
     assert f"{scenario.ns}/fraud: 1 decision(s), chain intact" in capsys.readouterr().out
+
+    metrics = urllib.request.urlopen(operator.metrics_url, timeout=5).read().decode()
+    assert 'rollguard_decisions_total{action="Rollback"}' in metrics
+    assert "rollguard_cycle_duration_seconds_bucket" in metrics
+    assert (
+        f'rollguard_impact_score{{model_deployment="fraud",namespace="{scenario.ns}"}}' in metrics
+    )
+    assert urllib.request.urlopen(operator.liveness_url, timeout=5).status == 200
 
     reasons = {e["reason"] for e in scenario.events()}
     assert {

@@ -316,7 +316,7 @@ def test_old_decisions_are_collected_after_export_and_the_chain_still_verifies(
         wait_for(
             f"decision of episode {episode}",
             lambda n=episode: _count(operator, scenario, "HoldRecommended") >= n,
-            timeout=60,
+            timeout=90,
             operator=operator,
         )
         scenario.set_profile("healthy")

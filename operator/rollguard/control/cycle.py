@@ -28,7 +28,7 @@ from rollguard.control import observe, reasons
 from rollguard.control.decisions import DecisionSummary, create_decision
 from rollguard.control.policy import PolicyContext
 from rollguard.domain import engine
-from rollguard.domain.conditions import set_condition
+from rollguard.domain.conditions import set_ready
 from rollguard.domain.decide import build_spec, decide, policy_snapshot
 from rollguard.domain.evidence import last_evaluation
 from rollguard.domain.loading import format_validation_error
@@ -154,24 +154,10 @@ def _not_ready(
     invalid: bool = False,
 ) -> None:
     generation = obj["metadata"].get("generation")
-    conditions = set_condition(
-        status.conditions,
-        type_="Ready",
-        status="False",
-        reason=reason,
-        message=message,
-        now=now,
-        generation=generation,
-    )
-    conditions = set_condition(
-        conditions,
-        type_="Invalid",
-        status="True" if invalid else "False",
-        reason=reason,
-        message=message if invalid else "",
-        now=now,
-        generation=generation,
-    )
+    conditions = set_ready(
+        status.conditions, ready="False", reason=reason, message=message, invalid=invalid,
+        now=now, generation=generation,
+    )  # fmt: skip
     if status.conditions == conditions:
         return
     update = status.model_copy(
@@ -339,24 +325,10 @@ def run_cycle(
                     score=score,
                 )
         generation = m.obj["metadata"].get("generation")
-        conditions = set_condition(
-            m.status.conditions,
-            type_="Ready",
-            status="True",
-            reason=reasons.EVALUATED,
-            message=message,
-            now=now_dt,
-            generation=generation,
-        )
-        conditions = set_condition(
-            conditions,
-            type_="Invalid",
-            status="False",
-            reason=reasons.EVALUATED,
-            message="",
-            now=now_dt,
-            generation=generation,
-        )
+        conditions = set_ready(
+            m.status.conditions, ready="True", reason=reasons.EVALUATED, message=message,
+            invalid=False, now=now_dt, generation=generation,
+        )  # fmt: skip
         stable = next((a.revision for a in approved if a.revision <= m.current), None)
         status = m.status.model_copy(
             update={

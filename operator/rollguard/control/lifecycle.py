@@ -24,6 +24,7 @@ from rollguard.control import observe, reasons
 from rollguard.control.decisions import seal
 from rollguard.execution.kube import ApiError, Cluster
 from rollguard.execution.rollback import pause, rollback
+from rollguard.monitoring.promql import lookback_seconds
 
 log = logging.getLogger("rollguard")
 
@@ -33,6 +34,7 @@ class Lifecycle:
     cluster: Cluster
     recorder: observe.Recorder
     keep_decisions: int = 20
+    scrape_interval: float = 15.0
 
 
 def _iso(now: float) -> str:
@@ -327,10 +329,15 @@ def _validating(step: _Step) -> bool:
             _escalate(step, message)
             return True
         return False
-    # The first evaluation window after the rollout still holds samples of the bad revision;
-    # only evaluations whose whole window follows the rollout count.
-    observe_from = validation.rollout_completed_at.timestamp() + duration_seconds(
-        policy.evaluation.window
+    # Evaluations right after the rollout still see the bad revision: through their window,
+    # through the ranges inside the queries (rate(...[1m]) looks back a minute), and through
+    # one scrape interval. Only evaluations that see nothing older than the rollout count.
+    settle = max((lookback_seconds(sig.query) for sig in policy.signals), default=0.0)
+    observe_from = (
+        validation.rollout_completed_at.timestamp()
+        + duration_seconds(policy.evaluation.window)
+        + settle
+        + step.life.scrape_interval
     )
     until = observe_from + duration_seconds(policy.validation.window)
     status = ModelDeploymentStatus.model_validate(step.model_deployment().get("status") or {})

@@ -14,7 +14,7 @@ from rollguard.api.base import ConditionStatus
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec, RollbackPolicyStatus
 from rollguard.control import reasons
 from rollguard.domain import tiers
-from rollguard.domain.conditions import set_condition
+from rollguard.domain.conditions import set_ready
 from rollguard.domain.loading import format_validation_error
 from rollguard.monitoring.promql import BatchPlan, InvalidQuery, plan, validate
 
@@ -84,24 +84,10 @@ def status_for(
     conditions = list(old.conditions)
     if context is None:
         message = error or "invalid"
-        conditions = set_condition(
-            conditions,
-            type_="Invalid",
-            status="True",
-            reason=reasons.POLICY_INVALID,
-            message=message,
-            now=now,
-            generation=generation,
-        )
-        conditions = set_condition(
-            conditions,
-            type_="Ready",
-            status="False",
-            reason=reasons.POLICY_INVALID,
-            message=message,
-            now=now,
-            generation=generation,
-        )
+        conditions = set_ready(
+            conditions, ready="False", reason=reasons.POLICY_INVALID, message=message,
+            invalid=True, now=now, generation=generation,
+        )  # fmt: skip
         return old.model_copy(
             update={
                 "observed_generation": generation,
@@ -123,24 +109,10 @@ def status_for(
         )
     else:
         ready, reason, message = "True", reasons.POLICY_READY, f"{bound} ModelDeployment(s) bound"
-    conditions = set_condition(
-        conditions,
-        type_="Invalid",
-        status="False",
-        reason=reasons.POLICY_READY,
-        message="",
-        now=now,
+    conditions = set_ready(
+        conditions, ready=ready, reason=reason, message=message, invalid=False, now=now,
         generation=generation,
-    )
-    conditions = set_condition(
-        conditions,
-        type_="Ready",
-        status=ready,
-        reason=reason,
-        message=message,
-        now=now,
-        generation=generation,
-    )
+    )  # fmt: skip
     return old.model_copy(
         update={
             "observed_generation": generation,

@@ -38,3 +38,25 @@ def set_condition(
 
 def condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def set_ready(
+    conditions: Sequence[Condition],
+    *,
+    ready: ConditionStatus,
+    reason: str,
+    message: str,
+    invalid: bool,
+    now: datetime,
+    generation: int | None = None,
+) -> list[Condition]:
+    """The Ready/Invalid pair every rollguard object carries: Invalid is True only when the
+    object's own spec is at fault, and then says why."""
+    out = set_condition(
+        conditions, type_="Ready", status=ready, reason=reason, message=message, now=now,
+        generation=generation,
+    )  # fmt: skip
+    return set_condition(
+        out, type_="Invalid", status="True" if invalid else "False", reason=reason,
+        message=message if invalid else "", now=now, generation=generation,
+    )  # fmt: skip

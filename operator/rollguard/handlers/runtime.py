@@ -54,7 +54,10 @@ def configure(settings: Settings) -> Runtime:
         source=PrometheusSource(url=settings.prometheus_url, timeout=settings.query_timeout),
         recorder=recorder,
         lifecycle=Lifecycle(
-            cluster=cluster, recorder=recorder, keep_decisions=settings.keep_decisions
+            cluster=cluster,
+            recorder=recorder,
+            keep_decisions=settings.keep_decisions,
+            scrape_interval=settings.scrape_interval,
         ),
     )
     return _runtime

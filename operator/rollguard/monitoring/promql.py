@@ -251,3 +251,14 @@ def _widen(selector: ast.Selector, values: dict[str, list[str]]) -> ast.Selector
         return m
 
     return replace(selector, matchers=tuple(one(m) for m in selector.matchers))
+
+
+def lookback_seconds(query: str) -> float:
+    """How far back one evaluation of ``query`` reaches beyond its own timestamp: the sum of
+    every range and subquery range in it (an upper bound for nested ones). After a rollback, a
+    sample is free of the old revision only once this much time has passed."""
+    total_ms = 0
+    for node in ast.walk(_template(query)):
+        if isinstance(node, ast.Matrix | ast.Subquery):
+            total_ms += node.range_ms
+    return total_ms / 1000.0
