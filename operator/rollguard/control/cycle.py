@@ -339,22 +339,11 @@ def run_cycle(
                 **escalated_update,
             }
         )  # fmt: skip
-        if (
-            report.created
-            and report.created[-1]["metadata"]["name"] == last_decision
-            and last_decision != m.status.last_decision
-        ):
+        if report.created and report.created[-1]["metadata"]["name"] == last_decision:
             audit = report.created[-1].get("status", {}).get("audit") or {}
-            status = status.model_copy(
-                update={
-                    "audit": m.status.audit.model_copy(
-                        update={"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
-                    )
-                }
-            )
-        cluster.replace_status(
-            "ModelDeployment", namespace=m.namespace, name=m.name, status=status.wire()
-        )
+            head = {"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
+            status = status.model_copy(update={"audit": m.status.audit.model_copy(update=head)})
+        _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
         report.evaluated += 1
     observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
     observe.QUERIES.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.queries)
@@ -387,6 +376,51 @@ def _phase(
     if cooldown:
         return "Cooldown", f"impact score {score:.3f}; cooling down after an automatic action"
     return "Healthy", f"impact score {score:.3f}"
+
+
+def _write_status(
+    cluster: Cluster, m: Member, status: ModelDeploymentStatus, *, owns_escalation: bool
+) -> None:
+    """Replace the ModelDeployment's status, keeping what decision lifecycles wrote since the
+    cycle read it (escalation, pruned chain start): re-read, merge those fields, and write
+    with a resourceVersion test, a few times if someone keeps writing in between."""
+    for _ in range(5):
+        fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
+        now_status = ModelDeploymentStatus.model_validate(fresh.get("status") or {})
+        merged = status
+        if not owns_escalation:
+            merged = merged.model_copy(
+                update={
+                    "escalated_at": now_status.escalated_at,
+                    "escalation_reason": now_status.escalation_reason,
+                    "phase": "Escalated" if now_status.escalated_at else status.phase,
+                }
+            )
+        head = merged.audit
+        if now_status.audit.sequence > head.sequence:
+            head = head.model_copy(
+                update={"sequence": now_status.audit.sequence, "hash": now_status.audit.hash}
+            )
+        if now_status.audit.pruned_through > head.pruned_through:
+            head = head.model_copy(
+                update={
+                    "pruned_through": now_status.audit.pruned_through,
+                    "pruned_hash": now_status.audit.pruned_hash,
+                }
+            )
+        merged = merged.model_copy(update={"audit": head})
+        try:
+            cluster.replace_status(
+                "ModelDeployment", namespace=m.namespace, name=m.name, status=merged.wire(),
+                resource_version=fresh["metadata"]["resourceVersion"],
+            )  # fmt: skip
+            return
+        except ApiError as err:
+            if err.status not in (409, 422):
+                raise
+    log.warning(
+        "Gave up writing the status of ModelDeployment %s/%s this cycle", m.namespace, m.name
+    )
 
 
 def _cleared_at(m: Member) -> datetime | None:

@@ -193,15 +193,28 @@ class Cluster:
         )
 
     def replace_status(
-        self, kind: str, *, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        kind: str,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         """Replace the whole status (a JSON Patch ``add /status``): unlike a merge patch, keys
-        that are gone from ``status`` are gone from the object too."""
+        that are gone from ``status`` are gone from the object too. With ``resource_version``
+        the API server refuses (422) if the object changed since it was read."""
+        ops: list[dict[str, Any]] = []
+        if resource_version is not None:
+            ops.append(
+                {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}
+            )
+        ops.append({"op": "add", "path": "/status", "value": dict(status)})
         return cast(
             dict[str, Any],
             self._custom().patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURALS[kind], name,
-                [{"op": "add", "path": "/status", "value": dict(status)}],
+                ops,
                 _content_type="application/json-patch+json",
             ),
         )  # fmt: skip
