@@ -35,10 +35,12 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $PY"
   "$PY" -m venv .venv
 fi
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
+   || [ deploy/requirements.txt -nt .venv/.installed ]; then
   log "installing Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # Runtime dependencies exactly as pinned for the operator image (deploy/requirements.txt).
+  .venv/bin/pip install -q -e '.[dev]' -c deploy/requirements.txt
   touch .venv/.installed
 fi
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -257,6 +258,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"ROLLGUARD_{name}", default)
 
 
+def _priority(value: str) -> int:
+    """A peering priority: an integer, or ``auto`` for a random one in [1, 2**31)."""
+    if value == "auto":
+        return secrets.randbelow(2**31 - 1) + 1
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither an integer nor 'auto'") from None
+
+
 def _kube_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: KUBECONFIG)")
     p.add_argument("--context", default=None, help="kubeconfig context")
@@ -320,7 +331,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-port",
         type=int,
-        default=int(_env("METRICS_PORT", "8080") or 8080),
+        default=_env("METRICS_PORT", "8080"),
         help="port of /metrics (0 disables); liveness is served on the next port [ROLLGUARD_METRICS_PORT]",
     )
     p.add_argument(
@@ -331,25 +342,25 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep-decisions",
         type=int,
-        default=int(_env("KEEP_DECISIONS", "20") or 20),
+        default=_env("KEEP_DECISIONS", "20"),
         help="decisions kept per ModelDeployment after export [ROLLGUARD_KEEP_DECISIONS]",
     )
     p.add_argument(
         "--scrape-interval",
         type=float,
-        default=float(_env("SCRAPE_INTERVAL", "15") or 15),
+        default=_env("SCRAPE_INTERVAL", "15"),
         help="Prometheus scrape interval in seconds: the finest query step [ROLLGUARD_SCRAPE_INTERVAL]",
     )
     p.add_argument(
         "--query-timeout",
         type=float,
-        default=float(_env("QUERY_TIMEOUT", "5") or 5),
+        default=_env("QUERY_TIMEOUT", "5"),
         help="seconds per Prometheus request [ROLLGUARD_QUERY_TIMEOUT]",
     )
     p.add_argument(
         "--decision-poll",
         type=float,
-        default=float(_env("DECISION_POLL", "2") or 2),
+        default=_env("DECISION_POLL", "2"),
         help="seconds between lifecycle steps of an open decision [ROLLGUARD_DECISION_POLL]",
     )
     p.add_argument(
@@ -359,9 +370,11 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--priority",
-        type=int,
-        default=int(_env("PRIORITY", "0") or 0),
-        help="peering priority [ROLLGUARD_PRIORITY]",
+        type=_priority,
+        default=_env("PRIORITY", "auto"),
+        help="peering priority: the replica with the highest acts, the others stand by; 'auto' "
+        "(default) draws a random one so that replicas never tie (tied replicas all freeze) "
+        "[ROLLGUARD_PRIORITY]",
     )
     p.add_argument(
         "--standalone",

@@ -33,6 +33,10 @@ def test_run_help_documents_every_setting_with_its_environment_variable(
         (["--prometheus-url", "prometheus:9090"], "--prometheus-url"),
         (["--prometheus-url", "http://p:9090", "--keep-decisions", "0"], "--keep-decisions"),
         (["--prometheus-url", "http://p:9090", "--metrics-port", "70000"], "--metrics-port"),
+        (["--prometheus-url", "http://p:9090", "--metrics-port", "eighty"], "--metrics-port"),
+        (["--prometheus-url", "http://p:9090", "--query-timeout", "inf"], "--query-timeout"),
+        (["--prometheus-url", "http://p:9090", "--decision-poll", "nan"], "--decision-poll"),
+        (["--prometheus-url", "http://p:9090", "--priority", "high"], "--priority"),
         (
             ["--prometheus-url", "http://p:9090", "--audit-log", "/no/such/dir/audit.jsonl"],
             "--audit-log",
@@ -53,13 +57,31 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("ROLLGUARD_NAMESPACES", "ml,payments")
     monkeypatch.setenv("ROLLGUARD_KEEP_DECISIONS", "7")
     monkeypatch.setenv("ROLLGUARD_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setenv("ROLLGUARD_PRIORITY", "42")
     settings = settings_from(build_parser().parse_args(["run"]))
     assert settings == Settings(
         prometheus_url="http://prometheus.monitoring:9090",
         namespaces=("ml", "payments"),
         keep_decisions=7,
         audit_log=str(tmp_path / "audit.jsonl"),
+        priority=42,
     )
+
+
+def test_a_malformed_environment_variable_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLGUARD_KEEP_DECISIONS", "lots")
+    assert main(["run", "--prometheus-url", "http://p:9090"]) == 2
+    assert "--keep-decisions" in capsys.readouterr().err
+
+
+def test_auto_priority_draws_distinct_priorities_so_replicas_never_tie(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ROLLGUARD_PRIORITY", raising=False)
+    drawn = {build_parser().parse_args(["run"]).priority for _ in range(20)}
+    assert len(drawn) == 20 and all(1 <= p < 2**31 for p in drawn)
 
 
 def test_settings_validate_rejects_a_negative_scrape_interval() -> None:

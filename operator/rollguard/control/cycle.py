@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -43,6 +43,8 @@ from rollguard.domain.tiers import default_bake_time
 from rollguard.execution.kube import ApiError, Cluster
 from rollguard.monitoring.measure import Target, measure, to_measurements
 from rollguard.monitoring.prometheus import Source
+
+PHASES: tuple[str, ...] = get_args(Phase)
 
 log = logging.getLogger("rollguard")
 CLEAR_ANNOTATION = "rollguard.dev/escalation-cleared-at"
@@ -196,6 +198,8 @@ def run_cycle(
     report = CycleReport()
     now_dt = _now_dt(now)
     members = [m for obj in bound if (m := _prepare(cluster, obj, now_dt)) is not None]
+    owner = f"{policy.namespace}/{policy.name}"
+    observe.keep_phases(owner, {(m.namespace, m.name) for m in members})
     if not members:
         return report
     eff = policy.effective
@@ -343,7 +347,8 @@ def run_cycle(
             audit = report.created[-1].get("status", {}).get("audit") or {}
             head = {"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
             status = status.model_copy(update={"audit": m.status.audit.model_copy(update=head)})
-        _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
+        written = _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
+        observe.set_phase(m.namespace, m.name, written, PHASES, owner=owner)
         report.evaluated += 1
     observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
     observe.QUERIES.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.queries)
@@ -380,10 +385,11 @@ def _phase(
 
 def _write_status(
     cluster: Cluster, m: Member, status: ModelDeploymentStatus, *, owns_escalation: bool
-) -> None:
+) -> str:
     """Replace the ModelDeployment's status, keeping what decision lifecycles wrote since the
     cycle read it (escalation, pruned chain start): re-read, merge those fields, and write
-    with a resourceVersion test, a few times if someone keeps writing in between."""
+    with a resourceVersion test, a few times if someone keeps writing in between. Returns the
+    phase written."""
     for _ in range(5):
         fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
         now_status = ModelDeploymentStatus.model_validate(fresh.get("status") or {})
@@ -414,13 +420,14 @@ def _write_status(
                 "ModelDeployment", namespace=m.namespace, name=m.name, status=merged.wire(),
                 resource_version=fresh["metadata"]["resourceVersion"],
             )  # fmt: skip
-            return
+            return str(merged.phase)
         except ApiError as err:
             if err.status not in (409, 422):
                 raise
     log.warning(
         "Gave up writing the status of ModelDeployment %s/%s this cycle", m.namespace, m.name
     )
+    return str(m.status.phase or status.phase)
 
 
 def _cleared_at(m: Member) -> datetime | None:

@@ -122,7 +122,21 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
         handler = _HANDLERS.get(phase or "")
         if handler is None or not handler(step):
             break
+    pending = step.status.phase == "PendingApproval"
+    observe.set_pending(
+        step.namespace,
+        step.name,
+        step.spec.model_deployment_ref.name,
+        _created(step) if pending else None,
+    )
     return step.obj
+
+
+def _created(step: _Step) -> float:
+    created = step.meta.get("creationTimestamp")
+    if not created:
+        return step.now
+    return datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp()
 
 
 def _new(step: _Step) -> bool:
@@ -183,13 +197,7 @@ def _pending(step: _Step) -> bool:
                 f"Rejected by {approval.by}: {approval.reason}",
             )
         return True
-    created = step.meta.get("creationTimestamp")
-    started = (
-        datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp()
-        if created
-        else step.now
-    )
-    if step.now - started < duration_seconds(policy.authorization.approval_timeout):
+    if step.now - _created(step) < duration_seconds(policy.authorization.approval_timeout):
         return False
     if policy.authorization.on_timeout == "Execute":
         step.move(

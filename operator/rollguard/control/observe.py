@@ -43,6 +43,66 @@ SCORE = Gauge(
     registry=REGISTRY,
 )
 ERRORS = Counter("rollguard_errors_total", "Errors by kind", ["kind"], registry=REGISTRY)
+MDEP_PHASE = Gauge(
+    "rollguard_model_deployment_phase",
+    "1 for the ModelDeployment's current phase, 0 for every other phase",
+    ["namespace", "model_deployment", "phase"],
+    registry=REGISTRY,
+)
+PENDING_SINCE = Gauge(
+    "rollguard_decision_pending_approval_since_seconds",
+    "Creation time (Unix seconds) of each decision that waits for a human approval",
+    ["namespace", "decision", "model_deployment"],
+    registry=REGISTRY,
+)
+
+# What the gauges above currently carry, so that objects that went away stop being reported.
+_phase_keys: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+_pending_keys: set[tuple[str, str, str]] = set()
+_gauge_lock = threading.Lock()
+
+
+def set_phase(
+    namespace: str, name: str, phase: str, phases: tuple[str, ...], *, owner: str
+) -> None:
+    """One series per phase, 1 for ``phase`` (the kube-state-metrics convention); ``owner`` is
+    the policy whose cycle reports it."""
+    with _gauge_lock:
+        _phase_keys[(namespace, name)] = (owner, phases)
+        for p in phases:
+            MDEP_PHASE.labels(namespace=namespace, model_deployment=name, phase=p).set(
+                1.0 if p == phase else 0.0
+            )
+
+
+def keep_phases(owner: str, bound: set[tuple[str, str]]) -> None:
+    """Forget the phase series ``owner`` reported for ModelDeployments no longer ``bound`` to it
+    (deleted, or moved to another policy that reports them from now on)."""
+    with _gauge_lock:
+        gone = [k for k, (o, _) in _phase_keys.items() if o == owner and k not in bound]
+        for key in gone:
+            for p in _phase_keys.pop(key)[1]:
+                MDEP_PHASE.remove(key[0], key[1], p)
+
+
+def set_pending(namespace: str, decision: str, model_deployment: str, since: float | None) -> None:
+    """Report a decision as waiting for approval since ``since``, or (None) no longer."""
+    key = (namespace, decision, model_deployment)
+    with _gauge_lock:
+        if since is not None:
+            PENDING_SINCE.labels(*key).set(since)
+            _pending_keys.add(key)
+        elif key in _pending_keys:
+            PENDING_SINCE.remove(*key)
+            _pending_keys.discard(key)
+
+
+def forget_decision(namespace: str, decision: str) -> None:
+    """A decision was deleted: stop reporting it."""
+    with _gauge_lock:
+        for key in [k for k in _pending_keys if k[:2] == (namespace, decision)]:
+            PENDING_SINCE.remove(*key)
+            _pending_keys.discard(key)
 
 
 def serve_metrics(port: int) -> None:

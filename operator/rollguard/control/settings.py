@@ -3,6 +3,7 @@ wrong setting fails fast with a message that names it."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,10 @@ class Settings:
         for name, value in (
             ("--scrape-interval", self.scrape_interval),
             ("--query-timeout", self.query_timeout),
+            ("--decision-poll", self.decision_poll),
         ):
-            if not value > 0:
-                raise SettingsError(f"{name}: must be positive, got {value}")
+            if not (value > 0 and math.isfinite(value)):
+                raise SettingsError(f"{name}: must be a positive number of seconds, got {value}")
         if self.audit_log != "-":
             parent = Path(self.audit_log).parent
             if not parent.is_dir():

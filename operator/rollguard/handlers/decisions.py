@@ -11,7 +11,7 @@ import kopf
 
 from rollguard.api.decision import FINAL_PHASES
 from rollguard.control.lifecycle import advance
-from rollguard.control.observe import ERRORS
+from rollguard.control.observe import ERRORS, forget_decision
 from rollguard.execution.kube import ApiError, is_transient, retry_after
 from rollguard.handlers.runtime import current, now
 
@@ -32,6 +32,7 @@ def _step(namespace: str, name: str) -> Mapping[str, Any] | None:
         )
     except ApiError as err:
         if err.status == 404:
+            forget_decision(namespace, name)
             return None
         raise
 
