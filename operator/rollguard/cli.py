@@ -29,7 +29,7 @@ from rollguard.domain.plot import PlotUnavailableError, render_png
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.replay import replay
 from rollguard.domain.scenarios import load_scenarios
-from rollguard.domain.series import load_series, parse_timestamp
+from rollguard.domain.series import load_series, parse_timestamp, to_csv
 from rollguard.domain.simulate import simulate, total_steps, trace
 from rollguard.monitoring.backtest import fetch
 from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
@@ -195,6 +195,17 @@ def _backtest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="end", required=True, help="end: Unix seconds or RFC 3339")
     p.add_argument("--step", type=float, default=15.0, help="seconds between samples (15)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--save-series",
+        type=Path,
+        metavar="FILE",
+        help="also write the fetched samples as a CSV series, for `rollguard simulate --series`",
+    )
+    p.add_argument(
+        "--regression-from",
+        metavar="TIME",
+        help="with --save-series: mark samples from TIME on as a known regression (ground truth)",
+    )
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -216,6 +227,12 @@ def _backtest(args: argparse.Namespace) -> int:
         )
     except MonitoringError as err:
         raise InputError(f"{args.prometheus}: {err}") from err
+    if args.save_series:
+        try:
+            regression = parse_timestamp(args.regression_from) if args.regression_from else None
+        except ValueError as err:
+            raise InputError(f"--regression-from: {err}") from err
+        args.save_series.write_text(to_csv(series, regression_from=regression))
     recorded = run_recorded(policy, series)
     print(report.to_json(recorded) if args.json else report.recorded_text(recorded), end="")
     return EXIT_OK

@@ -46,11 +46,21 @@ def test_backtest_over_an_errors_deployment_finds_the_rollback(
         "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",
         f"--namespace={namespace}", "--deployment=scorer",
         f"--from={int(started)}", f"--to={int(time.time())}", "--step=1", "--json",
+        f"--save-series={tmp_path / 'recorded.csv'}", f"--regression-from={int(started)}",
     ]  # fmt: skip
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert [a["action"] for a in result["actions"]][:1] == ["Rollback"]
     assert result["actions"][0]["score"] > 0.5
+
+    # The saved series replays offline to the same first action, with its ground truth.
+    assert (
+        main(["simulate", f"--policy={policy}", f"--series={tmp_path / 'recorded.csv'}", "--json"])
+        == 0
+    )
+    offline = json.loads(capsys.readouterr().out)
+    assert [a["action"] for a in offline["actions"]][:1] == ["Rollback"]
+    assert offline["actions"][0]["score"] == result["actions"][0]["score"]
 
 
 def test_backtest_of_a_deployment_without_data_is_a_one_line_error(

@@ -11,7 +11,13 @@ import pytest
 
 from rollguard.domain.loading import load_policy
 from rollguard.domain.recorded import rfc3339, run_recorded
-from rollguard.domain.series import SeriesError, load_series, parse_series, parse_timestamp
+from rollguard.domain.series import (
+    SeriesError,
+    load_series,
+    parse_series,
+    parse_timestamp,
+    to_csv,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 SIGNALS = ["error_rate", "latency_p99", "revenue_per_minute"]
@@ -171,3 +177,15 @@ def test_run_recorded_flags_a_rollback_without_labelled_regression(tmp_path: Pat
     assert result.actions[0].false_rollback is True
     assert result.detection_delay_seconds is None
     assert result.false_rollbacks == 1
+
+
+def test_to_csv_round_trips_with_ground_truth() -> None:
+    text = "timestamp,signal,value\n0,a,1.25\n10,a,2\n20,a,3\n0,b,7\n20,b,9\n"
+    series = parse_series(text, source="s.csv", json_format=False)
+    written = to_csv(series, regression_from=10.0)
+    again = parse_series(written, source="again.csv", json_format=False)
+    np.testing.assert_array_equal(again.values[again.mask], series.values[series.mask])
+    np.testing.assert_array_equal(again.mask, series.mask)
+    assert again.regression is not None
+    np.testing.assert_array_equal(again.regression, [False, True, True])
+    assert "regression" not in to_csv(series).splitlines()[0]

@@ -72,6 +72,23 @@ class Series:
         return self.start + np.arange(self.values.shape[1], dtype=np.float64) * self.step
 
 
+def to_csv(series: Series, *, regression_from: float | None = None) -> str:
+    """The series in the CSV format above, masked points left out; with ``regression_from``
+    (Unix seconds) a ground-truth column marks the points from then on as a regression."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["timestamp", "signal", "value"] + (["regression"] if regression_from else []))
+    times = series.times
+    for k, t in enumerate(times.tolist()):
+        for s, name in enumerate(series.signals):
+            if series.mask[s, k]:
+                row: list[Any] = [f"{t:.3f}", name, repr(float(series.values[s, k]))]
+                if regression_from:
+                    row.append(int(t >= regression_from))
+                writer.writerow(row)
+    return out.getvalue()
+
+
 def parse_timestamp(text: Any) -> float:
     """Unix seconds from a number or an RFC 3339 string; ValueError with the reason."""
     if isinstance(text, bool):
