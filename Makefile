@@ -12,10 +12,13 @@ help: ## List the targets
 setup: ## Install Debian packages, the Python venv and build the control plane (only what is missing)
 	@bash tools/install-deps.sh
 
+demo: setup ## Set everything up, start the cluster, Prometheus and the operator, and narrate a rollback
+	@$(BIN)/python -m devenv.demo
+
 dev-up: setup ## Start the local cluster, Prometheus and workload simulator (.dev/kubeconfig, .dev/env.json)
 	@$(BIN)/python -m devenv up
 
-dev-down: ## Stop the local environment
+dev-down: ## Stop the local environment (and the demo's operator)
 	@$(BIN)/python -m devenv down
 
 lint: setup ## ruff, mypy --strict, import-linter

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
-from devenv.testing import Kubectl, api_client_for, fresh_namespace
+from devenv.testing import Kubectl, api_client_for, fresh_namespace, kubectl_for
 
 
 def _existing_cluster() -> EnvInfo | None:
@@ -71,19 +70,7 @@ def api_client(env: EnvInfo) -> client.ApiClient:
 @pytest.fixture(scope="session")
 def kubectl(env: EnvInfo) -> Kubectl:
     """Run kubectl against the environment: ``kubectl("get", "pods", context="alice")``."""
-
-    def run(
-        *args: str, context: str = "admin", input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        cmd = [env.binaries["kubectl"], f"--kubeconfig={env.kubeconfig}", f"--context={context}"]
-        result = subprocess.run(
-            [*cmd, *args], input=input, capture_output=True, text=True, check=False, timeout=120
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
-
-    return run
+    return kubectl_for(env)
 
 
 @pytest.fixture

@@ -290,8 +290,10 @@ def _kube_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", default=None, help="kubeconfig context")
 
 
-def _decision_args(p: argparse.ArgumentParser, *, reason: bool) -> None:
-    p.add_argument("name", help="RollbackDecision name")
+def _decision_args(
+    p: argparse.ArgumentParser, *, reason: bool, kind: str = "RollbackDecision"
+) -> None:
+    p.add_argument("name", help=f"{kind} name")
     p.add_argument("-n", "--namespace", default="default", help="its namespace")
     if reason:
         p.add_argument("--reason", required=True, help="why (recorded in the decision)")
@@ -450,7 +452,7 @@ COMMANDS: dict[str, Command] = {
     "audit": Command("verify the decision hash chains", _audit_args, _audit),
     "clear": Command(
         "let automatic actions resume on an Escalated ModelDeployment",
-        lambda p: _decision_args(p, reason=False),
+        lambda p: _decision_args(p, reason=False, kind="ModelDeployment"),
         _clear,
     ),
 }

@@ -39,22 +39,41 @@ def _api_message(err: ApiError) -> str:
 
 
 def set_approval(args: argparse.Namespace, verdict: str) -> str:
-    """Write spec.approval as the caller; the API server checks ``by`` is really them."""
+    """Write spec.approval as the caller; the API server checks ``by`` is really them. Only a
+    decision waiting for approval can be approved or rejected, and the write is conditional
+    on the decision not having changed since it was read."""
+    noun = {"Approve": "approval", "Reject": "rejection"}.get(verdict, verdict.lower())
     cluster = cluster_for(args)
     username, _ = cluster.whoami()
-    approval = {"decision": verdict, "by": username, "reason": args.reason}
+    where = f"RollbackDecision {args.namespace}/{args.name}"
     try:
-        cluster.patch(
-            "RollbackDecision",
-            namespace=args.namespace,
-            name=args.name,
-            body={"spec": {"approval": approval}},
-        )
+        obj = cluster.get("RollbackDecision", namespace=args.namespace, name=args.name)
     except ApiError as err:
         if err.status == 404:
-            raise CommandError(f"RollbackDecision {args.namespace}/{args.name} not found") from err
+            raise CommandError(f"{where} not found") from err
         raise CommandError(
-            f"the API server refused the {verdict.lower()}al of {args.name}: {_api_message(err)}"
+            f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
+        ) from err
+    phase = (obj.get("status") or {}).get("phase")
+    if phase != "PendingApproval":
+        raise CommandError(
+            f"{where} is {phase or 'not yet processed'}; only a decision in PendingApproval "
+            "can be approved or rejected"
+        )
+    approval = {"decision": verdict, "by": username, "reason": args.reason}
+    body = {
+        "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+        "spec": {"approval": approval},
+    }
+    try:
+        cluster.patch("RollbackDecision", namespace=args.namespace, name=args.name, body=body)
+    except ApiError as err:
+        if err.status == 409:
+            raise CommandError(
+                f"{where} changed while you were deciding; look at it again and retry"
+            ) from err
+        raise CommandError(
+            f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
         ) from err
     return username
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from operator_fixtures import OperatorProcess, Scenario, start_operator
+from operator_fixtures import OperatorProcess, Scenario
 
 from devenv.launcher import EnvInfo
+from devenv.operatorproc import start_operator
 from devenv.testing import Kubectl
 
 

@@ -1,116 +1,18 @@
-"""Fixtures that run the real operator (`rollguard run`) against the local environment, with
-the ServiceAccount and RBAC from deploy/, never as admin."""
+"""Fixtures that run the real operator (`rollguard run`, devenv.operatorproc) against the local
+environment, with the ServiceAccount and RBAC from deploy/, never as admin."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 
-from devenv.launcher import REPO, EnvInfo
-from devenv.processes import free_port
-from devenv.testing import Kubectl, apply_deploy, deployment_manifest, service_account_kubeconfig
-
-
-@dataclass
-class OperatorProcess:
-    """A running `rollguard run`; ``restart`` kills it (SIGKILL by default) and starts it anew."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log: Path
-    audit: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-
-    def restart(self, sig: int = signal.SIGKILL) -> None:
-        self.stop(sig)
-        self.start()
-
-    def audit_lines(self) -> list[dict[str, Any]]:
-        if not self.audit.exists():
-            return []
-        return [json.loads(line) for line in self.audit.read_text().splitlines() if line.strip()]
-
-    @property
-    def metrics_url(self) -> str:
-        port = next(a.split("=", 1)[1] for a in self.argv if a.startswith("--metrics-port="))
-        return f"http://127.0.0.1:{port}/metrics"
-
-    @property
-    def liveness_url(self) -> str:
-        port = int(self.metrics_url.rsplit(":", 1)[1].split("/")[0]) + 1
-        return f"http://127.0.0.1:{port}/healthz"
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _two_free_ports() -> int:
-    """A free port whose successor is free too (metrics, then liveness)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
-    raise RuntimeError("no two adjacent free ports")
-
-
-def start_operator(
-    env: EnvInfo, kubectl: Kubectl, work: Path, *, extra: list[str] | None = None
-) -> OperatorProcess:
-    apply_deploy(kubectl, REPO)
-    kubeconfig = service_account_kubeconfig(
-        env,
-        kubectl,
-        namespace="rollguard-system",
-        name="rollguard",
-        path=work / "operator.kubeconfig",
-    )
-    audit = work / "audit.jsonl"
-    argv = [
-        sys.executable, "-m", "rollguard.cli", "run",
-        f"--prometheus-url={env.prometheus_url}",
-        f"--metrics-port={_two_free_ports()}",
-        f"--audit-log={audit}",
-        "--scrape-interval=1",
-        "--decision-poll=1",
-        "--keep-decisions=2",
-        *(extra or []),
-    ]  # fmt: skip
-    proc = OperatorProcess(
-        argv=argv,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        log=work / "operator.log",
-        audit=audit,
-    )
-    proc.start()
-    return proc
+from devenv.operatorproc import OperatorProcess
+from devenv.testing import deployment_manifest
 
 
 def wait_for(

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane, probe_stopped
+from devenv.operatorproc import stop_detached
 
 DEFAULT_DIR = REPO / ".dev"
 
@@ -82,6 +83,7 @@ def _up(work_dir: Path, seed: int, timeout: float) -> int:
 
 
 def _down(work_dir: Path) -> int:
+    stop_detached(work_dir / "operator.pid")  # the demo's operator, if any
     pid = _running_pid(work_dir)
     info_path = work_dir / "env.json"
     info = EnvInfo.load(info_path) if info_path.exists() else None

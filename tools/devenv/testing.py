@@ -18,6 +18,24 @@ from devenv.launcher import EnvInfo
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def kubectl_for(env: EnvInfo) -> Kubectl:
+    """Run kubectl against the environment: ``kubectl("get", "pods", context="alice")``; a
+    failure raises AssertionError with kubectl's message unless ``check=False``."""
+
+    def run(
+        *args: str, context: str = "admin", input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [env.binaries["kubectl"], f"--kubeconfig={env.kubeconfig}", f"--context={context}"]
+        result = subprocess.run(
+            [*cmd, *args], input=input, capture_output=True, text=True, check=False, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    return run
+
+
 def api_client_for(env: EnvInfo, context: str) -> client.ApiClient:
     """An API client acting as one of the test users: admin, alice or mallory."""
     api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
