@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help setup dev-up dev-down test lint unit integration crds demo bench clean
+.PHONY: help setup dev-up dev-down test lint unit integration crds demo e2e-kind bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,6 +36,9 @@ integration: setup ## Integration tests against a fresh local environment
 test: setup ## The whole suite: lint, unit, integration and end-to-end tests
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest tests -q -p no:cacheprovider
+
+e2e-kind: setup ## The end-to-end suite on a kind cluster, operator in-cluster (needs Docker and kind)
+	@bash tools/kind/e2e.sh
 
 crds: setup ## Regenerate crds/ from the API models
 	$(BIN)/rollguard crds --out crds

@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
+from devenv.operatorproc import OperatorProcess, start_operator
 from devenv.testing import Kubectl, api_client_for, fresh_namespace, kubectl_for
 
 
@@ -89,3 +90,16 @@ def crds_installed(kubectl: Kubectl) -> None:
         "crd/rollbackpolicies.rollguard.dev", "crd/modeldeployments.rollguard.dev",
         "crd/rollbackdecisions.rollguard.dev",
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def operator(
+    env: EnvInfo, kubectl: Kubectl, crds_installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator as a local process with deploy/'s ServiceAccount, one for the session:
+    the integration and end-to-end suites share it (two would split the work by peering)."""
+    proc = start_operator(env, kubectl, tmp_path_factory.mktemp("operator"))
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -54,6 +54,12 @@ def set_approval(args: argparse.Namespace, verdict: str) -> str:
         raise CommandError(
             f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
         ) from err
+    given = (obj.get("spec") or {}).get("approval")
+    if given:
+        raise CommandError(
+            f"{where} already has an approval: {given.get('decision')} by {given.get('by')}; "
+            "an approval is set once"
+        )
     phase = (obj.get("status") or {}).get("phase")
     if phase != "PendingApproval":
         raise CommandError(

@@ -1,0 +1,111 @@
+"""The demo's story, asserted: the high-risk fraud example deployed from examples/, a bad
+release, a decision outside the auto-approval boundary, forged approvals refused by the API
+server, alice's approval, exactly one rollback patch, validation, the outcome, the audit
+chain, and the Argo CD health of the real objects along the way. Runs against the local
+environment, or on kind with the operator deployed from deploy/ (`make e2e-kind`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lupa.lua51 as lua
+import pytest
+
+from devenv.launcher import EnvInfo
+from devenv.operatorproc import OperatorProcess
+from devenv.story import NAMESPACE, Story
+from devenv.testing import Kubectl
+
+pytestmark = pytest.mark.e2e
+ARGOCD = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
+
+
+def argocd_health(kind: str, obj: dict[str, Any]) -> str:
+    runtime = lua.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute((ARGOCD / f"{kind.lower()}-health.lua").read_text())
+    return str(result["status"])
+
+
+@pytest.fixture
+def story(
+    env: EnvInfo,
+    kubectl: Kubectl,
+    crds_installed: None,
+    acting_operator: OperatorProcess | None,
+) -> Iterator[Story]:
+    lines: list[str] = []
+    s = Story(env=env, kubectl=kubectl, say=lines.append, timeout=420)
+    s.reset()
+    try:
+        yield s
+    except Exception:
+        print("\n".join(lines[-80:]))
+        raise
+    finally:
+        kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
+    story: Story, acting_operator: OperatorProcess | None
+) -> None:
+    healthy = story.deploy_healthy()
+    assert argocd_health("ModelDeployment", healthy) == "Healthy"
+    policy = story.get("rollbackpolicy", "fraud-high")
+    assert argocd_health("RollbackPolicy", policy) == "Healthy"
+    generation_before = story.deployment()["metadata"]["generation"]
+
+    story.bad_release()
+    decision = story.await_decision()
+    spec = decision["spec"]
+    assert spec["recommended"]["action"] == "Rollback"
+    assert (spec["recommended"]["fromRevision"], spec["recommended"]["toRevision"]) == (2, 1)
+    assert spec["requiresApproval"] is True
+    assert spec["impact"]["score"] >= 0.7  # the tier's immediate point of the trigger curve
+    assert spec["impact"]["moneyAtRisk"]["currency"] == "EUR"
+    story.wait("PendingApproval", lambda: story.decision_phase() == "PendingApproval")
+    assert argocd_health("RollbackDecision", story.decision_obj()) == "Suspended"
+    story.wait("AwaitingApproval", lambda: story.phase() == "AwaitingApproval")
+    assert argocd_health("ModelDeployment", story.mdep()) == "Suspended"
+
+    explanation = story.explain()
+    assert "outside the auto-approval boundary" in explanation
+    assert "error_rate" in explanation and "Breach" in explanation
+
+    mallory, alice_as_bob = story.forged_approvals_are_refused()
+    assert "forbidden" in mallory.lower()
+    assert "must be the requesting user (alice)" in alice_as_bob
+    assert story.approve().startswith("Approved")
+    again = story.rollguard(
+        "approve",
+        story.decision,
+        "-n",
+        NAMESPACE,
+        "--reason",
+        "twice",
+        context="alice",
+        check=False,
+    )
+    assert "already has an approval: Approve by alice" in again
+
+    deployment = story.await_rollback()
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.4.2")
+    final = story.await_final()
+    status = final["status"]
+    assert status["phase"] == "Succeeded"
+    assert final["spec"]["approval"]["by"] == "alice"
+    assert status["validation"]["verdict"] == "Passed"
+    assert status["outcome"]["observedScoreAfter"] < 0.05
+    assert argocd_health("RollbackDecision", final) == "Healthy"
+
+    # Exactly one patch: the bad release and the rollback are the only spec changes.
+    assert story.deployment()["metadata"]["generation"] == generation_before + 2
+    assert len(story.decisions()) == 1
+    assert "chain intact" in story.audit()
+    if acting_operator is not None:
+        reasons = [line["event"] for line in acting_operator.audit_lines()
+                   if line.get("name") == story.decision]  # fmt: skip
+        assert {"ApprovalRequired", "ApprovalGranted", "ValidationSucceeded"} <= set(reasons)
+        assert reasons.count("RollbackExecuted") == 1
