@@ -104,6 +104,18 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     assert story.deployment()["metadata"]["generation"] == generation_before + 2
     assert len(story.decisions()) == 1
     assert "chain intact" in story.audit()
+
+    # The operator never writes what users own in Git: specs, labels and annotations of the
+    # ModelDeployment and the policy are as applied (it writes their status only).
+    for kind, name, before in (
+        ("modeldeployment", "fraud-scorer", healthy),
+        ("rollbackpolicy", "fraud-high", policy),
+    ):
+        after = story.get(kind, name)
+        assert after["spec"] == before["spec"]
+        assert after["metadata"]["generation"] == before["metadata"]["generation"]
+        for field in ("labels", "annotations"):
+            assert after["metadata"].get(field) == before["metadata"].get(field)
     if acting_operator is not None:
         reasons = [line["event"] for line in acting_operator.audit_lines()
                    if line.get("name") == story.decision]  # fmt: skip

@@ -5,6 +5,7 @@ The fraud example's whole story is tests/e2e/test_fraud_story.py."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ def test_example_applies_and_is_evaluated(
     overlay = tmp_path / "overlay"
     overlay.mkdir()
     (overlay / "kustomization.yaml").write_text(
-        f"resources: [{EXAMPLES / example}]\nnamespace: {namespace}\n"
+        f"resources: [{os.path.relpath(EXAMPLES / example, overlay)}]\nnamespace: {namespace}\n"
     )
     assert "namespace:" in kustomization
     try:

@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +112,17 @@ class Story:
         if self.kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
             self.say(f"removing namespace {NAMESPACE} left by an earlier run")
             self.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=120s")
+        if self._recent_samples():
+            # Queries look back over their rate() windows: the earlier run's series must age
+            # out of them, or the new Deployment would be judged on the old one's metrics.
+            self.say("waiting for the earlier run's metrics to age out of the query windows")
+            self.wait("old metrics to age out", lambda: not self._recent_samples(), every=5.0)
+
+    def _recent_samples(self) -> bool:
+        query = f'count(count_over_time(model_requests_total{{namespace="{NAMESPACE}"}}[3m]))'
+        url = f"{self.env.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return bool(json.load(response)["data"]["result"])
 
     def deploy_healthy(self) -> dict[str, Any]:
         """Apply the fraud example (demo timings) and wait until rollguard judges it Healthy."""
