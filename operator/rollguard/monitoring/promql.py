@@ -254,11 +254,18 @@ def _widen(selector: ast.Selector, values: dict[str, list[str]]) -> ast.Selector
 
 
 def lookback_seconds(query: str) -> float:
-    """How far back one evaluation of ``query`` reaches beyond its own timestamp: the sum of
-    every range and subquery range in it (an upper bound for nested ones). After a rollback, a
-    sample is free of the old revision only once this much time has passed."""
-    total_ms = 0
-    for node in ast.walk(_template(query)):
-        if isinstance(node, ast.Matrix | ast.Subquery):
-            total_ms += node.range_ms
-    return total_ms / 1000.0
+    """How far back one evaluation of ``query`` reaches beyond its own timestamp: along every
+    path of the tree, its ranges, subquery ranges and offsets add up (nesting), and the
+    deepest path counts (siblings such as the two sides of a ratio do not add). After a
+    rollback, a sample is free of the old revision only once this much time has passed."""
+    return _reach_ms(_template(query)) / 1000.0
+
+
+def _reach_ms(node: ast.Node) -> int:
+    if isinstance(node, ast.Selector):
+        return max(node.offset_ms or 0, 0)
+    if isinstance(node, ast.Matrix):
+        return node.range_ms + _reach_ms(node.selector)
+    if isinstance(node, ast.Subquery):
+        return node.range_ms + max(node.offset_ms or 0, 0) + _reach_ms(node.expr)
+    return max((_reach_ms(child) for child in ast.children(node)), default=0)
