@@ -23,8 +23,15 @@ from typing import NoReturn, TextIO
 from rollguard import __version__, commands
 from rollguard.api.crd import write_crds
 from rollguard.control.settings import SettingsError
-from rollguard.domain import report
-from rollguard.domain.loading import InputError, load_decision_spec, load_policy, one_line
+from rollguard.domain import inventory, report
+from rollguard.domain.loading import (
+    InputError,
+    load_decision_spec,
+    load_policy,
+    one_line,
+    playbook_of,
+    read_yaml,
+)
 from rollguard.domain.plot import PlotUnavailableError, render_png
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.replay import replay
@@ -323,6 +330,47 @@ def _clear(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _playbook_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "policy",
+        help="a RollbackPolicy YAML file, or the name of a RollbackPolicy in the cluster",
+    )
+    p.add_argument("-n", "--namespace", default="default", help="its namespace (cluster object)")
+    p.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    _kube_args(p)
+
+
+def _playbook(args: argparse.Namespace) -> int:
+    path = Path(args.policy)
+    if path.is_file():
+        doc = read_yaml(path=path)
+        source = path.name
+    else:
+        doc = commands.get_policy(args)
+        source = f"RollbackPolicy {args.namespace}/{args.policy}"
+    text = playbook_of(doc, source=source)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def _inventory_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace", default=None, help="only this namespace (default: all)")
+    p.add_argument(
+        "--format", choices=sorted(inventory.RENDERERS), default="markdown", help="output format"
+    )
+    _kube_args(p)
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    mdeps, policies = commands.list_for_inventory(args)
+    print(inventory.RENDERERS[args.format](inventory.inventory(mdeps, policies)), end="")
+    return EXIT_OK
+
+
 def _audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["verify"], help="verify: walk the hash chains")
     p.add_argument("-n", "--namespace", default=None, help="one namespace (default: all)")
@@ -450,6 +498,16 @@ COMMANDS: dict[str, Command] = {
         _explain,
     ),
     "audit": Command("verify the decision hash chains", _audit_args, _audit),
+    "inventory": Command(
+        "list every ModelDeployment with owners, tier, figures, signals, revisions, phase",
+        _inventory_args,
+        _inventory,
+    ),
+    "playbook": Command(
+        "render a policy's rollback playbook as Markdown (tier defaults applied)",
+        _playbook_args,
+        _playbook,
+    ),
     "clear": Command(
         "let automatic actions resume on an Escalated ModelDeployment",
         lambda p: _decision_args(p, reason=False, kind="ModelDeployment"),

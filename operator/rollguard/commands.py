@@ -14,7 +14,7 @@ from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.control.settings import Settings
 from rollguard.domain.audit import ChainEntry, verify
-from rollguard.execution.kube import ApiError, Cluster, connect
+from rollguard.execution.kube import ApiError, Cluster, ConnectionSetupError, connect
 
 
 class CommandError(Exception):
@@ -22,11 +22,13 @@ class CommandError(Exception):
 
 
 def cluster_for(args: argparse.Namespace) -> Cluster:
-    return Cluster(
-        connect(
+    try:
+        api = connect(
             kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None)
         )
-    )
+    except ConnectionSetupError as err:
+        raise CommandError(f"cannot connect to the cluster: {err}") from err
+    return Cluster(api)
 
 
 def _api_message(err: ApiError) -> str:
@@ -82,6 +84,48 @@ def set_approval(args: argparse.Namespace, verdict: str) -> str:
             f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
         ) from err
     return username
+
+
+def get_policy(args: argparse.Namespace) -> dict[str, Any]:
+    """A RollbackPolicy from the cluster, as the API server returns it."""
+    try:
+        return cluster_for(args).get("RollbackPolicy", namespace=args.namespace, name=args.policy)
+    except ApiError as err:
+        raise CommandError(
+            f"RollbackPolicy {args.namespace}/{args.policy}: {_api_message(err)} "
+            "(and no file of that name)"
+        ) from err
+
+
+def list_for_inventory(
+    args: argparse.Namespace,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """ModelDeployments (of one namespace or all) and every RollbackPolicy they may refer to."""
+    cluster = cluster_for(args)
+    try:
+        mdeps = cluster.list_objects("ModelDeployment", namespace=args.namespace)
+        try:
+            # A ModelDeployment may use a policy of a central namespace: read them all...
+            policies = cluster.list_objects("RollbackPolicy")
+        except ApiError as err:
+            if err.status != 403:
+                raise
+            # ...or, without the right to, those of the namespaces the ModelDeployments name.
+            wanted = {
+                ((m.get("spec") or {}).get("policyRef") or {}).get("namespace")
+                or m["metadata"]["namespace"]
+                for m in mdeps
+            }
+            policies = [
+                p
+                for ns in sorted(wanted)
+                for p in cluster.list_objects("RollbackPolicy", namespace=ns)
+            ]
+    except ApiError as err:
+        raise CommandError(
+            f"cannot list ModelDeployments and policies: {_api_message(err)}"
+        ) from err
+    return mdeps, policies
 
 
 def explain(args: argparse.Namespace) -> str:

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from operator_fixtures import wait_for
 
+from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
 from devenv.testing import Kubectl
+from rollguard.cli import main as rollguard_main
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -38,7 +40,9 @@ def test_example_applies_and_is_evaluated(
     mdep: str,
     kubectl: Kubectl,
     operator: OperatorProcess,
+    env: EnvInfo,
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Rendered with kustomize and placed in a namespace of the test's own, so that it never
     # meets the end-to-end story's objects.
@@ -75,5 +79,15 @@ def test_example_applies_and_is_evaluated(
         status = _get(kubectl, namespace, "modeldeployment", mdep)["status"]
         assert status["currentRevision"] == 1
         assert [a["revision"] for a in status["approvedRevisions"]] == [1]
+
+        # The governance documents, from the live objects.
+        kube = ["--kubeconfig", env.kubeconfig, "--context", "admin"]
+        assert rollguard_main(["playbook", policy, "-n", namespace, *kube]) == 0
+        playbook = capsys.readouterr().out
+        assert playbook.startswith(f"# Rollback playbook: {namespace}/{policy}")
+        assert rollguard_main(["inventory", "-n", namespace, "--format", "json", *kube]) == 0
+        (row,) = json.loads(capsys.readouterr().out)["items"]
+        assert (row["name"], row["policyState"], row["currentRevision"]) == (mdep, "Ready", "1")
+        assert row["phase"] in ("Healthy", "Inconclusive") and row["owners"]
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)

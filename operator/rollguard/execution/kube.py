@@ -43,11 +43,19 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
         except config.ConfigException:
             api = None
     if api is None:
-        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context
-        )
+        try:
+            api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context
+            )
+        except (config.ConfigException, OSError) as err:
+            where = kubeconfig or "KUBECONFIG / ~/.kube/config"
+            raise ConnectionSetupError(f"{where}: {err}") from err
     _with_timeout(api)
     return api
+
+
+class ConnectionSetupError(ValueError):
+    """No usable kubeconfig (missing, malformed, or without the named context)."""
 
 
 def _with_timeout(api: client.ApiClient) -> None:
