@@ -319,6 +319,9 @@ def test_old_decisions_are_collected_after_export_and_the_chain_still_verifies(
             timeout=90,
             operator=operator,
         )
+        # The decision is created before the cycle writes the Degraded phase: wait for it, or
+        # the next "Healthy" wait could pass on the phase of before the episode.
+        wait_for("Degraded", lambda: scenario.phase() == "Degraded", timeout=30, operator=operator)
         scenario.set_profile("healthy")
     wait_for(
         "the oldest decision to be collected",
