@@ -29,9 +29,9 @@ from rollguard.domain.loading import (
     load_decision_spec,
     load_policy,
     one_line,
-    playbook_of,
     read_yaml,
 )
+from rollguard.domain.playbook import playbook_of
 from rollguard.domain.plot import PlotUnavailableError, render_png
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.replay import replay

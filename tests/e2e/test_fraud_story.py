@@ -10,23 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as lua
 import pytest
 
 from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
 from devenv.story import NAMESPACE, Story
-from devenv.testing import Kubectl
+from devenv.testing import Kubectl, argocd_health
 
 pytestmark = pytest.mark.e2e
 ARGOCD = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
 
 
-def argocd_health(kind: str, obj: dict[str, Any]) -> str:
-    runtime = lua.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = runtime.table_from(obj, recursive=True)
-    result = runtime.execute((ARGOCD / f"{kind.lower()}-health.lua").read_text())
-    return str(result["status"])
+def health(kind: str, obj: dict[str, Any]) -> str:
+    return argocd_health(ARGOCD / f"{kind.lower()}-health.lua", obj)[0]
 
 
 @pytest.fixture
@@ -52,9 +48,9 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     story: Story, acting_operator: OperatorProcess | None
 ) -> None:
     healthy = story.deploy_healthy()
-    assert argocd_health("ModelDeployment", healthy) == "Healthy"
+    assert health("ModelDeployment", healthy) == "Healthy"
     policy = story.get("rollbackpolicy", "fraud-high")
-    assert argocd_health("RollbackPolicy", policy) == "Healthy"
+    assert health("RollbackPolicy", policy) == "Healthy"
     generation_before = story.deployment()["metadata"]["generation"]
 
     story.bad_release()
@@ -66,9 +62,9 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     assert spec["impact"]["score"] >= 0.7  # the tier's immediate point of the trigger curve
     assert spec["impact"]["moneyAtRisk"]["currency"] == "EUR"
     story.wait("PendingApproval", lambda: story.decision_phase() == "PendingApproval")
-    assert argocd_health("RollbackDecision", story.decision_obj()) == "Suspended"
+    assert health("RollbackDecision", story.decision_obj()) == "Suspended"
     story.wait("AwaitingApproval", lambda: story.phase() == "AwaitingApproval")
-    assert argocd_health("ModelDeployment", story.mdep()) == "Suspended"
+    assert health("ModelDeployment", story.mdep()) == "Suspended"
 
     explanation = story.explain()
     assert "outside the auto-approval boundary" in explanation
@@ -98,7 +94,7 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     assert final["spec"]["approval"]["by"] == "alice"
     assert status["validation"]["verdict"] == "Passed"
     assert status["outcome"]["observedScoreAfter"] < 0.05
-    assert argocd_health("RollbackDecision", final) == "Healthy"
+    assert health("RollbackDecision", final) == "Healthy"
 
     # Exactly one patch: the bad release and the rollback are the only spec changes.
     assert story.deployment()["metadata"]["generation"] == generation_before + 2

@@ -18,17 +18,7 @@ from rollguard.cli import main
 pytestmark = pytest.mark.integration
 
 
-def test_backtest_over_an_errors_deployment_finds_the_rollback(
-    env: EnvInfo,
-    api_client: client.ApiClient,
-    namespace: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    client.AppsV1Api(api_client).create_namespaced_deployment(
-        namespace, deployment_manifest("scorer", profile="errors")
-    )
-    started = time.time()
+def _policy_file(tmp_path: Path) -> Path:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         yaml.safe_dump(
@@ -40,6 +30,21 @@ def test_backtest_over_an_errors_deployment_finds_the_rollback(
             }
         )
     )
+    return policy
+
+
+def test_backtest_over_an_errors_deployment_finds_the_rollback(
+    env: EnvInfo,
+    api_client: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client.AppsV1Api(api_client).create_namespaced_deployment(
+        namespace, deployment_manifest("scorer", profile="errors")
+    )
+    started = time.time()
+    policy = _policy_file(tmp_path)
     wait_for("40 s of history", lambda: time.time() - started > 40, timeout=60)
 
     argv = [
@@ -66,17 +71,7 @@ def test_backtest_over_an_errors_deployment_finds_the_rollback(
 def test_backtest_of_a_deployment_without_data_is_a_one_line_error(
     env: EnvInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "rollguard.dev/v1alpha1",
-                "kind": "RollbackPolicy",
-                "metadata": {"name": "p"},
-                "spec": FAST_POLICY,
-            }
-        )
-    )
+    policy = _policy_file(tmp_path)
     now = int(time.time())
     argv = [
         "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as lua
 import pytest
 import yaml
+
+from devenv.testing import argocd_health
 
 ARGOCD = Path(__file__).resolve().parents[2] / "deploy" / "argocd"
 KINDS = {
@@ -20,12 +21,7 @@ KINDS = {
 
 
 def health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
-    """Run the script the way Argo CD does: ``obj`` a global, the returned table the verdict."""
-    runtime = lua.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = runtime.table_from(obj, recursive=True)
-    script = (ARGOCD / KINDS[kind]).read_text()
-    result = runtime.execute(script)
-    return str(result["status"]), str(result["message"])
+    return argocd_health(ARGOCD / KINDS[kind], obj)
 
 
 def _mdep(status: dict[str, Any] | None, generation: int = 1) -> dict[str, Any]:

@@ -124,3 +124,14 @@ def fresh_namespace(api: client.ApiClient) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")
+
+
+def argocd_health(script: Path, obj: dict[str, Any]) -> tuple[str, str]:
+    """Run an Argo CD health script the way Argo CD does (Lua 5.1, ``obj`` a global) and
+    return its (status, message)."""
+    import lupa.lua51 as lua  # type: ignore[import-untyped]  # noqa: PLC0415 - tests only
+
+    runtime = lua.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(script.read_text())
+    return str(result["status"]), str(result["message"])

@@ -129,26 +129,3 @@ def load_decision_spec(text: str, *, source: str) -> RollbackDecisionSpec:
         return RollbackDecisionSpec.model_validate(spec)
     except ValidationError as err:
         raise InputError(format_validation_error(source, err, prefix="spec")) from err
-
-
-def playbook_of(doc: Any, *, source: str) -> str:
-    """The Markdown playbook of a RollbackPolicy object (from a file or the cluster)."""
-    from rollguard.domain.playbook import PlaybookSource, render_playbook  # noqa: PLC0415
-
-    policy = parse_policy(doc, source=source)
-    meta = doc.get("metadata") or {}
-    spec = doc.get("spec") or {}
-    descriptions = {
-        str(s.get("name")): str(s.get("description") or "")
-        for s in spec.get("signals") or []
-        if isinstance(s, dict)
-    }
-    return render_playbook(
-        policy,
-        PlaybookSource(
-            name=str(meta.get("name") or source),
-            namespace=meta.get("namespace"),
-            spec_hash=tiers.spec_hash(policy),
-            descriptions=descriptions,
-        ),
-    )

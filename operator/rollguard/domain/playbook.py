@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy, EffectiveSignal, Trigger
+from rollguard.domain import tiers
+from rollguard.domain.loading import parse_policy
 from rollguard.domain.severity import signal_limit
 
 
@@ -210,3 +213,24 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def playbook_of(doc: Any, *, source: str) -> str:
+    """The Markdown playbook of a RollbackPolicy object (from a file or the cluster)."""
+    policy = parse_policy(doc, source=source)
+    meta = doc.get("metadata") or {}
+    spec = doc.get("spec") or {}
+    descriptions = {
+        str(s.get("name")): str(s.get("description") or "")
+        for s in spec.get("signals") or []
+        if isinstance(s, dict)
+    }
+    return render_playbook(
+        policy,
+        PlaybookSource(
+            name=str(meta.get("name") or source),
+            namespace=meta.get("namespace"),
+            spec_hash=tiers.spec_hash(policy),
+            descriptions=descriptions,
+        ),
+    )
