@@ -17,13 +17,14 @@ import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from rollguard import __version__, commands
 from rollguard.api.crd import write_crds
 from rollguard.control.settings import SettingsError
-from rollguard.domain import inventory, report
+from rollguard.domain import calibration, inventory, journal, report
 from rollguard.domain.loading import (
     InputError,
     load_decision_spec,
@@ -32,7 +33,7 @@ from rollguard.domain.loading import (
     read_yaml,
 )
 from rollguard.domain.playbook import playbook_of
-from rollguard.domain.plot import PlotUnavailableError, render_png
+from rollguard.domain.plot import PlotUnavailableError, render_calibration_png, render_png
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.replay import replay
 from rollguard.domain.scenarios import load_scenarios
@@ -57,6 +58,16 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1, got {text}")
     return value
 
 
@@ -319,6 +330,32 @@ def _reject(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _review_args(p: argparse.ArgumentParser) -> None:
+    _decision_args(p, reason=False)
+    p.add_argument(
+        "--verdict",
+        required=True,
+        choices=sorted(commands.REVIEW_VERDICTS),
+        help="did the decision achieve what it expected",
+    )
+    p.add_argument(
+        "--regression",
+        default="unclear",
+        choices=sorted(commands.REGRESSION_FINDINGS),
+        help="was the regression real, or a false alarm (default: unclear); calibration counts "
+        "false rollbacks and missed regressions from this",
+    )
+    p.add_argument("--notes", required=True, help="what the review found (recorded)")
+
+
+def _review(args: argparse.Namespace) -> int:
+    if not args.notes.strip():
+        raise UsageError("--notes: say what the review found")
+    user = commands.set_review(args, now=datetime.now(tz=UTC))
+    print(f"Reviewed RollbackDecision {args.namespace}/{args.name} as {user}")
+    return EXIT_OK
+
+
 def _explain(args: argparse.Namespace) -> int:
     print(commands.explain(args))
     return EXIT_OK
@@ -368,6 +405,106 @@ def _inventory_args(p: argparse.ArgumentParser) -> None:
 def _inventory(args: argparse.Namespace) -> int:
     mdeps, policies = commands.list_for_inventory(args)
     print(inventory.RENDERERS[args.format](inventory.inventory(mdeps, policies)), end="")
+    return EXIT_OK
+
+
+def _journal_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", "--namespace", default=None, help="only this namespace (default: all)")
+    p.add_argument(
+        "--since",
+        default=None,
+        help="only decisions since: a span (30m, 12h, 7d) or an RFC 3339 time",
+    )
+    p.add_argument(
+        "--audit-log",
+        type=Path,
+        default=None,
+        help="read the operator's exported audit log (JSON lines) instead of the cluster; it "
+        "keeps decisions that were garbage-collected",
+    )
+    _kube_args(p)
+
+
+def _read_journal(args: argparse.Namespace) -> tuple[journal.Journal, str]:
+    if args.audit_log is not None:
+        with args.audit_log.open(encoding="utf-8", errors="replace") as lines:
+            book = journal.from_audit_log(lines, source=args.audit_log.name)
+        if args.namespace:
+            book = journal.Journal(
+                [e for e in book.entries if e.namespace == args.namespace], book.skipped
+            )
+        source = f"audit log {args.audit_log.name}"
+    else:
+        book = journal.from_objects(commands.list_decisions(args))
+        source = f"namespace {args.namespace}" if args.namespace else "all namespaces"
+    if args.since:
+        start = journal.parse_since(args.since, now=datetime.now(tz=UTC).timestamp())
+        book = journal.since(book, start)
+        source += f", since {args.since}"
+    return book, source
+
+
+def _journal_args(p: argparse.ArgumentParser) -> None:
+    _journal_source_args(p)
+    p.add_argument(
+        "--format", choices=sorted(journal.RENDERERS), default="text", help="output format"
+    )
+
+
+def _journal(args: argparse.Namespace) -> int:
+    book, _ = _read_journal(args)
+    print(journal.RENDERERS[args.format](book), end="")
+    return EXIT_OK
+
+
+def _calibrate_args(p: argparse.ArgumentParser) -> None:
+    _journal_source_args(p)
+    p.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    p.add_argument(
+        "--png", action="store_true", help="also plot the report, next to --out (needs matplotlib)"
+    )
+    p.add_argument(
+        "--target-false-rollbacks",
+        type=_rate,
+        default=0.1,
+        help="tolerated false-rollback rate (0.1)",
+    )
+    p.add_argument(
+        "--target-missed", type=_rate, default=0.1, help="tolerated missed-regression rate (0.1)"
+    )
+    p.add_argument(
+        "--min-reviews",
+        type=_positive,
+        default=5,
+        help="reviews a policy needs before its margins are judged (5)",
+    )
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    if args.png and args.out is None:
+        raise InputError("--png: needs --out FILE; the image is written next to it")
+    book, source = _read_journal(args)
+    targets = calibration.Targets(
+        false_rollback_rate=args.target_false_rollbacks,
+        missed_regression_rate=args.target_missed,
+        min_reviews=args.min_reviews,
+    )
+    image = None
+    if args.png:
+        png = render_calibration_png(
+            calibration.impact_points(book.entries),
+            calibration.readings(book.entries, targets),
+        )
+        image = args.out.with_suffix(".png")
+        image.write_bytes(png)
+    text = calibration.render(
+        book, source=source, targets=targets, image=image.name if image else None
+    )
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}" + (f" and {image}" if image else ""))
+    else:
+        print(text, end="")
     return EXIT_OK
 
 
@@ -492,10 +629,25 @@ COMMANDS: dict[str, Command] = {
     "reject": Command(
         "reject a pending decision, as yourself", lambda p: _decision_args(p, reason=True), _reject
     ),
+    "review": Command(
+        "record a post-decision review of an ended decision, as yourself",
+        _review_args,
+        _review,
+    ),
     "explain": Command(
         "why a decision was made, in plain words",
         lambda p: _decision_args(p, reason=False),
         _explain,
+    ),
+    "journal": Command(
+        "decisions with expected vs observed impact, validation and review",
+        _journal_args,
+        _journal,
+    ),
+    "calibrate": Command(
+        "how well expectations matched outcomes; margins too tight or too loose (Markdown)",
+        _calibrate_args,
+        _calibrate,
     ),
     "audit": Command("verify the decision hash chains", _audit_args, _audit),
     "inventory": Command(

@@ -1,4 +1,5 @@
-"""Commands for people, against a cluster: approve, reject, explain, audit verify, and run.
+"""Commands for people, against a cluster: approve, reject, review, explain, journal, audit
+verify, and run.
 
 Called by ``rollguard.cli``. They speak as the caller (their kubeconfig), so the API server's
 RBAC and admission policies apply to them exactly as to ``kubectl``.
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
+from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.control.settings import Settings
 from rollguard.domain.audit import ChainEntry, verify
@@ -40,11 +43,16 @@ def _api_message(err: ApiError) -> str:
         return str(err.reason)
 
 
-def set_approval(args: argparse.Namespace, verdict: str) -> str:
-    """Write spec.approval as the caller; the API server checks ``by`` is really them. Only a
-    decision waiting for approval can be approved or rejected, and the write is conditional
-    on the decision not having changed since it was read."""
-    noun = {"Approve": "approval", "Reject": "rejection"}.get(verdict, verdict.lower())
+def _write_once(
+    args: argparse.Namespace,
+    field: str,
+    noun: str,
+    value: Callable[[str], dict[str, Any]],
+    phase_ok: Callable[[str | None], str | None],
+) -> str:
+    """Write ``spec.<field>`` of a decision as the caller, once. ``phase_ok`` says why the
+    decision's phase does not allow it (None if it does). The write is conditional on the
+    decision not having changed since it was read; returns the caller's username."""
     cluster = cluster_for(args)
     username, _ = cluster.whoami()
     where = f"RollbackDecision {args.namespace}/{args.name}"
@@ -56,22 +64,19 @@ def set_approval(args: argparse.Namespace, verdict: str) -> str:
         raise CommandError(
             f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
         ) from err
-    given = (obj.get("spec") or {}).get("approval")
+    given = (obj.get("spec") or {}).get(field)
     if given:
+        verdict = given.get("decision") or given.get("verdict")
         raise CommandError(
-            f"{where} already has an approval: {given.get('decision')} by {given.get('by')}; "
-            "an approval is set once"
+            f"{where} already has {'an' if field[0] in 'aeiou' else 'a'} {field}: {verdict} by "
+            f"{given.get('by')}; it is set once"
         )
-    phase = (obj.get("status") or {}).get("phase")
-    if phase != "PendingApproval":
-        raise CommandError(
-            f"{where} is {phase or 'not yet processed'}; only a decision in PendingApproval "
-            "can be approved or rejected"
-        )
-    approval = {"decision": verdict, "by": username, "reason": args.reason}
+    refusal = phase_ok((obj.get("status") or {}).get("phase"))
+    if refusal:
+        raise CommandError(f"{where} is {refusal}")
     body = {
         "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-        "spec": {"approval": approval},
+        "spec": {field: value(username)},
     }
     try:
         cluster.patch("RollbackDecision", namespace=args.namespace, name=args.name, body=body)
@@ -84,6 +89,55 @@ def set_approval(args: argparse.Namespace, verdict: str) -> str:
             f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
         ) from err
     return username
+
+
+def set_approval(args: argparse.Namespace, verdict: str) -> str:
+    """Write spec.approval as the caller; the API server checks ``by`` is really them. Only a
+    decision waiting for approval can be approved or rejected."""
+
+    def pending(phase: str | None) -> str | None:
+        if phase == "PendingApproval":
+            return None
+        return (
+            f"{phase or 'not yet processed'}; only a decision in PendingApproval can be "
+            "approved or rejected"
+        )
+
+    return _write_once(
+        args,
+        "approval",
+        {"Approve": "approval", "Reject": "rejection"}.get(verdict, verdict.lower()),
+        lambda user: {"decision": verdict, "by": user, "reason": args.reason},
+        pending,
+    )
+
+
+REVIEW_VERDICTS = {"achieved": "Achieved", "partial": "Partial", "not-achieved": "NotAchieved"}
+REGRESSION_FINDINGS = {"real": "Real", "false-alarm": "FalseAlarm", "unclear": "Unclear"}
+
+
+def set_review(args: argparse.Namespace, *, now: datetime) -> str:
+    """Write spec.review as the caller, once, on a decision that has ended; the API server
+    checks ``by`` is really them and that the decision is final."""
+
+    def final(phase: str | None) -> str | None:
+        if phase in FINAL_PHASES:
+            return None
+        return f"{phase or 'not yet processed'}; a decision is reviewed once it has ended"
+
+    return _write_once(
+        args,
+        "review",
+        "review",
+        lambda user: {
+            "verdict": REVIEW_VERDICTS[args.verdict],
+            "regression": REGRESSION_FINDINGS[args.regression],
+            "by": user,
+            "notes": args.notes,
+            "reviewedAt": now.isoformat().replace("+00:00", "Z"),
+        },
+        final,
+    )
 
 
 def get_policy(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +180,14 @@ def list_for_inventory(
             f"cannot list ModelDeployments and policies: {_api_message(err)}"
         ) from err
     return mdeps, policies
+
+
+def list_decisions(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """RollbackDecisions of one namespace or all, as the API server returns them."""
+    try:
+        return cluster_for(args).list_objects("RollbackDecision", namespace=args.namespace)
+    except ApiError as err:
+        raise CommandError(f"cannot list RollbackDecisions: {_api_message(err)}") from err
 
 
 def explain(args: argparse.Namespace) -> str:
@@ -188,6 +250,12 @@ def explain_text(obj: dict[str, Any]) -> str:
         )
     if status.outcome:
         lines.append(f"Outcome: {status.outcome.summary}")
+    if spec.review:
+        r = spec.review
+        lines.append(
+            f"Review: {r.verdict}, regression {r.regression}, by {r.by} at "
+            f"{r.reviewed_at.isoformat()}: {r.notes}"
+        )
     if status.audit:
         lines.append(
             f"Audit: #{status.audit.sequence} {status.audit.hash} (previous {status.audit.previous_hash})"

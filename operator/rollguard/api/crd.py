@@ -110,13 +110,17 @@ _LIST_MAPS: dict[str, dict[tuple[str, ...], list[str]]] = {
 }
 
 
+# The spec fields people write, each once; everything else in a decision's spec is evidence.
+_SET_ONCE = ("approval", "review")
+
+
 def _decision_immutability() -> list[JSONSchema]:
-    """One transition rule per evidence field: the evidence never changes; approval, once set,
-    never changes or disappears."""
+    """One transition rule per evidence field: the evidence never changes; approval and review,
+    once set, never change or disappear."""
     rules: list[JSONSchema] = []
     for name, field in RollbackDecisionSpec.model_fields.items():
         alias = field.alias or name
-        if alias == "approval":
+        if alias in _SET_ONCE:
             continue
         if field.is_required():
             rule = f"self.{alias} == oldSelf.{alias}"
@@ -130,14 +134,15 @@ def _decision_immutability() -> list[JSONSchema]:
                 rule, f"spec.{alias} is evidence and immutable", f".{alias}", "FieldValueForbidden"
             )
         )
-    rules.append(
+    rules += [
         _rule(
-            "!has(oldSelf.approval) || (has(self.approval) && self.approval == oldSelf.approval)",
-            "spec.approval can be set once and never changed or removed",
-            ".approval",
+            f"!has(oldSelf.{alias}) || (has(self.{alias}) && self.{alias} == oldSelf.{alias})",
+            f"spec.{alias} can be set once and never changed or removed",
+            f".{alias}",
             "FieldValueForbidden",
         )
-    )
+        for alias in _SET_ONCE
+    ]
     return rules
 
 

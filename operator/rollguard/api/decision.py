@@ -1,7 +1,8 @@
 """RollbackDecision: one decision, its evidence and its outcome.
 
 The spec is the evidence, written once by the operator and immutable afterwards (the CRD's
-CEL rules enforce it); ``spec.approval`` is the one field a human writes, once. Everything a
+CEL rules enforce it); ``spec.approval`` and, after the end, ``spec.review`` are the fields
+humans write, each once. Everything a
 replay needs is in the spec: the samples, the effective policy, the revision history and the
 state carried in from earlier evaluations.
 """
@@ -40,6 +41,8 @@ FINAL_PHASES: frozenset[str] = frozenset(
     {"Rejected", "Expired", "Succeeded", "Failed", "DryRun", "Superseded"}
 )
 ApprovalVerdict = Literal["Approve", "Reject"]
+ReviewVerdict = Literal["Achieved", "Partial", "NotAchieved"]
+RegressionFinding = Literal["Real", "FalseAlarm", "Unclear"]
 
 # Bounds keep every decision small enough for etcd and let the API server price its CEL rules.
 MAX_SAMPLES = 300
@@ -183,6 +186,23 @@ class Approval(Model):
     reason: Text = Field(min_length=1, description="Why.")
 
 
+class Review(Model):
+    """A reviewer's verdict after the decision ended, written once; the API server checks that
+    by is the requester and that the decision is final."""
+
+    verdict: ReviewVerdict = Field(
+        description="Whether the decision achieved what it expected: Achieved, Partial or "
+        "NotAchieved."
+    )
+    regression: RegressionFinding = Field(
+        description="Whether the model really regressed: Real, FalseAlarm (the trigger fired "
+        "on noise or on a cause the model did not have) or Unclear."
+    )
+    by: ShortText = Field(min_length=1, description="Username of the reviewer.")
+    notes: Text = Field(min_length=1, description="What the review found.")
+    reviewed_at: datetime = Field(description="When the review was written (reviewer's clock).")
+
+
 class RollbackDecisionSpec(Model):
     """The evidence of one decision, immutable after creation, and its approval."""
 
@@ -202,6 +222,9 @@ class RollbackDecisionSpec(Model):
     requires_approval: bool = Field(description="Whether a human must approve.")
     approval_reason: Text = Field(default="", description="Why approval is or is not required.")
     approval: Approval | None = Field(default=None, description="Set once, by a human.")
+    review: Review | None = Field(
+        default=None, description="Set once, by a human reviewer, after the decision is final."
+    )
 
 
 class Execution(StatusModel):
@@ -251,6 +274,7 @@ class Audit(StatusModel):
     hash: str
     previous_hash: str
     exported: bool = False
+    review_exported: bool = False
 
 
 class RollbackDecisionStatus(StatusModel):

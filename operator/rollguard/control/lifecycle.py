@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,6 +131,45 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
         _created(step) if pending else None,
     )
     return step.obj
+
+
+def review_pending(obj: Mapping[str, Any]) -> bool:
+    """Whether the decision carries a review that has not been exported yet."""
+    audit = (obj.get("status") or {}).get("audit") or {}
+    return bool((obj.get("spec") or {}).get("review")) and not audit.get("reviewExported")
+
+
+def record_review(life: Lifecycle, obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Export a decision's review, once: an audit line carrying it (so the journal kept beyond
+    etcd has it), an Event and a metric, then ``status.audit.reviewExported``. Returns the
+    decision as persisted, or None when there was nothing to record."""
+    meta = obj["metadata"]
+    with _lock(meta["namespace"], meta["name"]):
+        fresh = life.cluster.get("RollbackDecision", namespace=meta["namespace"], name=meta["name"])
+        if not review_pending(fresh):
+            return None
+        step = _Step(life, fresh, time.time())
+        review, audit = step.spec.review, step.status.audit
+        if review is None or audit is None:
+            return None  # not sealed yet: the decision's own loop seals it first
+        observe.REVIEWS.labels(verdict=review.verdict, regression=review.regression).inc()
+        life.recorder.transition(
+            obj=fresh,
+            reason=reasons.DECISION_REVIEWED,
+            message=f"Reviewed by {review.by}: {review.verdict}, regression {review.regression}. "
+            f"{review.notes}",
+            phase=step.status.phase,
+            modelDeployment=step.spec.model_deployment_ref.name,
+            sequence=audit.sequence,
+            hash=audit.hash,
+            review=review.wire(),
+        )
+        return life.cluster.patch_status(
+            "RollbackDecision",
+            namespace=step.namespace,
+            name=step.name,
+            status={"audit": {**audit.wire(), "reviewExported": True}},
+        )
 
 
 def _created(step: _Step) -> float:
@@ -492,8 +532,12 @@ def _collect(step: _Step) -> None:
     excess = sealed[: max(0, len(sealed) - step.life.keep_decisions)]
     for item in excess:
         st = item["status"]
-        if st.get("phase") not in FINAL_PHASES or not st["audit"].get("exported"):
-            break  # the chain is pruned from its start only
+        if (
+            st.get("phase") not in FINAL_PHASES
+            or not st["audit"].get("exported")
+            or review_pending(item)
+        ):
+            break  # the chain is pruned from its start only, and only what was exported
         try:
             step.life.cluster.delete(
                 "RollbackDecision", namespace=step.namespace, name=item["metadata"]["name"]

@@ -36,6 +36,12 @@ TRANSITIONS = Counter(
     ["phase"],
     registry=REGISTRY,
 )
+REVIEWS = Counter(
+    "rollguard_decision_reviews_total",
+    "Post-decision reviews recorded",
+    ["verdict", "regression"],
+    registry=REGISTRY,
+)
 SCORE = Gauge(
     "rollguard_impact_score",
     "Latest impact score",

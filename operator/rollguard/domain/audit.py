@@ -2,7 +2,7 @@
 
 Every RollbackDecision of a ModelDeployment gets a sequence number and
 ``hash = sha256(previousHash | sequence | name | canonical evidence)``, where the evidence is
-the spec without the approval (the approval is set later, once, and is bound to the requester
+the spec without the approval and the review (each set later, once, and bound to the requester
 by the API server). Deleting, re-creating or altering a decision in the middle of the chain
 breaks a link that ``verify`` names. Decisions exported to the audit log and then
 garbage-collected are accounted for by the chain head's ``prunedThrough``/``prunedHash``.
@@ -22,9 +22,10 @@ GENESIS = "sha256:" + "0" * 64
 
 
 def evidence_json(spec: RollbackDecisionSpec) -> str:
-    """The canonical JSON of the evidence: sorted keys, no whitespace, no approval."""
+    """The canonical JSON of the evidence: sorted keys, no whitespace, no approval or review."""
     wire = spec.wire()
     wire.pop("approval", None)
+    wire.pop("review", None)
     return json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 

@@ -1,4 +1,5 @@
-"""PNG plot of one simulated seed: what the policy saw and what it did.
+"""PNG plots: one simulated seed (what the policy saw and what it did), and the calibration
+report's panels.
 
 matplotlib is an optional extra (``pip install 'rollguard[plot]'``), imported inside
 ``render_png`` only; without it ``PlotUnavailableError`` says so in one line. Renders to bytes with
@@ -13,11 +14,13 @@ executed, dashed: not executed; colour by action).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from rollguard.api.policy import EffectivePolicy
+from rollguard.domain.calibration import ImpactPoint, PolicyReading
 from rollguard.domain.severity import signal_limit
 from rollguard.domain.simrun import ScenarioRun
 
@@ -35,13 +38,18 @@ def _spans(active: np.ndarray[Any, Any], t: np.ndarray[Any, Any]) -> list[tuple[
     return [(float(t[a]), float(t[b - 1]) + step) for a, b in zip(starts, ends, strict=True)]
 
 
-def render_png(policy: EffectivePolicy, run: ScenarioRun, *, seed_label: str = "") -> bytes:
-    """The plot of the first seed of ``run`` (which must keep its series) as PNG bytes."""
+def _figure_tools() -> tuple[Any, Any]:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 (optional)
         from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError as err:
         raise PlotUnavailableError("--png needs matplotlib: pip install 'rollguard[plot]'") from err
+    return FigureCanvasAgg, Figure
+
+
+def render_png(policy: EffectivePolicy, run: ScenarioRun, *, seed_label: str = "") -> bytes:
+    """The plot of the first seed of ``run`` (which must keep its series) as PNG bytes."""
+    FigureCanvasAgg, Figure = _figure_tools()  # noqa: N806 - classes
     if run.values is None or run.present is None:
         raise ValueError("render_png needs a run that kept its series (simulate.trace)")
     tl = run.timeline
@@ -111,6 +119,56 @@ def render_png(policy: EffectivePolicy, run: ScenarioRun, *, seed_label: str = "
         "lines = trigger fired (solid: executed)",
         fontsize=10,
     )
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=90, metadata={"Software": None})
+    return out.getvalue()
+
+
+def render_calibration_png(
+    points: Sequence[ImpactPoint], readings: Sequence[PolicyReading]
+) -> bytes:
+    """Two panels: expected against observed avoided loss (the diagonal is a perfect
+    expectation), and per policy the false-rollback and missed-regression rates with their 95%
+    intervals."""
+    FigureCanvasAgg, Figure = _figure_tools()  # noqa: N806 - classes
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    if points:
+        xs = [p.expected for p in points]
+        ys = [p.observed for p in points]
+        top = max(*xs, *ys, 1e-9) * 1.1
+        left.plot(
+            [0, top], [0, top], color="tab:gray", lw=0.8, ls="--", label="observed = expected"
+        )
+        left.plot(xs, ys, "o", color="tab:blue", label="decision")
+        left.legend(loc="upper left", fontsize=8)
+    left.set_xlabel("expected loss avoided (impact-hours)")
+    left.set_ylabel("observed loss avoided (impact-hours)")
+    left.set_title("expected against observed", fontsize=10)
+    names = [r.policy for r in readings]
+    at = np.arange(len(names), dtype=np.float64)
+    for offset, label, colour, rates in (
+        (-0.15, "false rollbacks", "tab:red", [r.false_rate for r in readings]),
+        (0.15, "missed regressions", "tab:orange", [r.missed_rate for r in readings]),
+    ):
+        shown = [(i, r) for i, r in enumerate(rates) if r is not None]
+        if not shown:
+            continue
+        right.errorbar(
+            [at[i] + offset for i, _ in shown],
+            [r.value for _, r in shown],
+            yerr=[[r.value - r.low for _, r in shown], [r.high - r.value for _, r in shown]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+            label=label,
+        )
+    right.set_xticks(at, names, fontsize=8, rotation=15)
+    right.set_ylim(-0.02, 1.02)
+    right.set_ylabel("rate (95% interval)")
+    right.set_title("reviews, per policy", fontsize=10)
+    right.legend(loc="upper right", fontsize=8)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=90, metadata={"Software": None})
     return out.getvalue()

@@ -1,4 +1,5 @@
-"""RollbackDecision glue: a loop per unfinished decision that advances its lifecycle."""
+"""RollbackDecision glue: a loop per unfinished decision that advances its lifecycle, and the
+export of post-decision reviews."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import kopf
 
 from rollguard.api.decision import FINAL_PHASES
-from rollguard.control.lifecycle import advance
+from rollguard.control.lifecycle import advance, record_review, review_pending
 from rollguard.control.observe import ERRORS, forget_decision
 from rollguard.execution.kube import ApiError, is_transient, retry_after
 from rollguard.handlers.runtime import current, now
@@ -58,3 +59,32 @@ async def drive_decision(namespace: str, name: str, stopped: kopf.DaemonStopped,
         if status.get("phase") in FINAL_PHASES and (status.get("audit") or {}).get("exported"):
             return
         await stopped.wait(poll)
+
+
+def _review_unrecorded(body: Mapping[str, Any], **_: Any) -> bool:
+    return review_pending(body)
+
+
+@kopf.on.event("rollbackdecisions", when=_review_unrecorded)  # type: ignore[arg-type]
+async def export_review(body: Mapping[str, Any], namespace: str, name: str, **_: Any) -> None:
+    """A review was written: its audit line, Event and metric, once (a watch event, so it
+    leaves no handler state on the decision). Transient API errors are retried a few times;
+    after that the review stays unexported until the next watch event or restart."""
+    poll = current().settings.decision_poll
+    for _attempt in range(5):
+        try:
+            await asyncio.to_thread(record_review, current().lifecycle, body)
+            return
+        except ApiError as err:
+            if err.status == 404:
+                return
+            ERRORS.labels(kind="api").inc()
+            log.warning(
+                "Could not record the review of RollbackDecision %s/%s: %s",
+                namespace,
+                name,
+                err.reason,
+            )
+            if not is_transient(err):
+                return
+            await asyncio.sleep(retry_after(err, poll))
