@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_api_client import PrometheusConnect
 
 from devenv.launcher import EnvInfo
-from devenv.testing import Kubectl, api_client_for, deployment_manifest
+from devenv.operatorproc import OperatorProcess
+from devenv.testing import (
+    Kubectl,
+    api_client_for,
+    as_operator,
+    deployment_manifest,
+    linked_decision,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +56,23 @@ def _rolled_out(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
 
 
 def _decision(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rollguard.dev/v1alpha1",
-        "kind": "RollbackDecision",
-        "metadata": {"name": name},
-        "spec": yaml.safe_load(
-            (
-                __import__("pathlib").Path(__file__).parent / "data" / "decision-spec.yaml"
-            ).read_text()
-        ),
-    }
+    spec = yaml.safe_load((Path(__file__).parent / "data" / "decision-spec.yaml").read_text())
+    return linked_decision(name, spec, model_deployment="fraud")
 
 
 def test_crd_cel_transition_rule_rejects_changing_decision_evidence(
-    env: EnvInfo, crds_installed: None, namespace: str, api_client: client.ApiClient
+    env: EnvInfo, operator: OperatorProcess, namespace: str, api_client: client.ApiClient
 ) -> None:
     custom = client.CustomObjectsApi(api_client)
     args = ("rollguard.dev", "v1alpha1", namespace, "rollbackdecisions")
-    custom.create_namespaced_custom_object(*args, _decision("d1"))
+    with pytest.raises(ApiException) as forged:
+        custom.create_namespaced_custom_object(*args, _decision("d0"))
+    assert "RollbackDecisions are created by the rollguard operator only, not by admin" in (
+        forged.value.body
+    )
+    client.CustomObjectsApi(as_operator(env)).create_namespaced_custom_object(
+        *args, _decision("d1")
+    )
 
     with pytest.raises(ApiException) as refused:
         custom.patch_namespaced_custom_object(

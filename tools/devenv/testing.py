@@ -44,6 +44,35 @@ def api_client_for(env: EnvInfo, context: str) -> client.ApiClient:
     return api
 
 
+OPERATOR_USER = "system:serviceaccount:rollguard-system:rollguard"
+
+
+def as_operator(env: EnvInfo) -> client.ApiClient:
+    """The admin client impersonating the operator's ServiceAccount from deploy/ (its RBAC
+    applies): the only identity the admission policy lets create RollbackDecisions."""
+    api = api_client_for(env, "admin")
+    api.set_default_header("Impersonate-User", OPERATOR_USER)  # type: ignore[no-untyped-call]
+    return api
+
+
+def linked_decision(name: str, spec: dict[str, Any], *, model_deployment: str) -> dict[str, Any]:
+    """A RollbackDecision as the operator creates one: its label and the audit link (first of
+    its chain), so that the operator seals and drives it."""
+    return {
+        "apiVersion": "rollguard.dev/v1alpha1",
+        "kind": "RollbackDecision",
+        "metadata": {
+            "name": name,
+            "labels": {"rollguard.dev/model-deployment": model_deployment},
+            "annotations": {
+                "rollguard.dev/audit-sequence": "1",
+                "rollguard.dev/audit-previous-hash": "sha256:" + "0" * 64,
+            },
+        },
+        "spec": spec,
+    }
+
+
 def deployment_manifest(
     name: str,
     *,

@@ -65,6 +65,14 @@ class DecisionSummary:
         )
 
 
+def linked(obj: Mapping[str, Any]) -> bool:
+    """Whether the decision carries the audit link the operator fixes when it creates one."""
+    annotations = obj["metadata"].get("annotations") or {}
+    sequence = str(annotations.get(ANNOTATION_SEQUENCE, ""))
+    previous = str(annotations.get(ANNOTATION_PREVIOUS, ""))
+    return sequence.isdigit() and int(sequence) >= 1 and previous.startswith("sha256:")
+
+
 def seal(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The status.audit of a decision, from the link fixed at its creation (annotations)."""
     annotations = obj["metadata"].get("annotations") or {}

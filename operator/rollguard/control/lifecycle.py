@@ -22,7 +22,7 @@ from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackD
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control import observe, reasons
-from rollguard.control.decisions import seal
+from rollguard.control.decisions import linked, seal
 from rollguard.execution.kube import ApiError, Cluster
 from rollguard.execution.rollback import pause, rollback
 from rollguard.monitoring.promql import lookback_seconds
@@ -108,6 +108,18 @@ def advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[s
 
 def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[str, Any]:
     step = _Step(life, obj, now)
+    if not (step.status.audit and step.status.audit.hash) and not linked(step.obj):
+        # Not made by the operator (the admission policy refuses that; this is a cluster
+        # without it, or an object restored from elsewhere): never acted on, never sealed.
+        if step.status.phase != "Failed":
+            step.move(
+                "Failed",
+                reasons.DECISION_NOT_LINKED,
+                "not created by the rollguard operator (no audit link annotations): never "
+                "acted on; rollguard audit verify reports it",
+                warning=True,
+            )
+        return step.obj
     if not (step.status.audit and step.status.audit.hash):
         step.obj = life.cluster.patch_status(
             "RollbackDecision",

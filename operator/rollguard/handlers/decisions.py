@@ -21,8 +21,10 @@ log = logging.getLogger("rollguard")
 
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     status = status or {}
-    exported = (status.get("audit") or {}).get("exported", False)
-    return status.get("phase") not in FINAL_PHASES or not exported
+    audit = status.get("audit") or {}
+    if status.get("phase") not in FINAL_PHASES:
+        return True
+    return bool(audit) and not audit.get("exported", False)  # unsealed final ones: nothing to do
 
 
 def _step(namespace: str, name: str) -> Mapping[str, Any] | None:
@@ -55,8 +57,7 @@ async def drive_decision(namespace: str, name: str, stopped: kopf.DaemonStopped,
             continue
         if obj is None:
             return
-        status = obj.get("status") or {}
-        if status.get("phase") in FINAL_PHASES and (status.get("audit") or {}).get("exported"):
+        if not _unfinished(obj.get("status") or {}):
             return
         await stopped.wait(poll)
 
