@@ -101,6 +101,17 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     assert len(story.decisions()) == 1
     assert "chain intact" in story.audit()
 
+    # The post-rollback review, in alice's name, exported; journal and calibration show it.
+    assert story.review().startswith("Reviewed RollbackDecision")
+    assert story.decision_obj()["spec"]["review"]["by"] == "alice"
+    journal = story.journal()
+    assert "validation: Passed;  review: Achieved, regression Real, by alice" in journal
+    assert "Rollback 2->1  phase Succeeded" in journal
+    report = story.calibrate()
+    assert "1 rolled back, 1 reviewed" in report
+    assert "too few reviews to judge (1 of the 5 needed)" in report
+    assert "chain intact" in story.audit()  # the review is not evidence
+
     # The operator never writes what users own in Git: specs, labels and annotations of the
     # ModelDeployment and the policy are as applied (it writes their status only).
     for kind, name, before in (
@@ -115,5 +126,6 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     if acting_operator is not None:
         reasons = [line["event"] for line in acting_operator.audit_lines()
                    if line.get("name") == story.decision]  # fmt: skip
-        assert {"ApprovalRequired", "ApprovalGranted", "ValidationSucceeded"} <= set(reasons)
+        assert {"ApprovalRequired", "ApprovalGranted", "ValidationSucceeded",
+                "DecisionReviewed"} <= set(reasons)  # fmt: skip
         assert reasons.count("RollbackExecuted") == 1

@@ -107,6 +107,19 @@ def main() -> int:
 
         chapter("7. The audit chain", "Each decision is hash-chained to the one before it.")
         story.audit()
+
+        chapter(
+            "8. Review, journal and calibration",
+            """
+            After the incident alice records a review (set once, in her own name, checked by
+            the API server). The journal lists decisions with expected against observed
+            impact, validation and review; calibrate turns the journal into the report of a
+            calibration meeting (it needs more than one reviewed decision to judge margins).
+            """,
+        )
+        story.review()
+        story.journal()
+        story.calibrate()
     except StoryError as err:
         say(f"\ndemo failed: {err}\n--- operator log (last lines) ---\n{operator.tail()}")
         return 1

@@ -258,3 +258,25 @@ class Story:
 
     def audit(self) -> str:
         return self.rollguard("audit", "verify", "-n", NAMESPACE)
+
+    def review(self) -> str:
+        """alice records the post-rollback review; the operator exports it to the audit log."""
+        out = self.rollguard(
+            "review", self.decision, "-n", NAMESPACE, "--verdict", "achieved",
+            "--regression", "real", "--notes",
+            "1.5.0 broke the feature-store client; rollback restored scoring within minutes",
+            context="alice",
+        )  # fmt: skip
+        self.wait(
+            "the operator to export the review",
+            lambda: ((self.decision_obj().get("status") or {}).get("audit") or {}).get(
+                "reviewExported"
+            ),
+        )
+        return out
+
+    def journal(self) -> str:
+        return self.rollguard("journal", "-n", NAMESPACE)
+
+    def calibrate(self) -> str:
+        return self.rollguard("calibrate", "-n", NAMESPACE)
