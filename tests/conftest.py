@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from devenv.faultproxy import FaultProxy
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
 from devenv.operatorproc import OperatorProcess, start_operator
 from devenv.testing import Kubectl, api_client_for, fresh_namespace, kubectl_for
@@ -40,11 +41,11 @@ def _existing_cluster() -> EnvInfo | None:
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvInfo]:
-    """The cluster, Prometheus and simulator under test."""
-    existing = _existing_cluster()
-    if existing is not None:
-        yield existing
+def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment | None]:
+    """The local control plane + Prometheus + simulator the session started, or None when the
+    tests run against an existing cluster."""
+    if _existing_cluster() is not None:
+        yield None
         return
     try:
         bin_dir = build_controlplane()
@@ -55,11 +56,22 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvInfo]:
             pytrace=False,
         )
     environment = Environment(work_dir=tmp_path_factory.mktemp("devenv"), bin_dir=bin_dir)
-    info = environment.start()
+    environment.start()
     try:
-        yield info
+        yield environment
     finally:
         environment.stop()
+
+
+@pytest.fixture(scope="session")
+def env(local_environment: Environment | None) -> EnvInfo:
+    """The cluster, Prometheus and simulator under test."""
+    if local_environment is None:
+        existing = _existing_cluster()
+        assert existing is not None
+        return existing
+    assert local_environment.info is not None
+    return local_environment.info
 
 
 @pytest.fixture(scope="session")
@@ -93,12 +105,29 @@ def crds_installed(kubectl: Kubectl) -> None:
 
 
 @pytest.fixture(scope="session")
+def prometheus_proxy(env: EnvInfo) -> Iterator[FaultProxy]:
+    """The session operator's way to Prometheus: passes everything through unless a drill
+    sets a fault (and the drill puts it back)."""
+    proxy = FaultProxy(env.prometheus_url).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
 def operator(
-    env: EnvInfo, kubectl: Kubectl, crds_installed: None, tmp_path_factory: pytest.TempPathFactory
+    env: EnvInfo,
+    kubectl: Kubectl,
+    crds_installed: None,
+    prometheus_proxy: FaultProxy,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator as a local process with deploy/'s ServiceAccount, one for the session:
     the integration and end-to-end suites share it (two would split the work by peering)."""
-    proc = start_operator(env, kubectl, tmp_path_factory.mktemp("operator"))
+    proc = start_operator(
+        env, kubectl, tmp_path_factory.mktemp("operator"), prometheus_url=prometheus_proxy.url
+    )
     try:
         yield proc
     finally:

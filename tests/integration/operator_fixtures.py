@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from devenv.operatorproc import OperatorProcess
-from devenv.testing import deployment_manifest
+from devenv.testing import Kubectl, deployment_manifest
 
 
 def wait_for(
@@ -158,3 +158,62 @@ class Scenario:
     def profile(self) -> str:
         d = self.apps.read_namespaced_deployment("fraud", self.ns)
         return str(d.spec.template.spec.containers[0].env[0].value)
+
+
+FINAL = ("Succeeded", "Failed", "Rejected", "Expired", "DryRun", "Superseded")
+
+
+def policy_with(**changes: Any) -> dict[str, Any]:
+    policy = copy.deepcopy(FAST_POLICY)
+    for key, value in changes.items():
+        policy[key] = value
+    return policy
+
+
+def needs_approval(**auth: Any) -> dict[str, Any]:
+    return policy_with(
+        authorization={
+            "autoApprove": {
+                "maxScore": 0.3,
+                "actions": ["Rollback", "Pause", "Hold"],
+                "maxRevisionsBack": 3,
+            },
+            "approvalTimeout": "10m",
+            **auth,
+        }
+    )
+
+
+def final_decision(
+    scenario: Scenario, name: str, operator: OperatorProcess, timeout: float = 120
+) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        f"decision {name} to reach a final phase",
+        lambda: (
+            (d := scenario.get("rollbackdecisions", name)).get("status", {}).get("phase") in FINAL
+            and d
+        ),
+        timeout=timeout,
+        operator=operator,
+    )
+    return found
+
+
+def grant(
+    kubectl: Kubectl,
+    namespace: str,
+    role: str,
+    *,
+    user: str | None = None,
+    group: str | None = None,
+) -> None:
+    subject = f"--user={user}" if user else f"--group={group}"
+    kubectl(
+        "create",
+        "rolebinding",
+        f"{role}-{user or group}",
+        f"--clusterrole={role}",
+        subject,
+        "-n",
+        namespace,
+    )

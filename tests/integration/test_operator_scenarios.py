@@ -4,7 +4,6 @@ re-applying a bad revision, DryRun, and the operator killed mid-decision."""
 
 from __future__ import annotations
 
-import copy
 import signal
 import time
 from typing import Any
@@ -12,50 +11,23 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from operator_fixtures import FAST_POLICY, GROUP, VERSION, OperatorProcess, Scenario, wait_for
+from operator_fixtures import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    Scenario,
+    final_decision,
+    grant,
+    needs_approval,
+    policy_with,
+    wait_for,
+)
 
 from devenv.launcher import EnvInfo
 from devenv.testing import Kubectl, api_client_for
 from rollguard.cli import main as rollguard_main
 
 pytestmark = pytest.mark.integration
-FINAL = ("Succeeded", "Failed", "Rejected", "Expired", "DryRun", "Superseded")
-
-
-def _policy(**changes: Any) -> dict[str, Any]:
-    policy = copy.deepcopy(FAST_POLICY)
-    for key, value in changes.items():
-        policy[key] = value
-    return policy
-
-
-def _needs_approval(**auth: Any) -> dict[str, Any]:
-    return _policy(
-        authorization={
-            "autoApprove": {
-                "maxScore": 0.3,
-                "actions": ["Rollback", "Pause", "Hold"],
-                "maxRevisionsBack": 3,
-            },
-            "approvalTimeout": "10m",
-            **auth,
-        }
-    )
-
-
-def _final(
-    scenario: Scenario, name: str, operator: OperatorProcess, timeout: float = 120
-) -> dict[str, Any]:
-    found: dict[str, Any] = wait_for(
-        f"decision {name} to reach a final phase",
-        lambda: (
-            (d := scenario.get("rollbackdecisions", name)).get("status", {}).get("phase") in FINAL
-            and d
-        ),
-        timeout=timeout,
-        operator=operator,
-    )
-    return found
 
 
 def _first_decision(scenario: Scenario, operator: OperatorProcess) -> dict[str, Any]:
@@ -74,26 +46,6 @@ def _count(operator: OperatorProcess, scenario: Scenario, event: str) -> int:
         1
         for a in operator.audit_lines()
         if a.get("event") == event and a.get("namespace") == scenario.ns
-    )
-
-
-def _grant(
-    kubectl: Kubectl,
-    namespace: str,
-    role: str,
-    *,
-    user: str | None = None,
-    group: str | None = None,
-) -> None:
-    subject = f"--user={user}" if user else f"--group={group}"
-    kubectl(
-        "create",
-        "rolebinding",
-        f"{role}-{user or group}",
-        f"--clusterrole={role}",
-        subject,
-        "-n",
-        namespace,
     )
 
 
@@ -131,9 +83,9 @@ def test_silent_service_is_inconclusive_and_never_rolled_back(
 def test_outside_the_boundary_alice_approves_and_mallory_cannot_forge(
     operator: OperatorProcess, scenario: Scenario, kubectl: Kubectl, env: EnvInfo
 ) -> None:
-    _grant(kubectl, scenario.ns, "rollguard-approver", group="ml-oncall")
-    _grant(kubectl, scenario.ns, "rollguard-approver", user="mallory")  # RBAC lets her patch
-    scenario.setup(policy=_needs_approval())
+    grant(kubectl, scenario.ns, "rollguard-approver", group="ml-oncall")
+    grant(kubectl, scenario.ns, "rollguard-approver", user="mallory")  # RBAC lets her patch
+    scenario.setup(policy=needs_approval())
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     scenario.set_profile("errors")
     name = _first_decision(scenario, operator)["metadata"]["name"]
@@ -162,7 +114,7 @@ def test_outside_the_boundary_alice_approves_and_mallory_cannot_forge(
         "--context=alice",
     ]
     assert rollguard_main(argv) == 0
-    decision = _final(scenario, name, operator)
+    decision = final_decision(scenario, name, operator)
     assert decision["spec"]["approval"] == {
         "decision": "Approve",
         "by": "alice",
@@ -185,8 +137,8 @@ def test_outside_the_boundary_alice_approves_and_mallory_cannot_forge(
 def test_rejected_decision_leaves_the_deployment_untouched(
     operator: OperatorProcess, scenario: Scenario, kubectl: Kubectl, env: EnvInfo
 ) -> None:
-    _grant(kubectl, scenario.ns, "rollguard-approver", group="ml-oncall")
-    scenario.setup(policy=_needs_approval())
+    grant(kubectl, scenario.ns, "rollguard-approver", group="ml-oncall")
+    scenario.setup(policy=needs_approval())
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     scenario.set_profile("errors")
     name = _first_decision(scenario, operator)["metadata"]["name"]
@@ -205,7 +157,7 @@ def test_rejected_decision_leaves_the_deployment_untouched(
         "--context=alice",
     ]
     assert rollguard_main(argv) == 0
-    assert _final(scenario, name, operator)["status"]["phase"] == "Rejected"
+    assert final_decision(scenario, name, operator)["status"]["phase"] == "Rejected"
     live = scenario.apps.read_namespaced_deployment("fraud", scenario.ns)
     assert live.metadata.generation == generation
     assert scenario.profile() == "errors"
@@ -214,25 +166,25 @@ def test_rejected_decision_leaves_the_deployment_untouched(
 def test_unanswered_decision_expires_without_touching_the_deployment(
     operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    scenario.setup(policy=_needs_approval(approvalTimeout="6s"))
+    scenario.setup(policy=needs_approval(approvalTimeout="6s"))
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     scenario.set_profile("errors")
     name = _first_decision(scenario, operator)["metadata"]["name"]
-    assert _final(scenario, name, operator, timeout=60)["status"]["phase"] == "Expired"
+    assert final_decision(scenario, name, operator, timeout=60)["status"]["phase"] == "Expired"
     assert scenario.profile() == "errors"
 
 
 def test_gitops_reapplying_the_bad_revision_ends_escalated_without_oscillation(
     operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    policy = _policy(
+    policy = policy_with(
         safety={"cooldown": "5s", "maxActionsPerWindow": {"count": 1, "window": "10m"}}
     )
     scenario.setup(policy=policy)
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     scenario.set_profile("errors")
     first = _first_decision(scenario, operator)["metadata"]["name"]
-    assert _final(scenario, first, operator)["status"]["phase"] == "Succeeded"
+    assert final_decision(scenario, first, operator)["status"]["phase"] == "Succeeded"
     wait_for("recovery", lambda: scenario.phase() in ("Healthy", "Cooldown"), operator=operator)
 
     for _ in range(3):  # the GitOps tool puts the bad revision back, again and again
@@ -257,7 +209,7 @@ def test_dry_run_records_the_decision_and_never_touches_the_deployment(
     scenario.set_profile("errors")
     generation = scenario.apps.read_namespaced_deployment("fraud", scenario.ns).metadata.generation
     name = _first_decision(scenario, operator)["metadata"]["name"]
-    decision = _final(scenario, name, operator)
+    decision = final_decision(scenario, name, operator)
     assert decision["status"]["phase"] == "DryRun"
     assert decision["spec"]["mode"] == "DryRun"
     assert (
@@ -295,7 +247,7 @@ def test_operator_killed_mid_decision_patches_exactly_once_and_completes(
         )
     operator.restart(signal.SIGKILL)
     name = scenario.decisions()[0]["metadata"]["name"]
-    decision = _final(scenario, name, operator, timeout=180)
+    decision = final_decision(scenario, name, operator, timeout=180)
     assert decision["status"]["phase"] == "Succeeded", decision["status"]
     # Generation 1: created; 2: the errors revision; 3: the one rollback. No second patch.
     assert scenario.apps.read_namespaced_deployment("fraud", scenario.ns).metadata.generation == 3
@@ -308,7 +260,7 @@ def test_old_decisions_are_collected_after_export_and_the_chain_still_verifies(
     # The session's operator keeps 2 decisions per ModelDeployment; Hold decisions are final
     # at once, so three episodes make three decisions and the oldest is collected.
     scenario.setup(
-        policy=_policy(triggers=[{"action": "Hold", "minScore": 0.5, "sustainedFor": "0s"}])
+        policy=policy_with(triggers=[{"action": "Hold", "minScore": 0.5, "sustainedFor": "0s"}])
     )
     for episode in range(1, 4):
         wait_for("Healthy", lambda: scenario.phase() == "Healthy", timeout=90, operator=operator)

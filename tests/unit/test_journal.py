@@ -230,6 +230,8 @@ def test_the_report_shows_expected_against_observed_with_an_interval_and_a_plot(
     assert "Positive: decisions avoided more than they expected" in report
     assert "```text" in report and " expected" in report
     assert calibration.render(book, source="test") == report  # deterministic
+    one = calibration.render(journal.Journal(book.entries[:1]), source="test")
+    assert "+0.100; too few decisions for an interval or a reading of bias" in one
 
 
 def test_an_empty_journal_renders() -> None:

@@ -80,6 +80,7 @@ class Environment:
         self.seed = seed
         self.scrape = scrape
         self.children: list[Child] = []
+        self._argv: dict[str, tuple[list[Any], tuple[int, ...], dict[str, str] | None]] = {}
         self.info: EnvInfo | None = None
 
     def __enter__(self) -> Environment:
@@ -383,7 +384,40 @@ class Environment:
     ) -> Child:
         child = start(name, argv, log_dir=self.work_dir / "logs", ports=ports, env=env)
         self.children.append(child)
+        self._argv[name] = (argv, ports, env)
         return child
+
+    def bounce(self, *, down_for: float = 3.0) -> float:
+        """Stop kube-apiserver and etcd (SIGTERM), wait ``down_for`` seconds, start them again
+        with the same data and flags; returns the seconds until /readyz answered again."""
+        by_name = {c.name: c for c in self.children}
+        for name in ("kube-apiserver", "etcd"):
+            by_name[name].stop()
+        time.sleep(down_for)
+        began = time.monotonic()
+        for name in ("etcd", "kube-apiserver"):
+            argv, ports, env = self._argv[name]
+            fresh = start(name, argv, log_dir=self.work_dir / "logs", ports=ports, env=env)
+            self.children[self.children.index(by_name[name])] = fresh
+            by_name[name] = fresh
+        assert self.info is not None
+        api_url = self.info.api_server
+        ctx = ssl.create_default_context(cafile=str(self.work_dir / "pki" / "ca.crt"))
+        ctx.load_cert_chain(
+            str(self.work_dir / "pki" / "admin.crt"), str(self.work_dir / "pki" / "admin.key")
+        )
+
+        def api_ready() -> bool:
+            with urllib.request.urlopen(f"{api_url}/readyz", context=ctx, timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        wait_until(
+            "kube-apiserver /readyz after the restart",
+            api_ready,
+            timeout=90,
+            children=[by_name["etcd"], by_name["kube-apiserver"]],
+        )
+        return time.monotonic() - began
 
     def _kubeconfig(
         self, api_url: str, ca: certs.KeyPair, clients: dict[str, certs.KeyPair]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devenv.launcher import REPO, EnvInfo
-from devenv.processes import free_port
+from devenv.processes import can_bind, free_port
 from devenv.testing import Kubectl, apply_deploy, service_account_kubeconfig
 
 
@@ -72,14 +71,18 @@ def _two_free_ports() -> int:
     """A free port whose successor is free too (metrics, then liveness)."""
     for _ in range(50):
         port = free_port()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        if can_bind(port + 1):
+            return port
     raise RuntimeError("no two adjacent free ports")
 
 
 def start_operator(
-    env: EnvInfo, kubectl: Kubectl, work: Path, *, extra: list[str] | None = None
+    env: EnvInfo,
+    kubectl: Kubectl,
+    work: Path,
+    *,
+    extra: list[str] | None = None,
+    prometheus_url: str | None = None,
 ) -> OperatorProcess:
     apply_deploy(kubectl, REPO)
     kubeconfig = service_account_kubeconfig(
@@ -92,7 +95,7 @@ def start_operator(
     audit = work / "audit.jsonl"
     argv = [
         sys.executable, "-m", "rollguard.cli", "run",
-        f"--prometheus-url={env.prometheus_url}",
+        f"--prometheus-url={prometheus_url or env.prometheus_url}",
         f"--metrics-port={_two_free_ports()}",
         f"--audit-log={audit}",
         "--scrape-interval=1",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 import threading
 from collections.abc import Mapping
@@ -116,6 +118,15 @@ def serve_metrics(port: int) -> None:
         start_http_server(port, registry=REGISTRY)
 
 
+def _crash_point(reason: str) -> None:
+    """Drills: with ``ROLLGUARD_CRASH_AFTER=<reason>`` the process kills itself (SIGKILL, no
+    cleanup) right after persisting the transition of that reason, and after its audit line:
+    the recovery drills use it to stop the operator at every step of a decision."""
+    if os.environ.get("ROLLGUARD_CRASH_AFTER") == reason:
+        log.warning("ROLLGUARD_CRASH_AFTER=%s: killing the process", reason)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class AuditLog:
     """One JSON object per line, to stdout or a file (opened for append)."""
 
@@ -160,6 +171,7 @@ class Recorder:
             }
         )
         log.info("%s: %s", reason, message)
+        _crash_point(reason)
         try:
             self.cluster.event(
                 regarding=obj,

@@ -28,6 +28,7 @@ from rollguard.api.decision import SignalEvidence
 from rollguard.domain.journal import Entry, Journal
 
 Z95 = 1.959963984540054
+MIN_FOR_INTERVAL = 3
 
 
 @dataclass(frozen=True)
@@ -98,34 +99,34 @@ def excess(signal: SignalEvidence) -> float | None:
 
 @dataclass(frozen=True)
 class SignalReading:
+    """How far beyond its limit a signal was, in reviewed decisions of three kinds."""
+
     name: str
     margin: str
-    false_alarm_excess: list[float]  # of reviewed false rollbacks where it breached
-    real_excess: list[float]  # of reviewed real regressions, breached or not
+    false_alarm_excess: list[float]  # false rollbacks, where it breached
+    caught_excess: list[float]  # real regressions rolled back, where it breached
+    missed_excess: list[float]  # real regressions not rolled back
 
     def advice(self) -> str:
-        false = [x for x in self.false_alarm_excess if x > 0]
-        real = self.real_excess
-        caught = [x for x in real if x > 0]
         parts: list[str] = []
-        if false:
-            widen = max(false)
-            kept = sum(1 for x in caught if x > widen)
+        if self.false_alarm_excess:
+            widen = max(self.false_alarm_excess)
+            kept = sum(1 for x in self.caught_excess if x > widen)
             parts.append(
-                f"widening the margin by {widen:.4g} would have kept all {len(false)} false "
-                f"alarm(s) inside the limit"
+                f"widening the margin by {widen:.4g} would have kept all "
+                f"{len(self.false_alarm_excess)} false alarm(s) inside the limit"
                 + (
-                    f"; {kept} of {len(caught)} real regression(s) would still breach"
-                    if caught
+                    f"; {kept} of {len(self.caught_excess)} caught regression(s) would still "
+                    "breach on this signal"
+                    if self.caught_excess
                     else ""
                 )
             )
-        short = [x for x in real if x <= 0]
+        short = [x for x in self.missed_excess if x <= 0]
         if short:
-            narrow = -min(short)
             parts.append(
-                f"{len(short)} real regression(s) stayed inside the limit on this signal; "
-                f"narrowing the margin by {narrow:.4g} would have made all of them breach"
+                f"{len(short)} missed regression(s) stayed inside the limit on this signal; "
+                f"narrowing the margin by {-min(short):.4g} would have made all of them breach"
             )
         return "; ".join(parts) or "no evidence to move it"
 
@@ -180,8 +181,7 @@ def _margin_text(signal: SignalEvidence) -> str:
 
 
 def _signals(entries: Sequence[Entry]) -> list[SignalReading]:
-    false_excess: dict[str, list[float]] = defaultdict(list)
-    real_excess: dict[str, list[float]] = defaultdict(list)
+    kinds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     margins: dict[str, str] = {}
     for e in entries:
         review = e.review
@@ -192,12 +192,20 @@ def _signals(entries: Sequence[Entry]) -> list[SignalReading]:
             if x is None:
                 continue
             margins[s.name] = _margin_text(s)
-            if review.regression == "FalseAlarm" and e.rolled_back and x > 0:
-                false_excess[s.name].append(x)
-            elif review.regression == "Real":
-                real_excess[s.name].append(x)
+            if e.false_rollback and x > 0:
+                kinds[s.name]["false"].append(x)
+            elif review.regression == "Real" and e.rolled_back and x > 0:
+                kinds[s.name]["caught"].append(x)
+            elif e.missed_regression:
+                kinds[s.name]["missed"].append(x)
     return [
-        SignalReading(name, margins[name], false_excess[name], real_excess[name])
+        SignalReading(
+            name,
+            margins[name],
+            kinds[name]["false"],
+            kinds[name]["caught"],
+            kinds[name]["missed"],
+        )
         for name in sorted(margins)
     ]
 
@@ -320,6 +328,26 @@ def render(
     points = impact_points(entries)
     if points:
         errors = bootstrap_mean([p.observed - p.expected for p in points])
+        if len(points) < MIN_FOR_INTERVAL:
+            bias = (
+                f"Mean error (observed - expected) over {len(points)} decision(s): "
+                f"{errors.value:+.3f}; too few decisions for an interval or a reading of bias "
+                f"(at least {MIN_FOR_INTERVAL})."
+            )
+        else:
+            bias = (
+                f"Mean error (observed - expected) over {len(points)} decision(s): "
+                f"{errors.text()}. "
+                + (
+                    "Positive: decisions avoided more than they expected (expectations are "
+                    "conservative)."
+                    if errors.low > 0
+                    else "Negative: decisions avoided less than they expected (expectations "
+                    "are optimistic)."
+                    if errors.high < 0
+                    else "The interval contains 0: no systematic bias shown."
+                )
+            )
         lines += [
             "Loss avoided, in impact-hours (impact score x hours until the approval timeout): "
             "what each executed decision expected when it was made, and what its validation "
@@ -333,16 +361,7 @@ def render(
                 for p in points
             ),
             "",
-            f"Mean error (observed - expected) over {len(points)} decision(s): {errors.text()}. "
-            + (
-                "Positive: decisions avoided more than they expected (expectations are "
-                "conservative)."
-                if errors.low > 0
-                else "Negative: decisions avoided less than they expected (expectations are "
-                "optimistic)."
-                if errors.high < 0
-                else "The interval contains 0: no systematic bias shown."
-            ),
+            bias,
         ]
         after = [
             e.status.outcome.observed_score_after
@@ -350,10 +369,14 @@ def render(
             if e.status.outcome and e.status.outcome.observed_score_after is not None
         ]
         if after:
+            mean_after = bootstrap_mean(after)
+            shown = (
+                mean_after.text(signed=False)
+                if len(after) >= MIN_FOR_INTERVAL
+                else f"{mean_after.value:.3f}"
+            )
             lines.append(
-                f"Score after the action (expected 0): mean "
-                f"{bootstrap_mean(after).text(signed=False)} "
-                f"over {len(after)} decision(s)."
+                f"Score after the action (expected 0): mean {shown} over {len(after)} decision(s)."
             )
         lines += ["", "```text", *scatter(points), "```", ""]
     else:
@@ -405,13 +428,14 @@ def render(
         ]
         if reading.signals:
             lines += [
-                "| signal | margin | beyond the limit in false alarms | in real regressions | reading |",
-                "|---|---|---|---|---|",
+                "| signal | margin | beyond the limit: false alarms | caught regressions "
+                "| missed regressions | reading |",
+                "|---|---|---|---|---|---|",
             ]
             for s in reading.signals:
                 lines.append(
                     f"| {s.name} | {s.margin} | {_values(s.false_alarm_excess)} | "
-                    f"{_values(s.real_excess)} | {s.advice()} |"
+                    f"{_values(s.caught_excess)} | {_values(s.missed_excess)} | {s.advice()} |"
                 )
             lines.append("")
     if journal.skipped:

@@ -1,0 +1,272 @@
+"""Reliability drills against the real control plane and Prometheus: Prometheus failing in every
+way it can, the operator killed at every step of a decision, two replicas, and the API server
+and etcd restarted. Each drill is bounded in time and records its figures for the README's
+drill report (devenv.drillreport)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from operator_fixtures import (
+    FINAL,
+    Scenario,
+    final_decision,
+    grant,
+    needs_approval,
+    wait_for,
+)
+
+from devenv.drillreport import record
+from devenv.faultproxy import FaultProxy, Mode
+from devenv.launcher import EnvInfo, Environment
+from devenv.operatorproc import OperatorProcess, start_operator
+from devenv.testing import Kubectl
+from rollguard.cli import main as rollguard_main
+
+pytestmark = pytest.mark.integration
+
+FAULTS: tuple[Mode, ...] = ("refuse", "slow", "error", "empty", "garbage")
+
+
+def _generation(scenario: Scenario) -> int:
+    return int(scenario.apps.read_namespaced_deployment("fraud", scenario.ns).metadata.generation)
+
+
+def _events(operator: OperatorProcess, scenario: Scenario, event: str) -> int:
+    return sum(
+        1
+        for line in operator.audit_lines()
+        if line.get("event") == event and line.get("namespace") == scenario.ns
+    )
+
+
+@pytest.fixture
+def faulty(prometheus_proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The session operator's Prometheus proxy, put back to pass-through whatever happens."""
+    try:
+        yield prometheus_proxy
+    finally:
+        prometheus_proxy.mode = "pass"
+
+
+def test_prometheus_failing_in_every_way_never_rolls_back_and_recovery_is_automatic(
+    operator: OperatorProcess, scenario: Scenario, faulty: FaultProxy
+) -> None:
+    # A query timeout of 5 s (the default) against a proxy that answers after 8 s.
+    scenario.setup()
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    faulty.mode = "empty"
+    wait_for("Inconclusive", lambda: scenario.phase() == "Inconclusive", operator=operator)
+    # The model really regresses while Prometheus fails: still no action on missing data.
+    scenario.set_profile("errors")
+    generation = _generation(scenario)
+    survived = 0
+    for mode in FAULTS:
+        faulty.mode = mode
+        before = faulty.requests[mode]
+        wait_for(
+            f"queries to meet {mode}",
+            lambda m=mode, b=before: faulty.requests[m] >= b + 3,  # type: ignore[misc]
+            timeout=60,
+        )
+        assert scenario.phase() == "Inconclusive", (mode, scenario.phase())
+        assert scenario.decisions() == [], mode
+        assert _generation(scenario) == generation, mode
+        survived += operator.process is not None and operator.process.poll() is None
+    # Prometheus answers again: the regression is seen and handled, once.
+    faulty.mode = "pass"
+    decision = final_decision(
+        scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], operator
+    )
+    assert decision["status"]["phase"] == "Succeeded", decision["status"]
+    assert _generation(scenario) == generation + 1
+    assert len(scenario.decisions()) == 1
+    record(
+        "Prometheus stopped, slow, 5xx, empty, garbage",
+        faults=len(FAULTS),
+        survived=survived,
+        duplicate_actions=_events(operator, scenario, "RollbackExecuted") - 1,
+    )
+
+
+# The transitions of one decision, in order; the operator is killed right after each.
+CRASH_POINTS = (
+    "RollbackRecommended",
+    "ApprovalRequired",
+    "ApprovalGranted",
+    "ExecutionStarted",
+    "RollbackExecuted",
+    "RolloutCompleted",
+    "ValidationSucceeded",
+)
+
+
+def _crash_at(operator: OperatorProcess, reason: str | None) -> None:
+    """Restart the operator so that it kills itself right after ``reason`` (None: for good)."""
+    operator.stop(signal.SIGKILL)
+    if reason is None:
+        operator.env.pop("ROLLGUARD_CRASH_AFTER", None)
+    else:
+        operator.env["ROLLGUARD_CRASH_AFTER"] = reason
+    operator.start()
+
+
+def _died(operator: OperatorProcess) -> bool:
+    return operator.process is not None and operator.process.poll() is not None
+
+
+@pytest.fixture
+def crashing(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    try:
+        yield operator
+    finally:
+        if operator.env.get("ROLLGUARD_CRASH_AFTER") or _died(operator):
+            _crash_at(operator, None)
+
+
+def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
+    crashing: OperatorProcess, scenario: Scenario, kubectl: Kubectl, env: EnvInfo
+) -> None:
+    operator = crashing
+    grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
+    scenario.setup(policy=needs_approval())
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    kills = 0
+    for point in CRASH_POINTS:
+        _crash_at(operator, point)
+        if point == "ApprovalGranted":
+            name = scenario.decisions()[0]["metadata"]["name"]
+            argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
+                    f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
+            assert rollguard_main(argv) == 0
+        if point == "RollbackRecommended":
+            scenario.set_profile("errors")
+        wait_for(f"the operator to die after {point}", lambda: _died(operator), timeout=120)
+        kills += 1
+        assert f"ROLLGUARD_CRASH_AFTER={point}: killing the process" in operator.tail(200)
+    _crash_at(operator, None)
+    [decision] = scenario.decisions()
+    name = decision["metadata"]["name"]
+    final_decision(scenario, name, operator, timeout=120)
+    final = wait_for(
+        "the final audit line",
+        lambda: (d := scenario.get("rollbackdecisions", name))["status"]["audit"]["exported"] and d,
+        operator=operator,
+    )
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    # Generation 1: created; 2: the errors revision; 3: the one rollback. No second patch.
+    assert _generation(scenario) == 3
+    assert scenario.profile() == "healthy"
+    executed = _events(operator, scenario, "RollbackExecuted")
+    assert executed == 1
+    record(
+        "operator SIGKILLed after each of 7 decision steps",
+        faults=kills,
+        survived=kills,
+        duplicate_actions=executed - 1 + (_generation(scenario) - 3),
+        lost_decisions=0 if final["status"]["phase"] in FINAL else 1,
+    )
+
+
+def test_two_replicas_only_one_acts_and_the_other_takes_over(
+    operator: OperatorProcess,
+    scenario: Scenario,
+    env: EnvInfo,
+    kubectl: Kubectl,
+    prometheus_proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    second = start_operator(env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url)
+    try:
+        scenario.setup()
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        scenario.set_profile("errors")
+        first = final_decision(
+            scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], operator
+        )
+        assert first["status"]["phase"] == "Succeeded"
+        both = [operator, second]
+        acted = [p for p in both if _events(p, scenario, "RollbackExecuted")]
+        assert len(acted) == 1, [p.log for p in both]
+        # The acting replica dies; the other one takes the next regression.
+        active, standby = acted[0], next(p for p in both if p is not acted[0])
+        active.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for(
+            "cooldown over and Healthy",
+            lambda: scenario.phase() == "Healthy",
+            timeout=120,
+            operator=standby,
+        )
+        scenario.set_profile("errors")
+        decisions = wait_for(
+            "a second decision",
+            lambda: len(scenario.decisions()) == 2 and scenario.decisions(),
+            timeout=150,
+            operator=standby,
+        )
+        second_name = next(
+            d["metadata"]["name"]
+            for d in decisions
+            if d["metadata"]["name"] != first["metadata"]["name"]
+        )
+        assert (
+            final_decision(scenario, second_name, standby, timeout=150)["status"]["phase"]
+            == "Succeeded"
+        )
+        takeover = time.monotonic() - killed_at
+        assert _events(standby, scenario, "RollbackExecuted") == 1
+        assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
+        executed = sum(_events(p, scenario, "RollbackExecuted") for p in both)
+    finally:
+        second.stop()
+        if operator.process is None or operator.process.poll() is not None:
+            operator.start()
+    record(
+        f"two replicas, the acting one SIGKILLed (taken over within {takeover:.0f} s)",
+        faults=1,
+        survived=1,
+        duplicate_actions=executed - 2,
+    )
+
+
+def test_api_server_and_etcd_restart_mid_decision(
+    local_environment: Environment | None,
+    operator: OperatorProcess,
+    scenario: Scenario,
+    kubectl: Kubectl,
+    env: EnvInfo,
+) -> None:
+    if local_environment is None:
+        pytest.skip("needs the session's own control plane to restart (not an existing cluster)")
+    grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
+    scenario.setup(policy=needs_approval())
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    scenario.set_profile("errors")
+    name = wait_for("a decision", scenario.decisions, operator=operator)[0]["metadata"]["name"]
+    wait_for(
+        "PendingApproval",
+        lambda: (
+            (scenario.get("rollbackdecisions", name).get("status") or {}).get("phase")
+            == "PendingApproval"
+        ),
+        operator=operator,
+    )
+    downtime = local_environment.bounce(down_for=5.0)
+    argv = ["approve", name, "-n", scenario.ns, "--reason", "after the restart",
+            f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
+    assert rollguard_main(argv) == 0
+    final = final_decision(scenario, name, operator, timeout=150)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    assert _generation(scenario) == 3
+    assert operator.process is not None and operator.process.poll() is None
+    record(
+        f"kube-apiserver and etcd restarted mid-decision (back in {downtime + 5:.0f} s)",
+        faults=1,
+        survived=1,
+        duplicate_actions=_events(operator, scenario, "RollbackExecuted") - 1,
+    )
