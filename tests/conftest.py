@@ -28,7 +28,7 @@ def _existing_cluster() -> EnvInfo | None:
     prometheus = os.environ.get("ROLLGUARD_PROMETHEUS_URL")
     if not prometheus:
         raise pytest.UsageError("ROLLGUARD_KUBECONFIG needs ROLLGUARD_PROMETHEUS_URL as well")
-    kubectl = shutil.which("kubectl") or "kubectl"
+    kubectl = os.environ.get("ROLLGUARD_KUBECTL") or shutil.which("kubectl") or "kubectl"
     return EnvInfo(
         kubeconfig=kubeconfig,
         api_server="",

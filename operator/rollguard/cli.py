@@ -30,6 +30,7 @@ from rollguard.domain.loading import (
     load_decision_spec,
     load_policy,
     one_line,
+    read_text,
     read_yaml,
 )
 from rollguard.domain.playbook import playbook_of
@@ -58,6 +59,16 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+MAX_SEEDS = 100_000
+
+
+def _seeds(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS:,} runs per scenario, got {value}")
     return value
 
 
@@ -113,7 +124,7 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="recorded series (CSV or .json) instead of scenarios",
     )
-    p.add_argument("--seeds", type=_positive, default=200, help="runs per scenario (200)")
+    p.add_argument("--seeds", type=_seeds, default=200, help="runs per scenario (200)")
     p.add_argument("--seed", type=int, default=0, help="first seed (0)")
     p.add_argument("--resamples", type=_positive, default=1000, help="bootstrap resamples")
     p.add_argument("--out", type=Path, help="directory for simulate.json, simulate.md, PNGs")
@@ -269,7 +280,13 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     source = "<stdin>" if args.decision == "-" else args.decision
-    text = sys.stdin.read() if args.decision == "-" else Path(args.decision).read_text()
+    if args.decision == "-":
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as err:
+            raise InputError("<stdin>: not UTF-8 text") from err
+    else:
+        text = read_text(Path(args.decision))
     spec = load_decision_spec(text, source=source)
     result = replay(spec)
     rec = spec.recommended

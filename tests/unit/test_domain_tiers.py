@@ -141,6 +141,28 @@ def test_min_samples_beyond_what_a_decision_records_is_refused() -> None:
         resolve(spec_of(evaluation={"minSamples": 301}))
 
 
+@pytest.mark.parametrize(
+    ("evaluation", "message"),
+    [
+        ({"interval": "0s"}, r"evaluation\.interval: 0s is shorter than 1s"),
+        ({"interval": "500ms"}, r"evaluation\.interval: 500ms is shorter than 1s"),
+        ({"window": "0s"}, r"evaluation\.window: must be longer than 0s"),
+    ],
+)
+def test_an_interval_or_window_too_short_to_mean_anything_is_refused(
+    evaluation: dict[str, Any], message: str
+) -> None:
+    # A zero interval would make the operator's evaluation loop spin without pause.
+    with pytest.raises(ValueError, match=message):
+        resolve(spec_of(evaluation=evaluation))
+
+
+def test_a_critical_so_far_beyond_the_limit_that_the_span_overflows_is_refused() -> None:
+    signal = {**ONE_SIGNAL["signals"][0], "objective": {"max": -1e308}, "critical": 1.7e308}
+    with pytest.raises(ValueError, match=r"signals\[error_rate\]\.critical: .* overflows"):
+        resolve(spec_of(signals=[signal]))
+
+
 def test_spec_hash_is_sha256_of_canonical_json() -> None:
     p = policy_of()
     text = canonical_json(p)

@@ -60,3 +60,32 @@ def test_replay_of_a_malformed_file_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("impact", "categories", 0, "signals"), {"ghost": 1.0}, "unknown signal ghost"),
+        (("evaluation", "confidence"), float("nan"), "evaluation.confidence"),
+        (("evaluation", "interval"), "0s", "evaluation.interval"),
+        (("signals", 0, "critical"), 0.0, "critical"),
+    ],
+)
+def test_replay_of_an_edited_effective_policy_is_one_line_and_exit_2(
+    path: tuple[str | int, ...],
+    value: object,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    doc = yaml.safe_load(GOLDEN.read_text())
+    node = doc["spec"]["policy"]["effective"]
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(doc))
+    assert main(["replay", str(edited)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "spec.policy.effective" in err and message in err

@@ -18,6 +18,8 @@ from rollguard.domain.series import (
     parse_timestamp,
     to_csv,
 )
+from rollguard.monitoring.backtest import fetch
+from rollguard.monitoring.prometheus import Series as PromSeries
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 SIGNALS = ["error_rate", "latency_p99", "revenue_per_minute"]
@@ -189,3 +191,35 @@ def test_to_csv_round_trips_with_ground_truth() -> None:
     assert again.regression is not None
     np.testing.assert_array_equal(again.regression, [False, True, True])
     assert "regression" not in to_csv(series).splitlines()[0]
+
+
+def test_run_recorded_refuses_a_series_whose_span_needs_absurdly_many_evaluations() -> None:
+    policy = load_policy(path=EXAMPLES / "policy.yaml")
+    text = "timestamp,signal,value\n1,error_rate,0.1\n1e15,error_rate,0.1\n"
+    series = parse_series(text, source="s.csv", json_format=False, signals=SIGNALS)
+    with pytest.raises(SeriesError, match=r"evaluations every 30s is more than 1000000"):
+        run_recorded(policy, series)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "step", "message"),
+    [
+        (1000.0, 2000.0, 0.0, "--step must be a positive number"),
+        (1000.0, 2000.0, float("nan"), "--step must be a positive number"),
+        (1000.0, 2000.0, -5.0, "--step must be a positive number"),
+        (0.0, 1e12, 0.001, "is more than 5000000"),
+    ],
+)
+def test_backtest_refuses_a_step_or_range_it_cannot_fetch_before_asking_prometheus(
+    start: float, end: float, step: float, message: str
+) -> None:
+    class Unreachable:
+        def query_range(
+            self, *, query: str, start: float, end: float, step: float
+        ) -> list[PromSeries]:
+            raise AssertionError("no query may be sent")
+
+    policy = load_policy(path=EXAMPLES / "policy.yaml")
+    with pytest.raises(SeriesError, match=message):
+        fetch(source=Unreachable(), policy=policy, namespace="ml", deployment="fraud",
+              start=start, end=end, step=step)  # fmt: skip

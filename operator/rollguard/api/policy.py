@@ -273,6 +273,15 @@ class RollbackPolicySpec(Model):
     safety: Safety | None = Field(default=None, description="Cooldown and action budget.")
     authorization: Authorization | None = Field(default=None, description="Approval rules.")
     validation: Validation | None = Field(default=None, description="Post-rollback checks.")
+    allowed_namespaces: (
+        list[Annotated[str, Field(pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", max_length=63)]]
+        | None
+    ) = Field(
+        default=None,
+        max_length=256,
+        description="Namespaces whose ModelDeployments may use this policy besides its own "
+        "(a central policy namespace); '*' for every namespace. Default: only its own.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RollbackPolicySpec:

@@ -98,11 +98,25 @@ def _now_dt(now: float) -> datetime:
     return datetime.fromtimestamp(now, tz=UTC)
 
 
-def _prepare(cluster: Cluster, obj: Mapping[str, Any], now: datetime) -> Member | None:
+def _prepare(
+    cluster: Cluster, obj: Mapping[str, Any], policy: PolicyContext, now: datetime
+) -> Member | None:
     """Read the ModelDeployment's Deployment and history; on a problem, say so in its status
     and leave it out of this cycle."""
     meta = obj["metadata"]
     status = ModelDeploymentStatus.model_validate(obj.get("status") or {})
+    if not policy.usable_from(meta["namespace"]):
+        _not_ready(
+            cluster,
+            obj,
+            status=status,
+            reason=reasons.POLICY_NOT_SHARED,
+            message=f"RollbackPolicy {policy.namespace}/{policy.name} may not be used from "
+            f"namespace {meta['namespace']} (it is not in the policy's allowedNamespaces)",
+            now=now,
+            invalid=True,
+        )
+        return None
     try:
         spec = ModelDeploymentSpec.model_validate(obj.get("spec") or {})
     except ValidationError as err:
@@ -143,6 +157,23 @@ def _prepare(cluster: Cluster, obj: Mapping[str, Any], now: datetime) -> Member 
         )
         return None
     return Member(obj, spec, status, deployment, records, current)
+
+
+def mark_not_ready(
+    cluster: Cluster,
+    obj: Mapping[str, Any],
+    *,
+    reason: str,
+    message: str,
+    now: datetime,
+    invalid: bool = False,
+) -> None:
+    """Say in a ModelDeployment's status why it is not evaluated (no write if it says so
+    already): its policy is missing or invalid."""
+    status = ModelDeploymentStatus.model_validate(obj.get("status") or {})
+    _not_ready(
+        cluster, obj, status=status, reason=reason, message=message, now=now, invalid=invalid
+    )
 
 
 def _not_ready(
@@ -197,7 +228,7 @@ def run_cycle(
     started = time.monotonic()
     report = CycleReport()
     now_dt = _now_dt(now)
-    members = [m for obj in bound if (m := _prepare(cluster, obj, now_dt)) is not None]
+    members = [m for obj in bound if (m := _prepare(cluster, obj, policy, now_dt)) is not None]
     owner = f"{policy.namespace}/{policy.name}"
     observe.keep_phases(owner, {(m.namespace, m.name) for m in members})
     if not members:

@@ -34,10 +34,15 @@ class PolicyContext:
     effective: EffectivePolicy
     spec_hash: str
     plans: Mapping[str, BatchPlan]
+    allowed_namespaces: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    def usable_from(self, namespace: str) -> bool:
+        """Whether ModelDeployments of ``namespace`` may use this policy."""
+        return namespace == self.namespace or bool({namespace, "*"} & self.allowed_namespaces)
 
 
 def load(obj: Mapping[str, Any]) -> PolicyContext:
@@ -66,6 +71,7 @@ def load(obj: Mapping[str, Any]) -> PolicyContext:
         effective=effective,
         spec_hash=tiers.spec_hash(effective),
         plans=plans,
+        allowed_namespaces=frozenset(spec.allowed_namespaces or ()),
     )
 
 

@@ -7,6 +7,7 @@ print it as it is and exit, never with a traceback. The only I/O is reading the 
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from rollguard.api import API_VERSION
 from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.kinds import RollbackPolicy
-from rollguard.api.policy import EffectivePolicy
+from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.domain import tiers
 
 _FIELD_FIRST = re.compile(r"^[a-zA-Z][\w\[\].]*: ")
@@ -70,14 +71,19 @@ def _yaml_problem(source: str, err: yaml.YAMLError) -> str:
     return one_line(f"{source}{where}: invalid YAML: {problem}")
 
 
-def read_yaml(*, path: Path) -> Any:
-    """The single YAML document in ``path``; ``InputError`` when unreadable or malformed."""
+def read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``; ``InputError`` when it cannot be read or is not text."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 text") from err
+
+
+def read_yaml(*, path: Path) -> Any:
+    """The single YAML document in ``path``; ``InputError`` when unreadable or malformed."""
+    text = read_text(path)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -126,6 +132,28 @@ def load_decision_spec(text: str, *, source: str) -> RollbackDecisionSpec:
         raise InputError(f"{source}: kind: expected RollbackDecision, got {doc['kind']!r}")
     spec = doc.get("spec", doc) if "kind" in doc else doc
     try:
-        return RollbackDecisionSpec.model_validate(spec)
+        decision = RollbackDecisionSpec.model_validate(spec)
     except ValidationError as err:
         raise InputError(format_validation_error(source, err, prefix="spec")) from err
+    _check_effective(decision, source=source)
+    return decision
+
+
+def _check_effective(decision: RollbackDecisionSpec, *, source: str) -> None:
+    """A decision file may have been edited: its effective policy must still be one the
+    operator would accept (so replaying it fails with a message, not deep inside the scoring),
+    and the figures replay feeds back in must be finite."""
+    where = "spec.policy.effective"
+    try:
+        tiers.resolve(RollbackPolicySpec.model_validate(decision.policy.effective.wire()))
+    except ValidationError as err:
+        raise InputError(format_validation_error(source, err, prefix=where)) from err
+    except ValueError as err:
+        raise InputError(one_line(f"{source}: {where}.{err}")) from err
+    money = decision.impact.money_at_risk
+    revenue = money.revenue_per_hour if money is not None else None
+    if revenue is not None and not math.isfinite(revenue):
+        raise InputError(
+            f"{source}: spec.impact.moneyAtRisk.revenuePerHour: must be a finite number, "
+            f"got {revenue}"
+        )

@@ -19,7 +19,10 @@ from pydantic import Field
 from rollguard.api.base import Model, duration_seconds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import engine
-from rollguard.domain.series import Series
+from rollguard.domain.series import Series, SeriesError
+
+# A year of evaluations every 30 s; a longer run is a mistake in the series' timestamps.
+MAX_EVALUATIONS = 1_000_000
 
 
 class RecordedAction(Model):
@@ -86,6 +89,12 @@ def run_recorded(policy: EffectivePolicy, series: Series) -> RecordedResult:
     mask = np.concatenate([np.zeros((len(names), pad), np.bool_), series.mask], axis=1)[None]
     available = np.ones((1, len(names)), dtype=np.bool_)
     last = series.start + (n_k - 1) * step_s
+    evaluations = math.floor((last - series.start) / interval + 1e-9)
+    if evaluations > MAX_EVALUATIONS:
+        raise SeriesError(
+            f"the series spans {last - series.start:g}s: {evaluations} evaluations every "
+            f"{policy.evaluation.interval} is more than {MAX_EVALUATIONS}; check its timestamps"
+        )
     eval_times = series.start + np.arange(interval, last - series.start + 1e-9, interval)
     truth = series.regression
     state = engine.initial_state(policy, 1)

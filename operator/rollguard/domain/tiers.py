@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rollguard.api.base import duration_seconds
 from rollguard.api.decision import MAX_SAMPLES
 from rollguard.api.policy import (
     ActionBudget,
@@ -43,6 +45,10 @@ from rollguard.api.policy import (
 )
 
 T = TypeVar("T")
+
+# Evaluating more often than this gains nothing (scrapes are no faster) and only loads
+# Prometheus and the API server; a zero interval would spin.
+MIN_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -224,9 +230,10 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
     """The policy with every omitted setting filled from its risk tier, merged field by field.
 
     Raises ValueError when a signal's ``critical`` does not lie beyond objective + margin once
-    the tier's margin applies, when a trigger point sits at or below ``clearBelow`` (the
-    deployment would recover and degrade again at the same score, defeating hysteresis), or
-    when ``minSamples`` exceeds what a decision can record.
+    the tier's margin applies (or lies so far beyond it that the span overflows), when a trigger
+    point sits at or below ``clearBelow`` (the deployment would recover and degrade again at
+    the same score, defeating hysteresis), when ``minSamples`` exceeds what a decision can
+    record, or when the evaluation interval or window is too short to mean anything.
     """
     tier = TIERS[spec.risk_tier]
     ev = spec.evaluation or Evaluation()
@@ -236,6 +243,16 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
         min_samples=_pick(ev.min_samples, tier.min_samples),
         confidence=_pick(ev.confidence, tier.confidence),
     )
+    if duration_seconds(evaluation.interval) < MIN_INTERVAL_SECONDS:
+        raise ValueError(
+            f"evaluation.interval: {evaluation.interval} is shorter than "
+            f"{MIN_INTERVAL_SECONDS:g}s; the policy would be evaluated without pause"
+        )
+    if duration_seconds(evaluation.window) <= 0:
+        raise ValueError(
+            f"evaluation.window: must be longer than 0s (got {evaluation.window}), or no "
+            "signal ever has a sample"
+        )
     if evaluation.min_samples > MAX_SAMPLES:
         raise ValueError(
             f"evaluation.minSamples: {evaluation.min_samples} exceeds the {MAX_SAMPLES} samples "
@@ -251,6 +268,15 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
             detail = str(exc).removeprefix(f"signal {signal.name}: ")
             source = "" if signal.margin else f" (margin from tier {spec.risk_tier})"
             raise ValueError(f"signals[{signal.name}].critical: {detail}{source}") from exc
+        width = margin.width(signal.objective.value)
+        limit = signal.objective.value + (width if signal.objective.direction == "max" else -width)
+        if not math.isfinite(signal.critical - limit):
+            # Severity divides by this span: an infinite one makes every severity 0.
+            raise ValueError(
+                f"signals[{signal.name}].critical: the span from objective and margin "
+                f"({limit:g}) to critical ({signal.critical:g}) overflows, so the severity "
+                "would never rise above 0"
+            )
         signals.append(
             EffectiveSignal(
                 name=signal.name,

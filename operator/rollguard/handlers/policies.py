@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from rollguard.api.base import duration_seconds
-from rollguard.control.cycle import run_cycle
+from rollguard.control import reasons
+from rollguard.control.cycle import mark_not_ready, run_cycle
 from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import advance
 from rollguard.control.observe import ERRORS
@@ -28,8 +29,50 @@ INVALID_RETRY = 30.0
 def model_deployments_by_policy(
     namespace: str, name: str, spec: Mapping[str, Any], **_: Any
 ) -> dict[tuple[str, str], tuple[str, str]]:
+    return {_policy_key(namespace, spec): (namespace, name)}
+
+
+@kopf.index("rollbackpolicies")  # type: ignore[arg-type]
+def policies_by_key(namespace: str, name: str, **_: Any) -> dict[tuple[str, str], bool]:
+    return {(namespace, name): True}
+
+
+def _policy_key(namespace: str, spec: Mapping[str, Any]) -> tuple[str, str]:
     ref = spec.get("policyRef") or {}
-    return {(ref.get("namespace") or namespace, ref.get("name", "")): (namespace, name)}
+    return (ref.get("namespace") or namespace, ref.get("name", ""))
+
+
+def _mark(objs: Sequence[Mapping[str, Any]], reason: str, message: str, *, invalid: bool) -> None:
+    for obj in objs:
+        try:
+            mark_not_ready(
+                current().cluster,
+                obj,
+                reason=reason,
+                message=message,
+                now=datetime.now(tz=UTC),
+                invalid=invalid,
+            )
+        except Exception as err:  # noqa: BLE001 - one object must not stop the others
+            ERRORS.labels(kind="api").inc()
+            log.warning("Could not mark ModelDeployment %s: %s", obj["metadata"]["name"], err)
+
+
+@kopf.on.event("modeldeployments")  # type: ignore[arg-type]
+async def policy_present(
+    body: kopf.Body,
+    namespace: str,
+    spec: Mapping[str, Any],
+    policies_by_key: kopf.Index[tuple[str, str], bool],
+    **_: Any,
+) -> None:
+    """A ModelDeployment whose policy does not exist says so in its status (the policy's own
+    loop evaluates every other one); from the in-memory index, no API read."""
+    key = _policy_key(namespace, spec)
+    if key in policies_by_key or body.get("metadata", {}).get("deletionTimestamp"):
+        return
+    message = f"RollbackPolicy {key[0]}/{key[1]} does not exist"
+    await asyncio.to_thread(_mark, [dict(body)], reasons.POLICY_NOT_FOUND, message, invalid=False)
 
 
 @kopf.index("rollbackdecisions")  # type: ignore[arg-type]
@@ -120,6 +163,9 @@ async def evaluate_policy(
             policy = load(snapshot)
         except PolicyInvalid as err:
             await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
+            bound = await asyncio.to_thread(_bound_objects, keys)
+            message = f"RollbackPolicy {key[0]}/{key[1]} is invalid: {err}"
+            await asyncio.to_thread(_mark, bound, reasons.POLICY_INVALID, message, invalid=False)
             await stopped.wait(INVALID_RETRY)
             continue
         decisions = {k: list(decisions_by_model_deployment.get(k, [])) for k in keys}

@@ -7,8 +7,10 @@ Called by ``rollguard backtest``; the decisions are then made by the same code a
 
 from __future__ import annotations
 
+import math
+
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.series import Row, Series, SeriesError, to_grid
+from rollguard.domain.series import MAX_GRID_POINTS, Row, Series, SeriesError, to_grid
 from rollguard.monitoring.prometheus import Source
 from rollguard.monitoring.promql import render
 
@@ -29,6 +31,14 @@ def fetch(
     """Every signal's samples, one range query per signal (split when the range is long)."""
     if not end > start:
         raise SeriesError(f"--to must be after --from (got {start} .. {end})")
+    if not (math.isfinite(step) and step > 0):
+        raise SeriesError(f"--step must be a positive number of seconds, got {step}")
+    points = (end - start) / step + 1
+    if points > MAX_GRID_POINTS:
+        raise SeriesError(
+            f"--from/--to/--step: {points:.0f} samples per signal is more than {MAX_GRID_POINTS}; "
+            "use a shorter range or a longer step"
+        )
     rows: list[Row] = []
     for signal in policy.signals:
         query = render(signal.query, namespace=namespace, deployment=deployment)
