@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help setup dev-up dev-down test lint unit integration crds demo e2e-kind bench clean
+.PHONY: help setup dev-up dev-down test drill-report lint unit integration crds demo e2e-kind bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,9 +33,15 @@ unit: setup ## Unit tests only (no cluster)
 integration: setup ## Integration tests against a fresh local environment
 	$(BIN)/pytest tests/integration -q
 
-test: setup ## The whole suite: lint, unit, integration and end-to-end tests
+test: setup ## The whole suite: lint, unit, integration and end-to-end tests, then the drill report
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest tests -q -p no:cacheprovider
+	rm -rf .drills
+	ROLLGUARD_DRILL_REPORT_DIR=$(CURDIR)/.drills $(BIN)/pytest tests -q -p no:cacheprovider
+	@echo "Drill report (the README's table: make drill-report):"
+	@$(BIN)/python -m devenv.drillreport .drills
+
+drill-report: ## Copy the last test run's drill figures into the README's table
+	$(BIN)/python -m devenv.drillreport .drills --readme README.md
 
 e2e-kind: setup ## The end-to-end suite on a kind cluster, operator in-cluster (needs Docker and kind)
 	@bash tools/kind/e2e.sh
@@ -44,4 +50,4 @@ crds: setup ## Regenerate crds/ from the API models
 	$(BIN)/rollguard crds --out crds
 
 clean: ## Remove the venv and local state (the control-plane cache is kept)
-	rm -rf .venv .dev .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .dev .drills .mypy_cache .ruff_cache .pytest_cache

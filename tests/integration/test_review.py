@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_fixtures import GROUP, VERSION, wait_for
 
+from devenv.drillreport import record
 from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
 from devenv.testing import Kubectl, api_client_for, as_operator, linked_decision
@@ -170,6 +171,7 @@ def test_a_review_is_written_once_by_its_reviewer_after_the_end_and_reaches_the_
     report = out.read_text()
     assert "1 decision(s)" in report and "1 reviewed" in report
     assert "| Achieved | 0 | 1 | 0 |" in report
+    record("forged, early and changed reviews", bad_inputs=4, handled=4)
 
 
 def test_only_the_operator_creates_decisions(

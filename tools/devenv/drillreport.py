@@ -58,7 +58,8 @@ def table(folder: Path) -> str:
         for f in FIELDS:
             totals[f] += int(r.get(f, 0))
         cells = [str(r.get(f, 0)) for f in FIELDS]
-        lines.append(f"| {r['drill']} | " + " | ".join(cells) + " |")
+        name = f"{r['drill']} ({r['note']})" if r.get("note") else r["drill"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("| **total** | " + " | ".join(f"**{totals[f]}**" for f in FIELDS) + " |")
     return "\n".join(lines) + "\n"
 
