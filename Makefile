@@ -46,6 +46,10 @@ drill-report: ## Copy the last test run's drill figures into the README's table
 e2e-kind: setup ## The end-to-end suite on a kind cluster, operator in-cluster (needs Docker and kind)
 	@bash tools/kind/e2e.sh
 
+bench: setup ## Benchmarks (print figures, write bench/results/*.json; nothing asserted)
+	$(BIN)/python bench/backtest_throughput.py
+	$(BIN)/python bench/latency.py
+
 crds: setup ## Regenerate crds/ from the API models
 	$(BIN)/rollguard crds --out crds
 

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from devenv.operatorproc import OperatorProcess
-from devenv.testing import Kubectl, deployment_manifest
+from devenv.testing import Kubectl, deployment_manifest, fast_policy
 
 
 def wait_for(
@@ -35,38 +35,7 @@ def wait_for(
 
 
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
-ERROR_RATIO = (
-    'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",code=~"5.."}[10s]))'
-    ' / sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment"}[10s]))'
-)
-FAST_POLICY: dict[str, Any] = {
-    "riskTier": "high",
-    "evaluation": {"interval": "2s", "window": "20s", "minSamples": 5, "confidence": 0.9},
-    "signals": [
-        {
-            "name": "error_rate",
-            "query": ERROR_RATIO,
-            "objective": {"max": 0.01},
-            "margin": {"absolute": 0.005},
-            "critical": 0.05,
-        }
-    ],
-    "impact": {
-        "categories": [{"name": "customerExperience", "weight": 1, "signals": {"error_rate": 1}}]
-    },
-    "triggers": [{"action": "Rollback", "minScore": 0.5, "sustainedFor": "4s"}],
-    "clearBelow": 0.1,
-    "safety": {"cooldown": "30s", "maxActionsPerWindow": {"count": 2, "window": "10m"}},
-    "authorization": {
-        "autoApprove": {
-            "maxScore": 1.0,
-            "actions": ["Rollback", "Pause", "Hold"],
-            "maxRevisionsBack": 3,
-        },
-        "approvalTimeout": "60s",
-    },
-    "validation": {"rolloutTimeout": "60s", "window": "8s"},
-}
+FAST_POLICY: dict[str, Any] = fast_policy()
 
 
 class Scenario:

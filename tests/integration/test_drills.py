@@ -105,13 +105,18 @@ CRASH_POINTS = (
 )
 
 
-def _crash_at(operator: OperatorProcess, reason: str | None) -> None:
-    """Restart the operator so that it kills itself right after ``reason`` (None: for good)."""
+def _crash_at(
+    operator: OperatorProcess, reason: str | None, namespace: str = "", priority: int = 0
+) -> None:
+    """Restart the operator so that it kills itself right after ``reason`` in ``namespace``
+    (None: for good), with peering ``priority`` (0: a random one)."""
     operator.stop(signal.SIGKILL)
+    operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+    operator.argv.append(f"--priority={priority or 'auto'}")
     if reason is None:
         operator.env.pop("ROLLGUARD_CRASH_AFTER", None)
     else:
-        operator.env["ROLLGUARD_CRASH_AFTER"] = reason
+        operator.env["ROLLGUARD_CRASH_AFTER"] = f"{reason}@{namespace}"
     operator.start()
 
 
@@ -136,8 +141,12 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
     scenario.setup(policy=needs_approval())
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     kills = 0
-    for point in CRASH_POINTS:
-        _crash_at(operator, point)
+    for index, point in enumerate(CRASH_POINTS):
+        # The restart that must pick up the decision just created gets the lowest priority:
+        # it waits, paused by peering, until its dead predecessor's record expires, and sees
+        # no further event for the decision. Later restarts outrank every dead record.
+        priority = 1 if point == "ApprovalRequired" else 1000 * (index + 1)
+        _crash_at(operator, point, scenario.ns, priority)
         if point == "ApprovalGranted":
             name = scenario.decisions()[0]["metadata"]["name"]
             argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
@@ -147,7 +156,7 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
             scenario.set_profile("errors")
         wait_for(f"the operator to die after {point}", lambda: _died(operator), timeout=120)
         kills += 1
-        assert f"ROLLGUARD_CRASH_AFTER={point}: killing the process" in operator.tail(200)
+        assert f"ROLLGUARD_CRASH_AFTER={point}@{scenario.ns}: killing" in operator.tail(200)
     _crash_at(operator, None)
     [decision] = scenario.decisions()
     name = decision["metadata"]["name"]

@@ -44,6 +44,54 @@ def api_client_for(env: EnvInfo, context: str) -> client.ApiClient:
     return api
 
 
+ERROR_RATIO = (
+    'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",code=~"5.."}[10s]))'
+    ' / sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment"}[10s]))'
+)
+
+
+def fast_policy(
+    *,
+    interval: str = "2s",
+    window: str = "20s",
+    sustained_for: str = "4s",
+    cooldown: str = "30s",
+    validation_window: str = "8s",
+) -> dict[str, Any]:
+    """A RollbackPolicy spec on the simulator's error ratio with short timings: every action
+    inside the auto-approval boundary (tests and benchmarks tune it)."""
+    return {
+        "riskTier": "high",
+        "evaluation": {"interval": interval, "window": window, "minSamples": 5, "confidence": 0.9},
+        "signals": [
+            {
+                "name": "error_rate",
+                "query": ERROR_RATIO,
+                "objective": {"max": 0.01},
+                "margin": {"absolute": 0.005},
+                "critical": 0.05,
+            }
+        ],
+        "impact": {
+            "categories": [
+                {"name": "customerExperience", "weight": 1, "signals": {"error_rate": 1}}
+            ]
+        },
+        "triggers": [{"action": "Rollback", "minScore": 0.5, "sustainedFor": sustained_for}],
+        "clearBelow": 0.1,
+        "safety": {"cooldown": cooldown, "maxActionsPerWindow": {"count": 2, "window": "10m"}},
+        "authorization": {
+            "autoApprove": {
+                "maxScore": 1.0,
+                "actions": ["Rollback", "Pause", "Hold"],
+                "maxRevisionsBack": 3,
+            },
+            "approvalTimeout": "60s",
+        },
+        "validation": {"rolloutTimeout": "60s", "window": validation_window},
+    }
+
+
 OPERATOR_USER = "system:serviceaccount:rollguard-system:rollguard"
 
 

@@ -40,10 +40,16 @@ class DecisionSummary:
     hash: str
     requires_approval: bool = False
     acts: bool = False  # a Rollback or Pause in Enforce mode: it may change the Deployment
+    exported: bool = False  # its final audit line is written
 
     @property
     def final(self) -> bool:
         return self.phase in FINAL_PHASES
+
+    @property
+    def unfinished(self) -> bool:
+        """Not final yet, or final but sealed and not exported: its lifecycle has work left."""
+        return not self.final or (bool(self.hash) and not self.exported)
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> DecisionSummary:
@@ -62,6 +68,7 @@ class DecisionSummary:
             requires_approval=bool(spec.get("requiresApproval")),
             acts=spec.get("mode") != "DryRun"
             and (spec.get("recommended") or {}).get("action") in ("Rollback", "Pause"),
+            exported=bool(audit.get("exported")),
         )
 
 

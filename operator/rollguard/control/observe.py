@@ -118,12 +118,17 @@ def serve_metrics(port: int) -> None:
         start_http_server(port, registry=REGISTRY)
 
 
-def _crash_point(reason: str) -> None:
-    """Drills: with ``ROLLGUARD_CRASH_AFTER=<reason>`` the process kills itself (SIGKILL, no
-    cleanup) right after persisting the transition of that reason, and after its audit line:
-    the recovery drills use it to stop the operator at every step of a decision."""
-    if os.environ.get("ROLLGUARD_CRASH_AFTER") == reason:
-        log.warning("ROLLGUARD_CRASH_AFTER=%s: killing the process", reason)
+def _crash_point(reason: str, namespace: str | None) -> None:
+    """Drills: with ``ROLLGUARD_CRASH_AFTER=<reason>[@<namespace>]`` the process kills itself
+    (SIGKILL, no cleanup) right after persisting a transition of that reason (of an object in
+    that namespace), and after its audit line: the recovery drills use it to stop the operator
+    at every step of a decision."""
+    point = os.environ.get("ROLLGUARD_CRASH_AFTER")
+    if not point:
+        return
+    want, _, where = point.partition("@")
+    if want == reason and (not where or where == namespace):
+        log.warning("ROLLGUARD_CRASH_AFTER=%s: killing the process", point)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -171,7 +176,7 @@ class Recorder:
             }
         )
         log.info("%s: %s", reason, message)
-        _crash_point(reason)
+        _crash_point(reason, meta.get("namespace"))
         try:
             self.cluster.event(
                 regarding=obj,

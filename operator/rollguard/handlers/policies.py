@@ -18,6 +18,7 @@ from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import advance
 from rollguard.control.observe import ERRORS
 from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.execution.kube import ApiError
 from rollguard.handlers.runtime import current, now
 from rollguard.monitoring.prometheus import MonitoringError
 
@@ -58,19 +59,24 @@ def _mark(objs: Sequence[Mapping[str, Any]], reason: str, message: str, *, inval
             log.warning("Could not mark ModelDeployment %s: %s", obj["metadata"]["name"], err)
 
 
-@kopf.on.event("modeldeployments")  # type: ignore[arg-type]
-async def policy_present(
+def _policy_missing(
     body: kopf.Body,
     namespace: str,
     spec: Mapping[str, Any],
     policies_by_key: kopf.Index[tuple[str, str], bool],
     **_: Any,
+) -> bool:
+    deleting = bool(body.get("metadata", {}).get("deletionTimestamp"))
+    return not deleting and _policy_key(namespace, spec) not in policies_by_key
+
+
+@kopf.on.event("modeldeployments", when=_policy_missing)  # type: ignore[arg-type]
+async def policy_missing(
+    body: kopf.Body, namespace: str, spec: Mapping[str, Any], **_: Any
 ) -> None:
     """A ModelDeployment whose policy does not exist says so in its status (the policy's own
-    loop evaluates every other one); from the in-memory index, no API read."""
+    loop evaluates every other one); decided from the in-memory index, no API read."""
     key = _policy_key(namespace, spec)
-    if key in policies_by_key or body.get("metadata", {}).get("deletionTimestamp"):
-        return
     message = f"RollbackPolicy {key[0]}/{key[1]} does not exist"
     await asyncio.to_thread(_mark, [dict(body)], reasons.POLICY_NOT_FOUND, message, invalid=False)
 
@@ -119,6 +125,21 @@ def _cycle(
     # A new decision proceeds at once, without waiting for its own loop to notice it.
     for created in report.created:
         advance(runtime.lifecycle, created, now=now())
+    # Every unfinished decision also advances from here: one whose own loop never started
+    # (an operator that restarted paused by peering sees no further event for it) still
+    # reaches its final phase. ``advance`` is idempotent and serialised per decision.
+    started = {(c["metadata"]["namespace"], c["metadata"]["name"]) for c in report.created}
+    for summary in (d for ds in decisions.values() for d in ds if d.unfinished):
+        if (summary.namespace, summary.name) in started:
+            continue
+        ref = {"metadata": {"namespace": summary.namespace, "name": summary.name}}
+        try:
+            advance(runtime.lifecycle, ref, now=now())
+        except ApiError as err:
+            if err.status != 404:
+                ERRORS.labels(kind="api").inc()
+                log.warning("Could not advance RollbackDecision %s/%s: %s",
+                            summary.namespace, summary.name, err.reason)  # fmt: skip
     return report.metrics_error
 
 

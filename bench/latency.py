@@ -1,0 +1,272 @@
+"""Breach-to-rollback latency on the real local environment, and the same recorded series
+through canary-analysis rules in the style of Argo Rollouts and Flagger.
+
+Run: ``make bench-latency`` (or ``.venv/bin/python bench/latency.py [--trials 5]``). Starts a
+fresh local environment (control plane, Prometheus scraping every second, workload simulator)
+and the operator as deploy/'s ServiceAccount; prints the figures and writes them to
+``bench/results/latency.json``. Not a test: nothing is asserted.
+
+Each trial: a fresh namespace with a healthy Deployment, its ModelDeployment and a policy
+(interval 5 s, window 30 s, Rollback at score >= 0.5 sustained 10 s, inside the auto-approval
+boundary); once it is judged Healthy the Deployment switches to the ``errors`` profile at t0.
+Measured: the Deployment patched back (t_patch) and the decision ``Succeeded`` (t_done).
+Detection overhead = t_patch - t0 - sustainedFor, in evaluation intervals and in scrape
+intervals; and the operator's own latency from the decision's creation to the patch (its
+RollbackRecommended and RollbackExecuted audit lines).
+
+Comparison: each trial's error-ratio series (1 s resolution, from Prometheus) is replayed
+through rollguard's decision core (``run_recorded``) and through two rules on the same query:
+Argo-Rollouts style (a measurement every 10 s, failed when above the threshold; the analysis
+fails when failures exceed ``failureLimit``) and Flagger style (a check every 10 s, rollback
+after ``threshold`` failed checks). Their threshold is the policy's limit (objective + margin);
+their count is the smallest that raises no alarm on a ``noisy`` service recorded alongside for
+the whole run (rollguard raises none there either): the same false-alarm rate, zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kubernetes import client
+
+from devenv.launcher import Environment, build_controlplane
+from devenv.operatorproc import start_operator
+from devenv.testing import api_client_for, deployment_manifest, fast_policy, kubectl_for
+from rollguard.domain.loading import parse_policy
+from rollguard.domain.recorded import run_recorded
+from rollguard.domain.series import Series
+from rollguard.monitoring.backtest import fetch
+from rollguard.monitoring.prometheus import PrometheusSource
+
+GROUP, VERSION = "rollguard.dev", "v1alpha1"
+OUT = Path(__file__).parent / "results" / "latency.json"
+INTERVAL, SUSTAINED, SCRAPE, CHECK = 5.0, 10.0, 1.0, 10.0
+POLICY: dict[str, Any] = fast_policy(
+    interval="5s", window="30s", sustained_for="10s", validation_window="10s"
+)
+POLICY["safety"]["maxActionsPerWindow"]["count"] = 5
+LIMIT = 0.015  # objective 0.01 + margin 0.005
+
+
+def _wait(what: str, probe: Any, timeout: float = 180.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(every)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class Service:
+    """One model service: Deployment, policy and ModelDeployment in their own namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, profile: str) -> None:
+        self.ns = namespace
+        self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.core.create_namespace({"metadata": {"name": namespace}})
+        self.apps.create_namespaced_deployment(
+            namespace, deployment_manifest("svc", profile=profile)
+        )
+        _wait("revision 1", lambda: (self.deployment().metadata.annotations or {}).get(
+            "deployment.kubernetes.io/revision") == "1")  # fmt: skip
+        for plural, kind, spec in (
+            ("rollbackpolicies", "RollbackPolicy", POLICY),
+            ("modeldeployments", "ModelDeployment", {
+                "deploymentRef": {"name": "svc"}, "policyRef": {"name": "svc"},
+                "model": {"name": "svc", "version": "v1"}, "approvedRevisions": [{"revision": 1}]}),
+        ):  # fmt: skip
+            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind,
+                    "metadata": {"name": "svc"}, "spec": spec}  # fmt: skip
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+
+    def deployment(self) -> Any:
+        return self.apps.read_namespaced_deployment("svc", self.ns)
+
+    def phase(self) -> str | None:
+        obj = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "modeldeployments", "svc"
+        )
+        return (obj.get("status") or {}).get("phase")
+
+    def decisions(self) -> list[dict[str, Any]]:
+        return list(self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "rollbackdecisions")["items"])  # fmt: skip
+
+    def set_profile(self, profile: str) -> None:
+        container = {"name": "model", "env": [{"name": "SIM_PROFILE", "value": profile}]}
+        self.apps.patch_namespaced_deployment(
+            "svc", self.ns, {"spec": {"template": {"spec": {"containers": [container]}}}}
+        )
+
+
+# --- canary-analysis rules on a recorded series ------------------------------------------------
+
+
+def _value_at(series: Series, t: float) -> float | None:
+    k = round((t - series.start) / series.step)
+    if not 0 <= k < series.values.shape[1] or not series.mask[0, k]:
+        return None
+    return float(series.values[0, k])
+
+
+def argo_detection(series: Series, t0: float, failure_limit: int) -> float | None:
+    """Argo Rollouts style: measure every CHECK seconds; a value above LIMIT is a failure; the
+    analysis fails when failures exceed failureLimit. Seconds after t0, or None."""
+    failures = 0
+    for t in np.arange(series.start + CHECK, series.times[-1] + 1e-9, CHECK):
+        value = _value_at(series, float(t))
+        if value is not None and value > LIMIT:
+            failures += 1
+            if failures > failure_limit:
+                return float(t) - t0
+    return None
+
+
+def flagger_detection(series: Series, t0: float, threshold: int) -> float | None:
+    """Flagger style: check every CHECK seconds; roll back after ``threshold`` failed checks."""
+    return argo_detection(series, t0, threshold - 1)
+
+
+def calibrate(noisy: Series, detect: Any) -> int:
+    """The smallest count with no alarm on the noisy record."""
+    for count in range(60):
+        if detect(noisy, 0.0, count) is None:
+            return count
+    raise RuntimeError("no count without a false alarm on the noisy record")
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/latency.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5, help="trials (5)")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="rollguard-bench-"))
+    environment = Environment(work_dir=work / "env", bin_dir=build_controlplane())
+    env = environment.start()
+    operator = None
+    try:
+        kubectl = kubectl_for(env)
+        (work / "op").mkdir()
+        operator = start_operator(env, kubectl, work / "op")
+        api = api_client_for(env, "admin")
+        source = PrometheusSource(url=env.prometheus_url)
+        policy = parse_policy(
+            {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollbackPolicy",
+             "metadata": {"name": "svc"}, "spec": POLICY}, source="bench")  # fmt: skip
+        noisy = Service(api, "bench-noisy", "noisy")
+        noisy_from = time.time()
+        trials: list[dict[str, Any]] = []
+        for i in range(args.trials):
+            svc = Service(api, f"bench-{i}", "healthy")
+            _wait("Healthy", lambda s=svc: s.phase() == "Healthy", timeout=240, every=0.5)
+            time.sleep(20)  # a steady baseline in the query windows
+            t0 = time.time()
+            svc.set_profile("errors")
+            _wait("the errors revision", lambda s=svc: s.deployment().metadata.generation == 2)
+            _wait("the rollback patch", lambda s=svc: s.deployment().metadata.generation == 3,
+                  every=0.05)  # fmt: skip
+            t_patch = time.time()
+            name = _wait("the decision", svc.decisions)[0]["metadata"]["name"]
+            _wait("Succeeded", lambda s=svc: (s.decisions()[0].get("status") or {}).get("phase")
+                  == "Succeeded", every=0.25)  # fmt: skip
+            t_done = time.time()
+            lines = [a for a in operator.audit_lines()
+                     if a.get("namespace") == svc.ns and a.get("name") == name]  # fmt: skip
+            stamp = {a["event"]: a["ts"] for a in lines}
+            own = None
+            if "RollbackRecommended" in stamp and "RollbackExecuted" in stamp:
+                from datetime import datetime  # noqa: PLC0415
+
+                own = (datetime.fromisoformat(stamp["RollbackExecuted"])
+                       - datetime.fromisoformat(stamp["RollbackRecommended"])).total_seconds()  # fmt: skip
+            series = fetch(source=source, policy=policy, namespace=svc.ns, deployment="svc",
+                           start=t0 - 60, end=t_patch + 30, step=1.0)  # fmt: skip
+            truth = series.times >= t0
+            offline = run_recorded(policy, dataclasses.replace(series, regression=truth))
+            trials.append({
+                "t0": t0, "patch_after": t_patch - t0, "succeeded_after": t_done - t0,
+                "overhead_seconds": t_patch - t0 - SUSTAINED,
+                "operator_trigger_to_patch_seconds": own,
+                "offline_rollguard_detection": offline.detection_delay_seconds,
+                "series": series,
+            })  # fmt: skip
+            print(f"trial {i}: patched {t_patch - t0:.1f}s after the breach, "
+                  f"Succeeded after {t_done - t0:.1f}s", file=sys.stderr)  # fmt: skip
+        noisy_series = fetch(source=source, policy=policy, namespace=noisy.ns, deployment="svc",
+                             start=noisy_from, end=time.time(), step=1.0)  # fmt: skip
+        noisy_run = run_recorded(policy, dataclasses.replace(
+            noisy_series, regression=np.zeros(noisy_series.values.shape[1], dtype=np.bool_)))  # fmt: skip
+        failure_limit = calibrate(noisy_series, argo_detection)
+        threshold = calibrate(noisy_series, flagger_detection)
+        for t in trials:
+            s = t.pop("series")
+            t["argo_detection"] = argo_detection(s, t["t0"], failure_limit)
+            t["flagger_detection"] = flagger_detection(s, t["t0"], threshold)
+    finally:
+        if operator is not None:
+            operator.stop()
+        environment.stop()
+    overheads = [t["overhead_seconds"] for t in trials]
+    own = [
+        t["operator_trigger_to_patch_seconds"]
+        for t in trials
+        if t["operator_trigger_to_patch_seconds"] is not None
+    ]
+    result = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": __import__("os").cpu_count()},
+        "settings": {"evaluation_interval": INTERVAL, "sustained_for": SUSTAINED,
+                     "scrape_interval": SCRAPE, "rule_check_interval": CHECK, "limit": LIMIT},
+        "noisy_record_seconds": noisy_series.times[-1] - noisy_series.times[0],
+        "noisy_false_alarms": {"rollguard": noisy_run.false_rollbacks, "argo_failure_limit": failure_limit,
+                               "flagger_threshold": threshold},
+        "overhead_intervals": {"p50": pct(overheads, 50) / INTERVAL, "p95": pct(overheads, 95) / INTERVAL},
+        "overhead_scrapes": {"p50": pct(overheads, 50) / SCRAPE, "p95": pct(overheads, 95) / SCRAPE},
+        "operator_trigger_to_patch_ms": {"p50": pct(own, 50) * 1000, "p99": pct(own, 99) * 1000} if own else None,
+        "trials": trials,
+    }  # fmt: skip
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"breach-to-rollback over {len(trials)} trials (interval {INTERVAL:g}s, sustainedFor "
+          f"{SUSTAINED:g}s, scrape {SCRAPE:g}s):")  # fmt: skip
+    for t in trials:
+        print(f"  patched {t['patch_after']:5.1f}s  Succeeded {t['succeeded_after']:5.1f}s  "
+              f"overhead {t['overhead_seconds']:5.1f}s  | same series offline: rollguard "
+              f"{_s(t['offline_rollguard_detection'])}  Argo-style {_s(t['argo_detection'])}  "
+              f"Flagger-style {_s(t['flagger_detection'])}")  # fmt: skip
+    o = result["overhead_intervals"]
+    print(f"detection overhead: p50 {o['p50']:.2f}, p95 {o['p95']:.2f} evaluation intervals "
+          f"(goal 1.5 / 2.5); p50 {result['overhead_scrapes']['p50']:.1f} scrape intervals")  # fmt: skip
+    if result["operator_trigger_to_patch_ms"]:
+        m = result["operator_trigger_to_patch_ms"]
+        print(f"operator, decision created -> patch: p50 {m['p50']:.0f} ms, p99 {m['p99']:.0f} ms")
+    print(f"no alarm on {result['noisy_record_seconds']:.0f}s of noisy traffic: rollguard "
+          f"{noisy_run.false_rollbacks} false rollbacks; Argo-style needs failureLimit "
+          f"{failure_limit}, Flagger-style threshold {threshold}")  # fmt: skip
+    print(f"wrote {OUT}")
+    return 0
+
+
+def _s(x: float | None) -> str:
+    return "   -  " if x is None else f"{x:5.1f}s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
