@@ -16,9 +16,9 @@ RollbackRecommended and RollbackExecuted audit lines).
 
 Comparison: each trial's error-ratio series (1 s resolution, from Prometheus) is replayed
 through rollguard's decision core (``run_recorded``) and through two rules on the same query:
-Argo-Rollouts style (a measurement every 10 s, failed when above the threshold; the analysis
-fails when failures exceed ``failureLimit``) and Flagger style (a check every 10 s, rollback
-after ``threshold`` failed checks). Their threshold is the policy's limit (objective + margin);
+Argo-Rollouts style (a measurement every 10 s, failed when above the threshold; an analysis
+run of 10 measurements fails when its failures exceed ``failureLimit``) and Flagger style (a
+check every 10 s, rollback after ``threshold`` failed checks within 10). Their threshold is the policy's limit (objective + margin);
 their count is the smallest that raises no alarm on a ``noisy`` service recorded alongside for
 the whole run (rollguard raises none there either): the same false-alarm rate, zero.
 """
@@ -50,6 +50,7 @@ from rollguard.monitoring.prometheus import PrometheusSource
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
 OUT = Path(__file__).parent / "results" / "latency.json"
 INTERVAL, SUSTAINED, SCRAPE, CHECK = 5.0, 10.0, 1.0, 10.0
+RUN = 10  # measurements per analysis run of the canary-style rules (100 s)
 POLICY: dict[str, Any] = fast_policy(
     interval="5s", window="30s", sustained_for="10s", validation_window="10s"
 )
@@ -121,29 +122,30 @@ def _value_at(series: Series, t: float) -> float | None:
 
 
 def argo_detection(series: Series, t0: float, failure_limit: int) -> float | None:
-    """Argo Rollouts style: measure every CHECK seconds; a value above LIMIT is a failure; the
-    analysis fails when failures exceed failureLimit. Seconds after t0, or None."""
-    failures = 0
+    """Argo Rollouts style: a measurement every CHECK seconds, failed when above LIMIT; an
+    analysis run of RUN measurements fails when its failures exceed failureLimit (runs follow
+    each other, as a background analysis restarted per step would). Seconds after t0, or None."""
+    failures: list[bool] = []
     for t in np.arange(series.start + CHECK, series.times[-1] + 1e-9, CHECK):
         value = _value_at(series, float(t))
-        if value is not None and value > LIMIT:
-            failures += 1
-            if failures > failure_limit:
-                return float(t) - t0
+        failures = [*failures[-(RUN - 1) :], value is not None and value > LIMIT]
+        if sum(failures) > failure_limit:
+            return float(t) - t0
     return None
 
 
 def flagger_detection(series: Series, t0: float, threshold: int) -> float | None:
-    """Flagger style: check every CHECK seconds; roll back after ``threshold`` failed checks."""
+    """Flagger style: a check every CHECK seconds (its minimum interval is 10 s); roll back
+    after ``threshold`` failed checks within an analysis of RUN checks."""
     return argo_detection(series, t0, threshold - 1)
 
 
 def calibrate(noisy: Series, detect: Any) -> int:
     """The smallest count with no alarm on the noisy record."""
-    for count in range(60):
+    for count in range(RUN):
         if detect(noisy, 0.0, count) is None:
             return count
-    raise RuntimeError("no count without a false alarm on the noisy record")
+    return RUN  # never fires
 
 
 # --- the run ------------------------------------------------------------------------------------
