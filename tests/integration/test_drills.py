@@ -20,6 +20,7 @@ from operator_fixtures import (
     wait_for,
 )
 
+from devenv.apiproxy import ApiProxy, Request
 from devenv.drillreport import record
 from devenv.faultproxy import FaultProxy, Mode
 from devenv.launcher import EnvInfo, Environment
@@ -278,4 +279,78 @@ def test_api_server_and_etcd_restart_mid_decision(
         faults=1,
         survived=1,
         duplicate_actions=_events(operator, scenario, "RollbackExecuted") - 1,
+    )
+
+
+RETRY_AFTER = 3  # seconds: longer than the policy's 2 s interval, so honouring it shows
+
+
+@pytest.fixture
+def throttled(
+    local_environment: Environment | None, operator: OperatorProcess, env: EnvInfo
+) -> Iterator[ApiProxy]:
+    """The session operator restarted to reach the API server through a throttling proxy, and
+    put back on the direct path afterwards."""
+    if local_environment is None:
+        pytest.skip("needs the session's own CA to serve the proxy's certificate")
+    proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
+    direct = operator.env["KUBECONFIG"]
+    operator.env["KUBECONFIG"] = str(
+        proxy.kubeconfig(Path(direct), Path(direct).with_name("throttled.kubeconfig"))
+    )
+    operator.restart(signal.SIGTERM)
+    try:
+        yield proxy
+    finally:
+        operator.env["KUBECONFIG"] = direct
+        operator.restart(signal.SIGTERM)
+        proxy.stop()
+
+
+def _early_retries(requests: list[Request]) -> list[tuple[str, str, float]]:
+    """Writes repeated sooner than the Retry-After of the 429 just before on the same path."""
+    early = []
+    refused_at: dict[tuple[str, str], float] = {}
+    for r in requests:
+        key = (r.method, r.path)
+        if key in refused_at and r.at - refused_at.pop(key) < RETRY_AFTER - 0.2:
+            early.append((*key, r.at))
+        if r.status == 429:
+            refused_at[key] = r.at
+    return early
+
+
+def test_api_server_throttling_retry_after_is_honoured(
+    throttled: ApiProxy, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    scenario.setup()
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    start = time.monotonic()
+    # Every non-watch request path of the operator is refused twice before it is served,
+    # reads and writes, as API Priority and Fairness does to a client over its share.
+    throttled.arm(retry_after=RETRY_AFTER, per_path=2)
+    scenario.set_profile("errors")
+    generation = _generation(scenario)
+    name = wait_for("a decision", scenario.decisions, timeout=120, operator=operator)[0]
+    final = final_decision(scenario, name["metadata"]["name"], operator, timeout=180)
+    refused = throttled.disarm()
+    seen = throttled.since(start)
+    assert final["status"]["phase"] == "Succeeded", final["status"]
+    assert _generation(scenario) == generation + 1
+    executed = _events(operator, scenario, "RollbackExecuted")
+    assert executed == 1
+    ns = scenario.ns
+    patch = ("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/fraud")
+    create = ("POST", f"/apis/rollguard.dev/v1alpha1/namespaces/{ns}/rollbackdecisions")
+    assert refused[patch] == 2 and refused[create] == 2, refused
+    # Each write path has one writer (reads of one path may come from several threads).
+    writes = [r for r in seen if r.method not in ("GET", "HEAD")]
+    assert _early_retries(writes) == [], _early_retries(writes)
+    assert operator.process is not None and operator.process.poll() is None
+    record(
+        f"API server answering 429 (Retry-After {RETRY_AFTER} s) to {len(refused)} request "
+        f"paths, {sum(refused.values())} times",
+        faults=sum(refused.values()),
+        survived=sum(refused.values()),
+        duplicate_actions=executed - 1,
     )

@@ -7,8 +7,11 @@ and 5xx to retries and 4xx to permanent failures (see ``is_transient``).
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -23,6 +26,11 @@ ApiError = ApiException
 """Errors of the Kubernetes API, for layers that must not import the client."""
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to read
+THROTTLE_RETRIES = 5  # 429 answers retried per request before the caller sees one
+THROTTLE_WAIT_MAX = 10.0  # seconds: the longest Retry-After waited for in one retry
+THROTTLE_WAIT_DEFAULT = 1.0  # seconds, when a 429 names no usable Retry-After
+
+log = logging.getLogger(__name__)
 
 PLURALS = {
     "RollbackPolicy": "rollbackpolicies",
@@ -50,7 +58,7 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
         except (config.ConfigException, OSError) as err:
             where = kubeconfig or "KUBECONFIG / ~/.kube/config"
             raise ConnectionSetupError(f"{where}: {err}") from err
-    _with_timeout(api)
+    _hardened(api)
     return api
 
 
@@ -58,18 +66,37 @@ class ConnectionSetupError(ValueError):
     """No usable kubeconfig (missing, malformed, or without the named context)."""
 
 
-def _with_timeout(api: client.ApiClient) -> None:
-    """Give every request of ``api`` REQUEST_TIMEOUT unless the call sets its own: the client
-    has no default, and a hung API server must not stall a cycle forever."""
+def _hardened(api: client.ApiClient, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Give every request of ``api`` REQUEST_TIMEOUT unless the call sets its own (the client
+    has no default, and a hung API server must not stall a cycle forever), and retry a request
+    the API server throttled (HTTP 429, which it did not process) after its Retry-After, up
+    to THROTTLE_RETRIES times, as client-go does: the caller sees a 429 only after that."""
     rest: Any = api.rest_client
     request = rest.request
 
-    def timed(*args: Any, **kwargs: Any) -> Any:
+    def hardened(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = REQUEST_TIMEOUT
-        return request(*args, **kwargs)
+        for _attempt in range(THROTTLE_RETRIES):
+            response = request(method, url, *args, **kwargs)
+            if response.status != 429:
+                return response
+            wait = min(_seconds(response.headers.get("Retry-After"), THROTTLE_WAIT_DEFAULT),
+                       THROTTLE_WAIT_MAX)  # fmt: skip
+            log.info("The API server throttled %s %s; retrying in %.0f s", method, url, wait)
+            sleep(wait)
+        return request(method, url, *args, **kwargs)
 
-    rest.request = timed
+    rest.request = hardened
+
+
+def _seconds(value: str | None, default: float) -> float:
+    """A Retry-After in seconds (the API server sends whole seconds, never an HTTP date)."""
+    try:
+        seconds = float(value if value is not None else default)
+    except (TypeError, ValueError):
+        return default
+    return max(seconds, 0.0) if math.isfinite(seconds) else default
 
 
 def is_transient(err: ApiException) -> bool:
@@ -79,11 +106,7 @@ def is_transient(err: ApiException) -> bool:
 
 def retry_after(err: ApiException, default: float) -> float:
     """Seconds to wait before retrying, honouring Retry-After."""
-    headers = err.headers or {}
-    try:
-        return max(float(headers.get("Retry-After", default)), 0.0)
-    except (TypeError, ValueError):
-        return default
+    return _seconds((err.headers or {}).get("Retry-After"), default)
 
 
 @dataclass(frozen=True)
