@@ -49,6 +49,7 @@ e2e-kind: setup ## The end-to-end suite on a kind cluster, operator in-cluster (
 bench: setup ## Benchmarks (print figures, write bench/results/*.json; nothing asserted)
 	$(BIN)/python bench/backtest_throughput.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/scale.py
 
 crds: setup ## Regenerate crds/ from the API models
 	$(BIN)/rollguard crds --out crds

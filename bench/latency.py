@@ -14,6 +14,12 @@ Detection overhead = t_patch - t0 - sustainedFor, in evaluation intervals and in
 intervals; and the operator's own latency from the decision's creation to the patch (its
 RollbackRecommended and RollbackExecuted audit lines).
 
+Decision cost: the operator reaches the API server through a counting proxy
+(``devenv.apiproxy``, pass-through); each trial counts the operator's writes in the trial's
+namespace from t0 until the decision is final and exported, by kind: the decision (create
+and status), the Deployment patch, Events, and the ModelDeployment's status (per evaluation,
+not per decision).
+
 Comparison: each trial's error-ratio series (1 s resolution, from Prometheus) is replayed
 through rollguard's decision core (``run_recorded``) and through two rules on the same query:
 Argo-Rollouts style (a measurement every 10 s, failed when above the threshold; an analysis
@@ -27,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -38,9 +42,17 @@ from typing import Any
 import numpy as np
 from kubernetes import client
 
+from devenv.apiproxy import ApiProxy, Request
 from devenv.launcher import Environment, build_controlplane
 from devenv.operatorproc import start_operator
-from devenv.testing import api_client_for, deployment_manifest, fast_policy, kubectl_for
+from devenv.testing import (
+    api_client_for,
+    deployment_manifest,
+    fast_policy,
+    kubectl_for,
+    poll,
+    write_bench_result,
+)
 from rollguard.domain.loading import parse_policy
 from rollguard.domain.recorded import run_recorded
 from rollguard.domain.series import Series
@@ -59,13 +71,7 @@ LIMIT = 0.015  # objective 0.01 + margin 0.005
 
 
 def _wait(what: str, probe: Any, timeout: float = 180.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(every)
-    raise RuntimeError(f"timed out waiting for {what}")
+    return poll(what, probe, timeout=timeout, every=every)
 
 
 class Service:
@@ -151,6 +157,19 @@ def calibrate(noisy: Series, detect: Any) -> int:
 # --- the run ------------------------------------------------------------------------------------
 
 
+def writes(requests: list[Request], namespace: str) -> dict[str, int]:
+    """The operator's writes in ``namespace``, by what they wrote."""
+    counts = {"decision": 0, "deployment": 0, "events": 0, "modeldeployment": 0, "other": 0}
+    for r in requests:
+        if r.method in ("GET", "HEAD") or f"/namespaces/{namespace}/" not in r.path:
+            continue
+        kind = next((k for k in ("rollbackdecisions", "deployments", "events", "modeldeployments")
+                     if f"/{k}" in r.path), "other")  # fmt: skip
+        counts[{"rollbackdecisions": "decision", "deployments": "deployment",
+                "modeldeployments": "modeldeployment"}.get(kind, kind)] += 1  # fmt: skip
+    return counts
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -163,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     environment = Environment(work_dir=work / "env", bin_dir=build_controlplane())
     env = environment.start()
     operator = None
+    proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
     try:
         kubectl = kubectl_for(env)
         (work / "op").mkdir()
-        operator = start_operator(env, kubectl, work / "op")
+        operator = start_operator(env, kubectl, work / "op", api_proxy=proxy)
         api = api_client_for(env, "admin")
         source = PrometheusSource(url=env.prometheus_url)
         policy = parse_policy(
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             svc = Service(api, f"bench-{i}", "healthy")
             _wait("Healthy", lambda s=svc: s.phase() == "Healthy", timeout=240, every=0.5)
             time.sleep(20)  # a steady baseline in the query windows
-            t0 = time.time()
+            t0, mark = time.time(), time.monotonic()
             svc.set_profile("errors")
             _wait("the errors revision", lambda s=svc: s.deployment().metadata.generation == 2)
             _wait("the rollback patch", lambda s=svc: s.deployment().metadata.generation == 3,
@@ -189,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             _wait("Succeeded", lambda s=svc: (s.decisions()[0].get("status") or {}).get("phase")
                   == "Succeeded", every=0.25)  # fmt: skip
             t_done = time.time()
+            _wait("exported", lambda s=svc: s.decisions()[0]["status"]["audit"].get("exported"))
+            cost = writes(proxy.since(mark), svc.ns)
             lines = [a for a in operator.audit_lines()
                      if a.get("namespace") == svc.ns and a.get("name") == name]  # fmt: skip
             stamp = {a["event"]: a["ts"] for a in lines}
@@ -207,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 "overhead_seconds": t_patch - t0 - SUSTAINED,
                 "operator_trigger_to_patch_seconds": own,
                 "offline_rollguard_detection": offline.detection_delay_seconds,
+                "writes": cost,
                 "series": series,
             })  # fmt: skip
             print(f"trial {i}: patched {t_patch - t0:.1f}s after the breach, "
@@ -224,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if operator is not None:
             operator.stop()
+        proxy.stop()
         environment.stop()
     overheads = [t["overhead_seconds"] for t in trials]
     own = [
@@ -232,8 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         if t["operator_trigger_to_patch_seconds"] is not None
     ]
     result = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": __import__("os").cpu_count()},
         "settings": {"evaluation_interval": INTERVAL, "sustained_for": SUSTAINED,
                      "scrape_interval": SCRAPE, "rule_check_interval": CHECK, "limit": LIMIT},
         "noisy_record_seconds": noisy_series.times[-1] - noisy_series.times[0],
@@ -242,10 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_intervals": {"p50": pct(overheads, 50) / INTERVAL, "p95": pct(overheads, 95) / INTERVAL},
         "overhead_scrapes": {"p50": pct(overheads, 50) / SCRAPE, "p95": pct(overheads, 95) / SCRAPE},
         "operator_trigger_to_patch_ms": {"p50": pct(own, 50) * 1000, "p99": pct(own, 99) * 1000} if own else None,
+        "writes_per_decision": {k: pct([t["writes"][k] for t in trials], 50)
+                                for k in trials[0]["writes"]},
         "trials": trials,
     }  # fmt: skip
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    write_bench_result(OUT, result)
     print(f"breach-to-rollback over {len(trials)} trials (interval {INTERVAL:g}s, sustainedFor "
           f"{SUSTAINED:g}s, scrape {SCRAPE:g}s):")  # fmt: skip
     for t in trials:
@@ -259,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     if result["operator_trigger_to_patch_ms"]:
         m = result["operator_trigger_to_patch_ms"]
         print(f"operator, decision created -> patch: p50 {m['p50']:.0f} ms, p99 {m['p99']:.0f} ms")
+    w = result["writes_per_decision"]
+    print(f"API writes per decision (p50): {w['decision']:.0f} to the decision, "
+          f"{w['deployment']:.0f} Deployment patch, {w['events']:.0f} Events; and "
+          f"{w['modeldeployment']:.0f} ModelDeployment status writes meanwhile")  # fmt: skip
     print(f"no alarm on {result['noisy_record_seconds']:.0f}s of noisy traffic: rollguard "
           f"{noisy_run.false_rollbacks} false rollbacks; Argo-style needs failureLimit "
           f"{failure_limit}, Flagger-style threshold {threshold}")  # fmt: skip

@@ -74,6 +74,7 @@ def test_errors_revision_is_rolled_back_to_the_approved_revision_and_validated(
     metrics = urllib.request.urlopen(operator.metrics_url, timeout=5).read().decode()
     assert 'rollguard_decisions_total{action="Rollback"}' in metrics
     assert "rollguard_cycle_duration_seconds_bucket" in metrics
+    assert "rollguard_event_loop_lag_seconds_count" in metrics
     assert (
         f'rollguard_impact_score{{model_deployment="fraud",namespace="{scenario.ns}"}}' in metrics
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devenv.apiproxy import ApiProxy
 from devenv.launcher import REPO, EnvInfo
 from devenv.processes import can_bind, free_port
 from devenv.testing import Kubectl, apply_deploy, service_account_kubeconfig
@@ -83,7 +84,9 @@ def start_operator(
     *,
     extra: list[str] | None = None,
     prometheus_url: str | None = None,
+    api_proxy: ApiProxy | None = None,
 ) -> OperatorProcess:
+    """``api_proxy``: reach the API server through it (to count or throttle requests)."""
     apply_deploy(kubectl, REPO)
     kubeconfig = service_account_kubeconfig(
         env,
@@ -92,6 +95,8 @@ def start_operator(
         name="rollguard",
         path=work / "operator.kubeconfig",
     )
+    if api_proxy is not None:
+        kubeconfig = api_proxy.kubeconfig(kubeconfig, work / "operator-proxied.kubeconfig")
     audit = work / "audit.jsonl"
     argv = [
         sys.executable, "-m", "rollguard.cli", "run",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devenv.launcher import REPO, EnvInfo
-from devenv.testing import Kubectl
+from devenv.testing import Kubectl, poll
 
 NAMESPACE = "fraud-detection"
 NAME = "fraud-scorer"
@@ -77,14 +77,10 @@ class Story:
         return out
 
     def wait(self, what: str, probe: Callable[[], Any], *, every: float = 1.0) -> Any:
-        deadline = time.monotonic() + self.timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = probe()
-            if last:
-                return last
-            time.sleep(every)
-        raise StoryError(f"timed out after {self.timeout:.0f}s waiting for {what} (last: {last})")
+        try:
+            return poll(what, probe, timeout=self.timeout, every=every)
+        except TimeoutError as err:
+            raise StoryError(str(err)) from err
 
     def mdep(self) -> dict[str, Any]:
         return self.get("modeldeployment", NAME)

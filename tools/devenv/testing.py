@@ -212,3 +212,31 @@ def argocd_health(script: Path, obj: dict[str, Any]) -> tuple[str, str]:
     runtime.globals().obj = runtime.table_from(obj, recursive=True)
     result = runtime.execute(script.read_text())
     return str(result["status"]), str(result["message"])
+
+
+def poll(what: str, probe: Callable[[], Any], *, timeout: float, every: float) -> Any:
+    """``probe()`` every ``every`` seconds until it returns something true, which is returned;
+    TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
+
+
+def write_bench_result(path: Path, result: dict[str, Any]) -> None:
+    """A benchmark's figures as JSON, with the machine they came from."""
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import platform  # noqa: PLC0415
+
+    machine = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, **result}, indent=2) + "\n")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 
 from pydantic import ValidationError
 
@@ -54,6 +54,17 @@ ACTIVE_TO_PHASE: dict[str, Phase] = {
     "Executing": "RollingBack",
     "Validating": "Validating",
 }
+
+
+class Reads(Protocol):
+    """Where a cycle reads Deployments and their ReplicaSets: the API (a ``Cluster``) or the
+    operator's watch caches. A missing Deployment raises the API's 404."""
+
+    def deployment(self, *, namespace: str, name: str) -> Mapping[str, Any]: ...
+
+    def replica_sets(
+        self, *, namespace: str, deployment: Mapping[str, Any]
+    ) -> list[ReplicaSetRecord]: ...
 
 
 @dataclass
@@ -99,7 +110,7 @@ def _now_dt(now: float) -> datetime:
 
 
 def _prepare(
-    cluster: Cluster, obj: Mapping[str, Any], policy: PolicyContext, now: datetime
+    cluster: Cluster, reads: Reads, obj: Mapping[str, Any], policy: PolicyContext, now: datetime
 ) -> Member | None:
     """Read the ModelDeployment's Deployment and history; on a problem, say so in its status
     and leave it out of this cycle."""
@@ -131,7 +142,7 @@ def _prepare(
         )
         return None
     try:
-        deployment = cluster.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
+        deployment = reads.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
     except ApiError as err:
         if err.status != 404:
             raise
@@ -144,7 +155,7 @@ def _prepare(
             now=now,
         )
         return None
-    records = cluster.replica_sets(namespace=meta["namespace"], deployment=deployment)
+    records = reads.replica_sets(namespace=meta["namespace"], deployment=deployment)
     current = current_revision(deployment)
     if current is None:
         _not_ready(
@@ -223,12 +234,17 @@ def run_cycle(
     scrape_interval: float,
     operator_version: str,
     now: float,
+    reads: Reads | None = None,
 ) -> CycleReport:
-    """Evaluate every ModelDeployment in ``bound`` once at ``now`` (whole Unix seconds)."""
+    """Evaluate every ModelDeployment in ``bound`` once at ``now`` (whole Unix seconds),
+    reading Deployments and ReplicaSets from ``reads`` (default: the API)."""
     started = time.monotonic()
     report = CycleReport()
     now_dt = _now_dt(now)
-    members = [m for obj in bound if (m := _prepare(cluster, obj, policy, now_dt)) is not None]
+    source_of = reads or cluster
+    members = [
+        m for obj in bound if (m := _prepare(cluster, source_of, obj, policy, now_dt)) is not None
+    ]
     owner = f"{policy.namespace}/{policy.name}"
     observe.keep_phases(owner, {(m.namespace, m.name) for m in members})
     if not members:
@@ -419,10 +435,13 @@ def _write_status(
 ) -> str:
     """Replace the ModelDeployment's status, keeping what decision lifecycles wrote since the
     cycle read it (escalation, pruned chain start): re-read, merge those fields, and write
-    with a resourceVersion test, a few times if someone keeps writing in between. Returns the
-    phase written."""
-    for _ in range(5):
-        fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
+    with a resourceVersion test, a few times if someone keeps writing in between. The first
+    attempt trusts the object the cycle read (usually nobody wrote since: no re-read). Returns
+    the phase written."""
+    fresh: Mapping[str, Any] = m.obj
+    for attempt in range(5):
+        if attempt or not fresh["metadata"].get("resourceVersion"):
+            fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
         now_status = ModelDeploymentStatus.model_validate(fresh.get("status") or {})
         merged = status
         if not owns_escalation:

@@ -57,6 +57,7 @@ class _Step:
         self.meta = obj["metadata"]
         self.namespace = str(self.meta["namespace"])
         self.name = str(self.meta["name"])
+        self.carry: dict[str, Any] = {}  # status fields written with the next transition
 
     @property
     def status(self) -> RollbackDecisionStatus:
@@ -65,10 +66,11 @@ class _Step:
     def move(
         self, phase: str, reason: str, message: str, *, warning: bool = False, **status: Any
     ) -> None:
-        patch = {"phase": phase, "message": message, **status}
+        patch = {**self.carry, "phase": phase, "message": message, **status}
         self.obj = self.life.cluster.patch_status(
             "RollbackDecision", namespace=self.namespace, name=self.name, status=patch
         )
+        self.carry = {}
         observe.TRANSITIONS.labels(phase=phase).inc()
         self.life.recorder.transition(
             obj=self.obj,
@@ -121,12 +123,8 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
             )
         return step.obj
     if not (step.status.audit and step.status.audit.hash):
-        step.obj = life.cluster.patch_status(
-            "RollbackDecision",
-            namespace=step.namespace,
-            name=step.name,
-            status={"audit": seal(step.obj)},
-        )
+        # Sealed in the same write as its first transition (a new decision always makes one).
+        step.carry = {"audit": seal(step.obj)}
     for _ in range(8):  # each pass makes at most one transition; eight is more than a lifecycle has
         phase = step.status.phase
         if phase in FINAL_PHASES:
@@ -135,6 +133,11 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
         handler = _HANDLERS.get(phase or "")
         if handler is None or not handler(step):
             break
+    if step.carry:
+        step.obj = life.cluster.patch_status(
+            "RollbackDecision", namespace=step.namespace, name=step.name, status=step.carry
+        )
+        step.carry = {}
     pending = step.status.phase == "PendingApproval"
     observe.set_pending(
         step.namespace,
@@ -408,6 +411,10 @@ def _validating(step: _Step) -> bool:
         validation.evaluations,
     )
     seen = _ts(validation.last_evaluation_at)
+    key = (step.namespace, step.name, str(step.meta.get("uid", "")))
+    memo = _observed.get(key)
+    if memo is not None and (seen is None or memo.seen > seen):
+        worst, last, count, seen = memo.worst, memo.last, memo.count, memo.seen
     if (
         evaluation is not None
         and evaluation.score is not None
@@ -416,14 +423,10 @@ def _validating(step: _Step) -> bool:
     ):
         score = evaluation.score
         count += 1
+        raised = worst is None or score > worst
         worst = score if worst is None else max(worst, score)
         last = score
-        observed = {
-            "observedMaxScore": worst,
-            "observedLastScore": last,
-            "evaluations": count,
-            "lastEvaluationAt": _iso(evaluation.time.timestamp()),
-        }
+        seen = evaluation.time.timestamp()
         if score >= policy.clear_below:
             message = f"impact score {score:.3f} at {evaluation.time.isoformat()} is not below clearBelow {policy.clear_below}"
             step.move(
@@ -431,19 +434,33 @@ def _validating(step: _Step) -> bool:
                 reasons.VALIDATION_FAILED,
                 message,
                 warning=True,
-                validation={"verdict": "Failed", "message": message, **observed},
+                validation={
+                    "verdict": "Failed",
+                    "message": message,
+                    **_observed_fields(worst, last, count, seen),
+                },
                 outcome=_outcome(step, worst, last, achieved=False),
             )
+            _observed.pop(key, None)
             _escalate(step, f"rollback {step.name} did not bring the score below clearBelow")
             return True
-        step.obj = step.life.cluster.patch_status(
-            "RollbackDecision",
-            namespace=step.namespace,
-            name=step.name,
-            status={"validation": observed},
-        )
+        if count == 1 or raised:
+            # Written when it matters: the first evaluation (a restart must not forget that
+            # one was conclusive) and each new maximum. The others are kept in memory until
+            # the verdict; a restart loses only their count and last score.
+            step.obj = step.life.cluster.patch_status(
+                "RollbackDecision",
+                namespace=step.namespace,
+                name=step.name,
+                status={"validation": _observed_fields(worst, last, count, seen)},
+            )
+            _observed.pop(key, None)
+        else:
+            _observed[key] = _Observed(worst, last, count, seen)
     if step.now < until:
         return False
+    _observed.pop(key, None)
+    observed = _observed_fields(worst, last, count, seen) if count else {}
     if not count:
         message = (
             f"no conclusive evaluation within the validation window {policy.validation.window}"
@@ -462,10 +479,34 @@ def _validating(step: _Step) -> bool:
         "Succeeded",
         reasons.VALIDATION_SUCCEEDED,
         message,
-        validation={"verdict": "Passed", "message": message},
+        validation={"verdict": "Passed", "message": message, **observed},
         outcome=_outcome(step, worst, last, achieved=True),
     )
     return True
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """Validation evaluations seen since the last write of a decision's validation."""
+
+    worst: float | None
+    last: float | None
+    count: int
+    seen: float  # the last evaluation's time
+
+
+_observed: dict[tuple[str, str, str], _Observed] = {}
+
+
+def _observed_fields(
+    worst: float | None, last: float | None, count: int, seen: float | None
+) -> dict[str, Any]:
+    return {
+        "observedMaxScore": worst,
+        "observedLastScore": last,
+        "evaluations": count,
+        "lastEvaluationAt": _iso(seen) if seen is not None else None,
+    }
 
 
 def _outcome(

@@ -30,6 +30,19 @@ CYCLE_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+LOOP_LAG_SECONDS = Histogram(
+    "rollguard_event_loop_lag_seconds",
+    "How late the operator's event loop ran a timer (a stall delays every watch and handler)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+CACHE_READS = Counter(
+    "rollguard_cache_reads_total",
+    "Reads of Deployments and ReplicaSets by evaluation cycles from the watch caches "
+    "(hit) or, on a miss, from the API server",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
 QUERIES = Counter("rollguard_queries_total", "PromQL queries sent", ["policy"], registry=REGISTRY)
 DECISIONS = Counter("rollguard_decisions_total", "Decisions created", ["action"], registry=REGISTRY)
 TRANSITIONS = Counter(

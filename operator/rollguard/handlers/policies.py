@@ -1,10 +1,13 @@
 """RollbackPolicy glue: one evaluation loop per policy, every ``evaluation.interval``, over
-the ModelDeployments bound to it (an in-memory index, no API calls to find them)."""
+the ModelDeployments bound to it. They, their Deployments and ReplicaSets come from watch
+caches (Kopf indexes): in the steady state a cycle reads nothing from the API server."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +21,9 @@ from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import advance
 from rollguard.control.observe import ERRORS
 from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.domain.revisions import ReplicaSetRecord
 from rollguard.execution.kube import ApiError
+from rollguard.handlers.caches import IndexedReads
 from rollguard.handlers.runtime import current, now
 from rollguard.monitoring.prometheus import MonitoringError
 
@@ -28,9 +33,14 @@ INVALID_RETRY = 30.0
 
 @kopf.index("modeldeployments")  # type: ignore[arg-type]
 def model_deployments_by_policy(
-    namespace: str, name: str, spec: Mapping[str, Any], **_: Any
-) -> dict[tuple[str, str], tuple[str, str]]:
-    return {_policy_key(namespace, spec): (namespace, name)}
+    namespace: str, body: kopf.Body, spec: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each ModelDeployment as last seen, under its policy's key. A cycle's status write is
+    conditional on this copy's resourceVersion, so a stale copy costs a re-read, never a
+    lost write."""
+    snapshot = copy.deepcopy(dict(body))
+    snapshot.get("metadata", {}).pop("managedFields", None)
+    return {_policy_key(namespace, spec): snapshot}
 
 
 @kopf.index("rollbackpolicies")  # type: ignore[arg-type]
@@ -92,25 +102,17 @@ def decisions_by_model_deployment(
     }
 
 
-def _bound_objects(keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    cluster = current().cluster
-    found = []
-    for namespace, name in sorted(set(keys)):
-        try:
-            found.append(cluster.get("ModelDeployment", namespace=namespace, name=name))
-        except Exception as err:  # noqa: BLE001 - one unreadable object must not stop the others
-            ERRORS.labels(kind="read").inc()
-            log.warning("Could not read ModelDeployment %s/%s: %s", namespace, name, err)
-    return found
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    return (obj["metadata"]["namespace"], obj["metadata"]["name"])
 
 
 def _cycle(
     policy: PolicyContext,
-    keys: list[tuple[str, str]],
+    bound: list[dict[str, Any]],
     decisions: Mapping[tuple[str, str], list[DecisionSummary]],
+    reads: IndexedReads,
 ) -> str | None:
     runtime = current()
-    bound = _bound_objects(keys)
     report = run_cycle(
         cluster=runtime.cluster,
         source=runtime.source,
@@ -121,6 +123,7 @@ def _cycle(
         scrape_interval=runtime.settings.scrape_interval,
         operator_version=runtime.settings.operator_version,
         now=now(),
+        reads=reads,
     )
     # A new decision proceeds at once, without waiting for its own loop to notice it.
     for created in report.created:
@@ -168,35 +171,42 @@ def _write_status(
 
 @kopf.daemon("rollbackpolicies", cancellation_timeout=10)  # type: ignore[arg-type]
 async def evaluate_policy(
+    *,
     body: kopf.Body,
     stopped: kopf.DaemonStopped,
-    model_deployments_by_policy: kopf.Index[tuple[str, str], tuple[str, str]],
+    model_deployments_by_policy: kopf.Index[tuple[str, str], dict[str, Any]],
     decisions_by_model_deployment: kopf.Index[tuple[str, str], DecisionSummary],
+    deployments_by_name: kopf.Index[tuple[str, str], dict[str, Any]],
+    replica_sets_by_owner: kopf.Index[tuple[str, str], ReplicaSetRecord],
     **_: Any,
 ) -> None:
     """Evaluate the policy's ModelDeployments every evaluation.interval until it is deleted."""
+    reads = IndexedReads(current().cluster, deployments_by_name, replica_sets_by_owner)
     while not stopped:
         snapshot = dict(body)  # the live body may change while a cycle runs
         meta = snapshot["metadata"]
         key = (meta["namespace"], meta["name"])
-        keys = list(model_deployments_by_policy.get(key, []))
+        bound = sorted(model_deployments_by_policy.get(key, []), key=_key)
+        keys = [_key(obj) for obj in bound]
         try:
             policy = load(snapshot)
         except PolicyInvalid as err:
             await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
-            bound = await asyncio.to_thread(_bound_objects, keys)
             message = f"RollbackPolicy {key[0]}/{key[1]} is invalid: {err}"
             await asyncio.to_thread(_mark, bound, reasons.POLICY_INVALID, message, invalid=False)
             await stopped.wait(INVALID_RETRY)
             continue
         decisions = {k: list(decisions_by_model_deployment.get(k, [])) for k in keys}
+        started = time.monotonic()
         metrics_error: str | None = None
         try:
-            metrics_error = await asyncio.to_thread(_cycle, policy, keys, decisions)
+            metrics_error = await asyncio.to_thread(_cycle, policy, bound, decisions, reads)
         except MonitoringError as err:
             metrics_error = str(err)
         except Exception as err:
             ERRORS.labels(kind="cycle").inc()
             log.exception("Evaluation cycle of RollbackPolicy %s/%s failed: %s", *key, err)
         await asyncio.to_thread(_write_status, snapshot, policy, None, len(keys), metrics_error)
-        await stopped.wait(duration_seconds(policy.effective.evaluation.interval))
+        # One cycle per interval, start to start (a slow cycle shortens the pause after it).
+        interval = duration_seconds(policy.effective.evaluation.interval)
+        await stopped.wait(max(interval - (time.monotonic() - started), 0.0))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import kopf
 
 from rollguard.control.lifecycle import Lifecycle
-from rollguard.control.observe import AuditLog, Recorder, serve_metrics
+from rollguard.control.observe import LOOP_LAG_SECONDS, AuditLog, Recorder, serve_metrics
 from rollguard.control.settings import Settings
 from rollguard.execution.kube import Cluster, connect
 from rollguard.monitoring.prometheus import PrometheusSource
@@ -63,6 +63,19 @@ def configure(settings: Settings) -> Runtime:
     return _runtime
 
 
+LAG_TICK = 0.1  # seconds between the loop-lag monitor's timers
+_background: set[asyncio.Task[None]] = set()  # strong references: the loop keeps weak ones
+
+
+async def _watch_loop_lag() -> None:
+    """Measure how late the event loop runs a timer, for rollguard_event_loop_lag_seconds:
+    blocking work on the loop (instead of in a worker thread) shows up here."""
+    while True:
+        start = time.monotonic()
+        await asyncio.sleep(LAG_TICK)
+        LOOP_LAG_SECONDS.observe(max(time.monotonic() - start - LAG_TICK, 0.0))
+
+
 @kopf.on.startup()
 async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     runtime = current()
@@ -76,6 +89,7 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
     await asyncio.to_thread(serve_metrics, runtime.settings.metrics_port)
+    _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
     log.info(
         "Started rollguard %s (Prometheus %s, namespaces %s)",
         runtime.settings.operator_version,

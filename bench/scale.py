@@ -1,0 +1,237 @@
+"""The operator's cost at fleet scale: 500, 1,000 and 2,000 ModelDeployments on one replica.
+
+Run: ``make bench-scale`` (or ``.venv/bin/python bench/scale.py [--sizes 500,1000,2000]``).
+Starts a fresh local environment (control plane with kwok, Prometheus scraping every 5 s,
+the workload simulator serving live metrics for every Deployment), and the operator as
+deploy/'s ServiceAccount, reaching the API server through a counting proxy
+(``devenv.apiproxy``) and Prometheus through a counting one (``devenv.faultproxy``). Prints
+the figures and writes ``bench/results/scale.json``. Not a test: nothing is asserted.
+
+The fleet grows in steps to each size: Deployments of one replica (healthy profile), each
+with a ModelDeployment bound round-robin to ``--policies`` RollbackPolicies (interval 15 s,
+window 2 min, one error-ratio signal). Once every ModelDeployment has been evaluated, the
+operator is watched for ``--cycles`` evaluation intervals:
+
+- cycle time: ``rollguard_cycle_duration_seconds`` (mean, and the upper bound of the highest
+  bucket that was hit), against the goal of 20% of the interval;
+- CPU: the operator process's user + system time over the window, in cores;
+- memory: its peak RSS (VmHWM);
+- PromQL queries and API requests per interval (the proxies' counts; watches excluded);
+- event-loop stalls: ``rollguard_event_loop_lag_seconds`` observations over 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+import devenv.testing as kit
+from devenv.apiproxy import ApiProxy
+from devenv.faultproxy import FaultProxy
+from devenv.launcher import Environment, build_controlplane
+from devenv.operatorproc import OperatorProcess, start_operator
+
+GROUP, VERSION = "rollguard.dev", "v1alpha1"
+OUT = Path(__file__).parent / "results" / "scale.json"
+NAMESPACE = "fleet"
+INTERVAL = 15.0
+POLICY = kit.fast_policy(interval="15s", window="2m", sustained_for="30s")
+
+
+def _metrics(operator: OperatorProcess) -> str:
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """``name``'s samples by their label string (``""`` without labels)."""
+    found: dict[str, float] = {}
+    for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        found[m.group(1) or ""] = float(m.group(2))
+    return found
+
+
+def _total(text: str, name: str) -> float:
+    return sum(_samples(text, name).values())
+
+
+def _buckets(text: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts of a histogram, summed over its other labels, by ``le``."""
+    out: dict[float, float] = {}
+    for labels, value in _samples(text, f"{name}_bucket").items():
+        le = re.search(r'le="([^"]+)"', labels)
+        if le:
+            bound = float("inf") if le.group(1) == "+Inf" else float(le.group(1))
+            out[bound] = out.get(bound, 0.0) + value
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Fleet:
+    def __init__(self, api: client.ApiClient, policies: int) -> None:
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.policies = policies
+        self.size = 0
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        for p in range(policies):
+            self._create("rollbackpolicies", "RollbackPolicy", f"policy-{p}", POLICY)
+
+    def _create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name},
+                "spec": spec}  # fmt: skip
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, body)
+
+    def grow(self, size: int) -> None:
+        for i in range(self.size, size):
+            name = f"model-{i:04d}"
+            self.apps.create_namespaced_deployment(
+                NAMESPACE, kit.deployment_manifest(name, replicas=1)
+            )
+            self._create("modeldeployments", "ModelDeployment", name, {
+                "deploymentRef": {"name": name},
+                "policyRef": {"name": f"policy-{i % self.policies}"},
+                "model": {"name": name, "version": "v1"},
+                "approvedRevisions": [{"revision": 1}],
+            })  # fmt: skip
+        self.size = size
+
+    def evaluated(self) -> int:
+        items = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, "modeldeployments"
+        )["items"]
+        return sum(1 for i in items if (i.get("status") or {}).get("lastEvaluation"))
+
+
+def measure(
+    operator: OperatorProcess, api_proxy: ApiProxy, prometheus: FaultProxy, cycles: int
+) -> dict[str, Any]:
+    assert operator.process is not None
+    pid = operator.process.pid
+    before = _metrics(operator)
+    cpu0, t0, mark = _cpu_seconds(pid), time.monotonic(), time.monotonic()
+    queries0 = sum(prometheus.requests.values())
+    time.sleep(cycles * INTERVAL)
+    after = _metrics(operator)
+    elapsed = time.monotonic() - t0
+    cpu = _cpu_seconds(pid) - cpu0
+    requests = [r for r in api_proxy.since(mark) if not r.watch]
+    intervals = elapsed / INTERVAL
+    name = "rollguard_cycle_duration_seconds"
+    count = _total(after, f"{name}_count") - _total(before, f"{name}_count")
+    total = _total(after, f"{name}_sum") - _total(before, f"{name}_sum")
+    b0, b1 = _buckets(before, name), _buckets(after, name)
+    hit = [le for le in sorted(b1) if b1[le] - b0.get(le, 0.0) > 0]
+    # The highest bucket whose count grew bounds the slowest cycle from above.
+    slowest = next((le for le in sorted(b1) if b1[le] - b0.get(le, 0.0) >= count), None)
+    lag = "rollguard_event_loop_lag_seconds"
+    l0, l1 = _buckets(before, lag), _buckets(after, lag)
+    ticks = l1.get(float("inf"), 0.0) - l0.get(float("inf"), 0.0)
+    under = l1.get(0.1, 0.0) - l0.get(0.1, 0.0)
+    worst_lag = next((le for le in sorted(l1) if l1[le] - l0.get(le, 0.0) >= ticks), None)
+    return {
+        "seconds": round(elapsed, 1),
+        "cycles": int(count),
+        "cycle_mean_seconds": round(total / count, 3) if count else None,
+        "cycle_max_bucket_seconds": slowest,
+        "cycle_buckets_hit": hit,
+        "cpu_cores": round(cpu / elapsed, 3),
+        "rss_mib": round(_status_kib(pid, "VmRSS") / 1024, 1),
+        "peak_rss_mib": round(_status_kib(pid, "VmHWM") / 1024, 1),
+        "promql_queries_per_interval": round(
+            (sum(prometheus.requests.values()) - queries0) / intervals, 1
+        ),
+        "api_requests_per_interval": round(len(requests) / intervals, 1),
+        "api_writes_per_interval": round(
+            sum(1 for r in requests if r.method not in ("GET", "HEAD")) / intervals, 1
+        ),
+        "loop_timer_ticks": int(ticks),
+        "loop_stalls_over_100ms": int(ticks - under),
+        "loop_lag_max_bucket_seconds": worst_lag,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/scale.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="500,1000,2000", help="fleet sizes (500,1000,2000)")
+    parser.add_argument("--policies", type=int, default=4, help="RollbackPolicies (4)")
+    parser.add_argument("--cycles", type=int, default=4, help="intervals measured per size (4)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="rollguard-scale-"))
+    environment = Environment(work_dir=work / "env", bin_dir=build_controlplane(), scrape="5s")
+    env = environment.start()
+    api_proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
+    prometheus = FaultProxy(env.prometheus_url).start()
+    operator = None
+    results: list[dict[str, Any]] = []
+    try:
+        kubectl = kit.kubectl_for(env)
+        (work / "op").mkdir()
+        operator = start_operator(
+            env, kubectl, work / "op", api_proxy=api_proxy, prometheus_url=prometheus.url,
+            extra=["--scrape-interval=5"],
+        )  # fmt: skip
+        fleet = Fleet(kit.api_client_for(env, "admin"), args.policies)
+        for size in sizes:
+            started = time.monotonic()
+            fleet.grow(size)
+            print(f"{size}: created in {time.monotonic() - started:.0f}s", file=sys.stderr)
+            kit.poll(
+                f"{size} evaluated", lambda n=size: fleet.evaluated() >= n, timeout=1200, every=2.0
+            )
+            print(f"{size}: all evaluated after {time.monotonic() - started:.0f}s",
+                  file=sys.stderr)  # fmt: skip
+            figures = {"model_deployments": size, **measure(operator, api_proxy, prometheus,
+                                                             args.cycles)}  # fmt: skip
+            results.append(figures)
+            print(json.dumps(figures), file=sys.stderr)
+    finally:
+        if operator is not None:
+            operator.stop()
+        api_proxy.stop()
+        prometheus.stop()
+        environment.stop()
+    result = {
+        "settings": {"evaluation_interval": INTERVAL, "policies": args.policies,
+                     "scrape_interval": 5.0, "cycles_measured": args.cycles},
+        "goals_per_replica_at_2000": {"cycle_seconds": 0.2 * INTERVAL, "cpu_cores": 0.5,
+                                      "peak_rss_mib": 300, "loop_stalls_over_100ms": 0},
+        "sizes": results,
+    }  # fmt: skip
+    kit.write_bench_result(OUT, result)
+    print(f"{'mdeps':>6} {'cycle mean':>10} {'cycle max<=':>11} {'cores':>6} {'peak RSS':>9} "
+          f"{'queries/int':>11} {'API req/int':>11} {'writes/int':>10} {'stalls>100ms':>12}")  # fmt: skip
+    for r in results:
+        print(f"{r['model_deployments']:>6} {r['cycle_mean_seconds']!s:>10} "
+              f"{r['cycle_max_bucket_seconds']!s:>11} {r['cpu_cores']:>6} "
+              f"{r['peak_rss_mib']:>8}M {r['promql_queries_per_interval']:>11} "
+              f"{r['api_requests_per_interval']:>11} {r['api_writes_per_interval']:>10} "
+              f"{r['loop_stalls_over_100ms']:>12}")  # fmt: skip
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
