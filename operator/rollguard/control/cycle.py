@@ -103,6 +103,7 @@ class CycleReport:
     queries: int = 0
     created: list[dict[str, Any]] = field(default_factory=list)
     metrics_error: str | None = None
+    unwritten: int = 0  # evaluations whose status write was skipped: nothing material changed
 
 
 def _now_dt(now: float) -> datetime:
@@ -250,6 +251,7 @@ def run_cycle(
     if not members:
         return report
     eff = policy.effective
+    interval = duration_seconds(eff.evaluation.interval)
     targets = [Target(m.namespace, m.spec.deployment_ref.name, str(m.current)) for m in members]
     batch = measure(
         source=source,
@@ -394,7 +396,11 @@ def run_cycle(
             audit = report.created[-1].get("status", {}).get("audit") or {}
             head = {"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
             status = status.model_copy(update={"audit": m.status.audit.model_copy(update=head)})
-        written = _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
+        if active is not None or _worth_writing(m.status, status, refresh=4 * interval, now=now):
+            written = _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
+        else:
+            written = str(status.phase)
+            report.unwritten += 1
         observe.set_phase(m.namespace, m.name, written, PHASES, owner=owner)
         report.evaluated += 1
     observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
@@ -428,6 +434,37 @@ def _phase(
     if cooldown:
         return "Cooldown", f"impact score {score:.3f}; cooling down after an automatic action"
     return "Healthy", f"impact score {score:.3f}"
+
+
+SCORE_STEP = 0.05  # a change of the impact score this large is written at once
+
+
+def _material(status: ModelDeploymentStatus) -> dict[str, Any]:
+    """What a human or a restart needs from the status, without what moves every evaluation:
+    the last evaluation's numbers, the message quoting them, the conditions' wording."""
+    wire = status.wire()
+    for key in ("lastEvaluation", "message", "conditions"):
+        wire.pop(key, None)
+    wire["conditions"] = [(c.type, c.status, c.reason) for c in status.conditions]
+    return wire
+
+
+def _worth_writing(
+    stored: ModelDeploymentStatus, new: ModelDeploymentStatus, *, refresh: float, now: float
+) -> bool:
+    """Whether an evaluation's status must be written: anything material changed (phase,
+    decision-core state, revisions, chain, escalation, conditions), the score moved by
+    SCORE_STEP or between known and unknown, or the stored evaluation is ``refresh`` old. A
+    steady fleet writes each status every ``refresh`` seconds, not every interval."""
+    before, after = stored.last_evaluation, new.last_evaluation
+    if before is None or after is None or _material(stored) != _material(new):
+        return True
+    if (before.score is None) != (after.score is None):
+        return True
+    old, score = before.score, after.score
+    if old is not None and score is not None and abs(score - old) >= SCORE_STEP:
+        return True
+    return now - before.time.timestamp() >= refresh
 
 
 def _write_status(
