@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import tempfile
 import time
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/latency.py", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5, help="trials (5)")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM too, the environment and the operator are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="rollguard-bench-"))
     environment = Environment(work_dir=work / "env", bin_dir=build_controlplane())
     env = environment.start()

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", type=int, default=4, help="RollbackPolicies (4)")
     parser.add_argument("--cycles", type=int, default=4, help="intervals measured per size (4)")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM too, the environment and the operator are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="rollguard-scale-"))
     environment = Environment(work_dir=work / "env", bin_dir=build_controlplane(), scrape="5s")
