@@ -98,6 +98,12 @@ def query_step(window: float, step: float) -> float:
     return math.ceil(round(wanted * 1000, 6)) / 1000
 
 
+MAX_BATCH = 2000
+"""Targets per batched query: one query per signal and policy up to this many bound
+ModelDeployments (a POST body, so no URL limit; the regex of names costs Prometheus little
+next to the series it selects)."""
+
+
 def measure(
     *,
     source: Source,
@@ -106,7 +112,7 @@ def measure(
     targets: Sequence[Target],
     now: float,
     step: float,
-    max_batch: int = 250,
+    max_batch: int = MAX_BATCH,
 ) -> MeasurementBatch:
     """Query every signal of ``policy`` over [now - window, now] for ``targets``.
 
