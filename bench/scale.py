@@ -17,7 +17,8 @@ operator is watched for ``--cycles`` evaluation intervals:
 - CPU: the operator process's user + system time over the window, in cores;
 - memory: its peak RSS (VmHWM);
 - PromQL queries and API requests per interval (the proxies' counts; watches excluded);
-- event-loop stalls: ``rollguard_event_loop_lag_seconds`` observations over 100 ms.
+- event-loop stalls: ``rollguard_event_loop_lag_seconds`` observations over 100 ms, and
+  garbage-collection pauses (``rollguard_gc_pause_seconds``), one suspect of the stalls.
 """
 
 from __future__ import annotations
@@ -151,6 +152,11 @@ def measure(
     ticks = l1.get(float("inf"), 0.0) - l0.get(float("inf"), 0.0)
     under = l1.get(0.1, 0.0) - l0.get(0.1, 0.0)
     worst_lag = next((le for le in sorted(l1) if l1[le] - l0.get(le, 0.0) >= ticks), None)
+    gc_name = "rollguard_gc_pause_seconds"
+    g0, g1 = _buckets(before, gc_name), _buckets(after, gc_name)
+    pauses = g1.get(float("inf"), 0.0) - g0.get(float("inf"), 0.0)
+    gc_short = g1.get(0.1, 0.0) - g0.get(0.1, 0.0)
+    worst_gc = next((le for le in sorted(g1) if g1[le] - g0.get(le, 0.0) >= pauses), None)
     return {
         "seconds": round(elapsed, 1),
         "cycles": int(count),
@@ -170,6 +176,9 @@ def measure(
         "loop_timer_ticks": int(ticks),
         "loop_stalls_over_100ms": int(ticks - under),
         "loop_lag_max_bucket_seconds": worst_lag,
+        "gc_pauses": int(pauses),
+        "gc_pauses_over_100ms": int(pauses - gc_short),
+        "gc_pause_max_bucket_seconds": worst_gc,
     }
 
 

@@ -36,6 +36,13 @@ LOOP_LAG_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+GC_SECONDS = Histogram(
+    "rollguard_gc_pause_seconds",
+    "Python garbage-collection pauses by generation (they stop the event loop too)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
 CACHE_READS = Counter(
     "rollguard_cache_reads_total",
     "Reads of Deployments and ReplicaSets by evaluation cycles from the watch caches "

@@ -6,6 +6,7 @@ Set once by ``run`` before Kopf starts; handlers read it through ``current()``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -13,7 +14,13 @@ from dataclasses import dataclass
 import kopf
 
 from rollguard.control.lifecycle import Lifecycle
-from rollguard.control.observe import LOOP_LAG_SECONDS, AuditLog, Recorder, serve_metrics
+from rollguard.control.observe import (
+    GC_SECONDS,
+    LOOP_LAG_SECONDS,
+    AuditLog,
+    Recorder,
+    serve_metrics,
+)
 from rollguard.control.settings import Settings
 from rollguard.execution.kube import Cluster, connect
 from rollguard.monitoring.prometheus import PrometheusSource
@@ -76,6 +83,19 @@ async def _watch_loop_lag() -> None:
         LOOP_LAG_SECONDS.observe(max(time.monotonic() - start - LAG_TICK, 0.0))
 
 
+_gc_started: dict[int, float] = {}
+
+
+def _time_gc(phase: str, info: dict[str, int]) -> None:
+    """gc.callbacks: each collection's pause, for rollguard_gc_pause_seconds."""
+    generation = info.get("generation", 0)
+    if phase == "start":
+        _gc_started[generation] = time.perf_counter()
+    elif generation in _gc_started:
+        pause = time.perf_counter() - _gc_started.pop(generation)
+        GC_SECONDS.labels(generation=str(generation)).observe(pause)
+
+
 @kopf.on.startup()
 async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     runtime = current()
@@ -90,6 +110,8 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.execution.max_workers = 8
     await asyncio.to_thread(serve_metrics, runtime.settings.metrics_port)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
     log.info(
         "Started rollguard %s (Prometheus %s, namespaces %s)",
         runtime.settings.operator_version,
