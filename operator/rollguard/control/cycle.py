@@ -11,6 +11,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
@@ -283,6 +284,7 @@ def run_cycle(
     result = engine.step(eff, measurements, engine.state_to_arrays(eff, states), now=now)
     after = engine.arrays_to_states(eff, result.state)
 
+    writes: list[tuple[Member, ModelDeploymentStatus, bool]] = []
     for b, m in enumerate(members):
         mine = decisions.get((m.namespace, m.name), ())
         active = next((d for d in mine if not d.final), None)
@@ -397,12 +399,19 @@ def run_cycle(
             head = {"sequence": audit.get("sequence", 0), "hash": audit.get("hash", "")}
             status = status.model_copy(update={"audit": m.status.audit.model_copy(update=head)})
         if active is not None or _worth_writing(m.status, status, refresh=4 * interval, now=now):
-            written = _write_status(cluster, m, status, owns_escalation=bool(escalated_update))
+            writes.append((m, status, bool(escalated_update)))
         else:
-            written = str(status.phase)
+            observe.set_phase(m.namespace, m.name, str(status.phase), PHASES, owner=owner)
             report.unwritten += 1
-        observe.set_phase(m.namespace, m.name, written, PHASES, owner=owner)
         report.evaluated += 1
+    # The status writes of a cycle wait on the API server, not on each other: a few at once.
+    with ThreadPoolExecutor(max_workers=STATUS_WRITERS, thread_name_prefix="status") as pool:
+        futures = [
+            (m, pool.submit(_write_status, cluster, m, status, owns_escalation=owns))
+            for m, status, owns in writes
+        ]
+    for m, future in futures:
+        observe.set_phase(m.namespace, m.name, future.result(), PHASES, owner=owner)
     observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
     observe.QUERIES.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.queries)
     observe.CYCLE_SECONDS.labels(policy=f"{policy.namespace}/{policy.name}").observe(
@@ -436,6 +445,7 @@ def _phase(
     return "Healthy", f"impact score {score:.3f}"
 
 
+STATUS_WRITERS = 4  # status writes of one cycle in flight at once
 SCORE_STEP = 0.05  # a change of the impact score this large is written at once
 
 
