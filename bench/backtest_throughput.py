@@ -21,8 +21,9 @@ the loop.
 
 A month at fleet scale (``--month-deployments``, default 1000; 0 skips it): the same policy
 and scenario stretched to ``--month-days`` (30) at 15 s samples, one seed per deployment,
-run once through ``simulate_scenario`` in its default chunks: wall time, sample-evaluations
-per second, the process's peak RSS, and the actions and false rollbacks it made.
+run once through ``simulate_scenario`` in chunks of ``--month-chunk`` (100) deployments, in a
+fresh interpreter: wall time, sample-evaluations per second, that interpreter's peak RSS, and
+the actions and false rollbacks it made.
 
 Timing: each side runs ``--repeat`` times (default 3) in this process and its median time
 counts; every run's time is recorded. The first vectorised run of a fresh process also pays
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import platform
 import resource
 import statistics
@@ -145,6 +147,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--month-deployments", type=int, default=1000)
     parser.add_argument("--month-days", type=float, default=30.0)
+    parser.add_argument("--month-chunk", type=int, default=100, help="deployments at once")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "backtest.json")
     args = parser.parse_args()
 
@@ -223,7 +226,7 @@ def main() -> None:
         "speedup": round(vec_rate / naive_rate, 1),
         "speedupPerSeedCopy": round(vec_rate / 2 / naive_rate, 1),
         "speedupFirstRun": round(vec_evals / vec_runs[0] / naive_rate, 1),
-        "month": month(policy, base, args.month_deployments, args.month_days),
+        "month": month(policy, base, args.month_deployments, args.month_days, args.month_chunk),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
@@ -250,28 +253,39 @@ def main() -> None:
             f"a month: {m['days']:g} days x {m['deployments']} deployments x 15 s samples = "
             f"{m['sampleEvaluations']:,} sample-evaluations in {m['seconds']:.1f} s "
             f"({m['sampleEvaluationsPerSecond'] / 1e6:.0f} M/s), peak RSS "
-            f"{m['peakRssMiB']:.0f} MiB; {m['actions']:.0f} actions, "
+            f"{m['peakRssMiB']:.0f} MiB (chunks of {m['chunk']}); {m['actions']:.0f} actions, "
             f"{m['falseRollbacks']:.0f} false rollbacks"
         )
 
 
 def month(
-    policy: EffectivePolicy, base: Scenario, deployments: int, days: float
+    policy: EffectivePolicy, base: Scenario, deployments: int, days: float, chunk: int
 ) -> dict[str, float]:
-    """One seed per deployment over ``days``: the fleet-month replay."""
+    """One seed per deployment over ``days``: the fleet-month replay, in a fresh interpreter
+    so that its peak RSS is its own."""
     if deployments < 1:
         return {}
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        figures: dict[str, float] = pool.apply(_month, (policy, base, deployments, days, chunk))
+    return figures
+
+
+def _month(
+    policy: EffectivePolicy, base: Scenario, deployments: int, days: float, chunk: int
+) -> dict[str, float]:
     scenario = Scenario.model_validate(
         {**base.model_dump(by_alias=True, exclude_none=True), "duration": f"{int(days * 86400)}s"}
     )
     tl = timeline(policy, scenario)
     start = time.perf_counter()
-    outcome = simulate_scenario(policy, scenario, seeds=deployments)
+    outcome = simulate_scenario(policy, scenario, seeds=deployments, chunk=chunk)
     seconds = time.perf_counter() - start
     evals = tl.eval_times.size * 2 * deployments * len(policy.signals) * tl.window
     return {
         "days": days,
         "deployments": deployments,
+        "chunk": chunk,
         "sampleSeconds": tl.dt,
         "evaluationsPerDeployment": int(tl.eval_times.size),
         "seconds": round(seconds, 2),
