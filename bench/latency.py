@@ -171,6 +171,21 @@ def writes(requests: list[Request], namespace: str) -> dict[str, int]:
     return counts
 
 
+def decision_writes(requests: list[Request], namespace: str) -> dict[str, int]:
+    """The writes to decisions in ``namespace``, by method and what they wrote."""
+    counts: dict[str, int] = {}
+    for r in requests:
+        if (
+            r.method in ("GET", "HEAD")
+            or f"/namespaces/{namespace}/rollbackdecisions" not in r.path
+        ):
+            continue
+        tail = r.path.split("/rollbackdecisions", 1)[1].strip("/").split("/")
+        what = "status" if tail[-1] == "status" else ("object" if tail[0] else "collection")
+        counts[f"{r.method} {what}"] = counts.get(f"{r.method} {what}", 0) + 1
+    return counts
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
@@ -213,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                   == "Succeeded", every=0.25)  # fmt: skip
             t_done = time.time()
             _wait("exported", lambda s=svc: s.decisions()[0]["status"]["audit"].get("exported"))
-            cost = writes(proxy.since(mark), svc.ns)
+            seen = proxy.since(mark)
+            cost = writes(seen, svc.ns)
             lines = [a for a in operator.audit_lines()
                      if a.get("namespace") == svc.ns and a.get("name") == name]  # fmt: skip
             stamp = {a["event"]: a["ts"] for a in lines}
@@ -233,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 "operator_trigger_to_patch_seconds": own,
                 "offline_rollguard_detection": offline.detection_delay_seconds,
                 "writes": cost,
+                "decision_writes": decision_writes(seen, svc.ns),
                 "series": series,
             })  # fmt: skip
             print(f"trial {i}: patched {t_patch - t0:.1f}s after the breach, "

@@ -423,7 +423,8 @@ def _validating(step: _Step) -> bool:
     ):
         score = evaluation.score
         count += 1
-        raised = worst is None or score > worst
+        written = validation.observed_max_score
+        raised = written is None or score >= written + OBSERVED_STEP
         worst = score if worst is None else max(worst, score)
         last = score
         seen = evaluation.time.timestamp()
@@ -446,8 +447,9 @@ def _validating(step: _Step) -> bool:
             return True
         if count == 1 or raised:
             # Written when it matters: the first evaluation (a restart must not forget that
-            # one was conclusive) and each new maximum. The others are kept in memory until
-            # the verdict; a restart loses only their count and last score.
+            # one was conclusive) and a maximum OBSERVED_STEP above the one written. The
+            # others are kept in memory until the verdict; a restart loses only their count,
+            # last score and maximum below that step.
             step.obj = step.life.cluster.patch_status(
                 "RollbackDecision",
                 namespace=step.namespace,
@@ -483,6 +485,9 @@ def _validating(step: _Step) -> bool:
         outcome=_outcome(step, worst, last, achieved=True),
     )
     return True
+
+
+OBSERVED_STEP = 0.05  # a validation maximum this far above the written one is written at once
 
 
 @dataclass(frozen=True)
