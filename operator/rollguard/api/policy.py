@@ -49,6 +49,16 @@ class Evaluation(Model):
             "gives the deployment the benefit of the doubt is compared with the limit."
         ),
     )
+    recent_samples: Annotated[int, Field(ge=2, le=10_000)] | None = Field(
+        default=None,
+        description=(
+            "Also test the newest this-many samples of the window, and judge each signal by "
+            "whichever test finds it more severe, so a step change is seen before it moves "
+            "the mean of the whole window. Both tests then run at 1 - (1 - confidence) / 2, "
+            "which keeps the false-alarm rate of the pair at that of one test. At least "
+            "minSamples. Unset: the whole window only."
+        ),
+    )
 
 
 class Objective(Model):
@@ -309,6 +319,9 @@ class EffectiveEvaluation(Model):
     window: Duration = Field(description="Range each signal is sampled over.")
     min_samples: int = Field(description="Fewer samples make a signal Inconclusive.")
     confidence: float = Field(description="Level of the confidence interval.")
+    recent_samples: int | None = Field(
+        default=None, description="Newest samples also tested on their own; None: off."
+    )
 
 
 class EffectiveSignal(Model):

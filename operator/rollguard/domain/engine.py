@@ -18,7 +18,7 @@ safety (cooldown, budget) (``guard.advance``, whose docstring states the rules).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,7 +40,14 @@ from rollguard.domain.guard import (
 )
 from rollguard.domain.scoring import ImpactModel, category_severity, impact_score
 from rollguard.domain.severity import SignalLimits, severities
-from rollguard.domain.stats import SampleRows, WindowStats, rows_stats, window_stats
+from rollguard.domain.stats import (
+    SampleRows,
+    WindowStats,
+    newest_rows_stats,
+    newest_window_stats,
+    rows_stats,
+    window_stats,
+)
 
 __all__ = [
     "BLOCKED_BUDGET",
@@ -58,6 +65,7 @@ __all__ = [
     "evaluate",
     "evaluate_rows",
     "initial_state",
+    "paired_confidence",
     "record_action",
     "state_to_arrays",
     "step",
@@ -90,7 +98,8 @@ class Evaluation:
     """What the windows say, before any state: fields are (..., S), (..., C) or (...), where
     ... is (B,) for ``evaluate`` and (J, members...) for ``evaluate_rows``."""
 
-    stats: WindowStats
+    stats: WindowStats  # of the test that decided each signal
+    recent: Bool  # the newest evaluation.recentSamples decided the signal, not the whole window
     inconclusive: Bool  # too few samples or query failed (and onMissingData is Inconclusive)
     severity: F64  # in [0, 1]
     category_severity: F64  # in [0, 1]
@@ -105,6 +114,7 @@ class StepResult:
     lower: F64  # (B, S) lower confidence bound
     upper: F64  # (B, S) upper confidence bound
     count: I64  # (B, S) samples used
+    recent: Bool  # (B, S) decided by the newest evaluation.recentSamples, not the whole window
     inconclusive: Bool  # (B, S) too few samples or query failed (and onMissingData is Inconclusive)
     severity: F64  # (B, S) in [0, 1]
     category_severity: F64  # (B, C) in [0, 1]
@@ -145,38 +155,76 @@ def _check_measurements(policy: EffectivePolicy, m: Measurements) -> int:
     return batch
 
 
-def _judge(policy: EffectivePolicy, stats: WindowStats) -> Evaluation:
-    """Window statistics (..., S) -> severities, category severities and the impact score."""
-    severity, inconclusive = severities(
-        SignalLimits.of(policy), stats.lower, stats.upper, ~stats.conclusive
-    )
+def paired_confidence(policy: EffectivePolicy) -> float:
+    """The confidence each signal's interval is computed at: ``evaluation.confidence``, or with
+    ``recentSamples`` set 1 - (1 - confidence) / 2, so that two tests (the whole window and its
+    newest samples) together false-alarm no more often than one test at ``confidence``."""
+    confidence = policy.evaluation.confidence
+    if policy.evaluation.recent_samples is None:
+        return confidence
+    return 1.0 - (1.0 - confidence) / 2.0
+
+
+def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | None) -> Evaluation:
+    """Window statistics (..., S) -> severities, category severities and the impact score.
+
+    With ``newest`` (the newest recentSamples of each window), a signal is judged by whichever
+    of the two conclusive tests finds it more severe: a step change shows in the newest samples
+    long before it moves the whole window's bound. Missing data is judged on the whole window
+    only (onMissingData never applies to the newest samples)."""
+    limits = SignalLimits.of(policy)
+    severity, inconclusive = severities(limits, whole.lower, whole.upper, ~whole.conclusive)
+    recent: Bool = np.zeros(severity.shape, dtype=np.bool_)
+    stats = whole
+    if newest is not None:
+        strict = replace(limits, breach_on_missing=np.zeros_like(limits.breach_on_missing))
+        later, unknown = severities(strict, newest.lower, newest.upper, ~newest.conclusive)
+        recent = ~inconclusive & ~unknown & (later > severity)
+        if recent.any():
+            severity = np.where(recent, later, severity)
+            stats = WindowStats(
+                *(np.where(recent, getattr(newest, f), getattr(whole, f)) for f in _STATS_FIELDS)
+            )
     model = ImpactModel.of(policy)
     categories = category_severity(model, severity)
     # Every signal Inconclusive. One vectorised AND per signal: a reduction over the short
     # signal axis would run one tiny loop per member.
-    unknown: Bool = inconclusive[..., 0].copy()
+    unknown_all: Bool = inconclusive[..., 0].copy()
     for s in range(1, inconclusive.shape[-1]):
-        unknown &= inconclusive[..., s]
+        unknown_all &= inconclusive[..., s]
     return Evaluation(
         stats=stats,
+        recent=recent,
         inconclusive=inconclusive,
         severity=severity,
         category_severity=categories,
-        score=impact_score(model, categories, unknown),
+        score=impact_score(model, categories, unknown_all),
     )
+
+
+_STATS_FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 
 
 def evaluate(policy: EffectivePolicy, measurements: Measurements) -> Evaluation:
     """Score every batch member on its window: the stateless half of ``step``."""
     _check_measurements(policy, measurements)
     available = np.asarray(measurements.available, dtype=np.bool_)
-    stats = window_stats(
-        measurements.values,
-        np.asarray(measurements.mask, dtype=np.bool_) & available[:, :, None],
-        min_samples=policy.evaluation.min_samples,
-        confidence=policy.evaluation.confidence,
+    mask = np.asarray(measurements.mask, dtype=np.bool_) & available[:, :, None]
+    ev = policy.evaluation
+    confidence = paired_confidence(policy)
+    whole = window_stats(
+        measurements.values, mask, min_samples=ev.min_samples, confidence=confidence
     )
-    return _judge(policy, stats)
+    newest = None
+    if ev.recent_samples is not None:
+        newest = newest_window_stats(
+            measurements.values,
+            mask,
+            newest=ev.recent_samples,
+            min_samples=ev.min_samples,
+            confidence=confidence,
+        )
+    return _judge(policy, whole, newest)
 
 
 def evaluate_rows(
@@ -187,14 +235,20 @@ def evaluate_rows(
     Each (time, member) gets exactly the numbers ``evaluate`` gives for that window alone."""
     if rows.x.shape[-1] != len(policy.signals):
         raise ValueError(f"rows must end with the policy's {len(policy.signals)} signals")
-    stats = rows_stats(
-        rows,
-        starts,
-        window,
-        min_samples=policy.evaluation.min_samples,
-        confidence=policy.evaluation.confidence,
-    )
-    return _judge(policy, stats)
+    ev = policy.evaluation
+    confidence = paired_confidence(policy)
+    whole = rows_stats(rows, starts, window, min_samples=ev.min_samples, confidence=confidence)
+    newest = None
+    if ev.recent_samples is not None:
+        newest = newest_rows_stats(
+            rows,
+            starts,
+            window,
+            newest=ev.recent_samples,
+            min_samples=ev.min_samples,
+            confidence=confidence,
+        )
+    return _judge(policy, whole, newest)
 
 
 def step(
@@ -213,6 +267,7 @@ def step(
         lower=judged.stats.lower,
         upper=judged.stats.upper,
         count=judged.stats.count,
+        recent=judged.recent,
         inconclusive=judged.inconclusive,
         severity=judged.severity,
         category_severity=judged.category_severity,

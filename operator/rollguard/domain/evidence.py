@@ -20,7 +20,7 @@ from rollguard.api.modeldeployment import (
     SignalStatus,
 )
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.engine import StepResult
+from rollguard.domain.engine import StepResult, paired_confidence
 from rollguard.domain.scoring import ImpactModel, money_at_risk
 from rollguard.domain.severity import explain
 
@@ -54,8 +54,9 @@ def explain_signal(policy: EffectivePolicy, result: StepResult, b: int, s: int) 
         upper=float(result.upper[b, s]),
         count=int(result.count[b, s]),
         min_samples=policy.evaluation.min_samples,
-        confidence=policy.evaluation.confidence,
+        confidence=paired_confidence(policy),
         severity=float(result.severity[b, s]),
+        newest=bool(result.recent[b, s]),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy, EffectiveSignal, Trigger
 from rollguard.domain import tiers
+from rollguard.domain.engine import paired_confidence
 from rollguard.domain.loading import parse_policy
 from rollguard.domain.severity import signal_limit
 
@@ -157,7 +158,8 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         f"Every {ev.interval}, each signal is sampled over the last {ev.window}; with fewer "
         f"than {ev.min_samples} samples it is Inconclusive. A {ev.confidence * 100:.4g}% "
         "confidence interval is put around its mean and the bound most favourable to the "
-        "deployment is compared with the limit, so noise alone does not trigger.",
+        "deployment is compared with the limit, so noise alone does not trigger."
+        + _newest_sentence(policy),
         "",
         *_signal_rows(policy, source.descriptions),
         "",
@@ -233,4 +235,16 @@ def playbook_of(doc: Any, *, source: str) -> str:
             spec_hash=tiers.spec_hash(policy),
             descriptions=descriptions,
         ),
+    )
+
+
+def _newest_sentence(policy: EffectivePolicy) -> str:
+    recent = policy.evaluation.recent_samples
+    if recent is None:
+        return ""
+    return (
+        f" The newest {recent} samples are also tested on their own, so a step change is seen "
+        "before it moves the whole window; each signal is judged by the more severe of the two "
+        f"tests, both at {paired_confidence(policy) * 100:.4g}% so that the pair false-alarms "
+        f"no more often than one test at {policy.evaluation.confidence * 100:.4g}%."
     )

@@ -108,10 +108,12 @@ def explain(
     min_samples: int,
     confidence: float,
     severity: float,
+    newest: bool = False,
 ) -> str:
     """How one signal's severity was reached, with the numbers, for a decision or a status.
 
-    ``value``, ``lower`` and ``upper`` are NaN when the signal was not conclusive.
+    ``value``, ``lower`` and ``upper`` are NaN when the signal was not conclusive. ``newest``:
+    the numbers are those of the window's newest samples (evaluation.recentSamples).
     """
     name = signal.name
     if count < max(min_samples, 1):
@@ -127,9 +129,9 @@ def explain(
     is_max = signal.objective.direction == "max"
     bound_name, bound = ("lower", lower) if is_max else ("upper", upper)
     beyond = bound > limit if is_max else bound < limit
-    measured = f"{bound_name} bound {_num(bound)} (mean {_num(value)}, n={count}, " + (
-        f"{confidence * 100:.4g}% CI)"
-    )
+    of = f"mean of the newest {count} samples {_num(value)}" if newest else f"mean {_num(value)}"
+    n = "" if newest else f", n={count}"
+    measured = f"{bound_name} bound {_num(bound)} ({of}{n}, {confidence * 100:.4g}% CI)"
     if not beyond:
         rel = "≤" if is_max else "≥"
         return f"{name}: {measured} {rel} {describe_limit(signal)}; severity 0"

@@ -22,6 +22,7 @@ Python floats per sample count and looked up (``student_t``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +34,8 @@ from rollguard.domain.student_t import t_cdf, t_quantile, t_two_sided
 __all__ = [
     "SampleRows",
     "WindowStats",
+    "newest_rows_stats",
+    "newest_window_stats",
     "rows_stats",
     "t_cdf",
     "t_quantile",
@@ -59,6 +62,28 @@ class WindowStats:
     lower: F64
     upper: F64
     conclusive: Bool
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """What an interval is computed from: per element the sample count, the mean and the sum of
+    squared deviations; ``every`` is the count of every element when they all share one."""
+
+    count: I64
+    mean: F64
+    squares: F64
+    every: int | None = None
+
+    def finish(self, min_samples: int, confidence: float) -> WindowStats:
+        """The statistics at ``confidence``; conclusive from ``min_samples`` samples."""
+        return _finish(
+            self.count,
+            self.mean,
+            self.squares,
+            min_samples=min_samples,
+            confidence=confidence,
+            every=self.every,
+        )
 
 
 @lru_cache(maxsize=64)
@@ -153,6 +178,10 @@ def rows_stats(
 def _rows_stats(
     rows: SampleRows, starts: I64, window: int, min_samples: int, confidence: float
 ) -> WindowStats:
+    return _rows_sums(rows, starts, window).finish(min_samples, confidence)
+
+
+def _rows_sums(rows: SampleRows, starts: I64, window: int) -> _Sums:
     shape = (starts.size, *rows.x.shape[1:])
     index = _row_indices(starts, window)
     # Every sample of every window valid (the common case): nothing to count or mask.
@@ -191,14 +220,7 @@ def _rows_stats(
         np.multiply(term, term, out=term)
         if n:
             np.add(squares, dev, out=squares)
-    return _finish(
-        count,
-        mean,
-        squares,
-        min_samples=min_samples,
-        confidence=confidence,
-        every=window if clean else None,
-    )
+    return _Sums(count, mean, squares, every=window if clean else None)
 
 
 def window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
@@ -229,12 +251,99 @@ def _narrow_stats(values: F64, mask: Bool, *, min_samples: int, confidence: floa
     # Few members: a cumsum along each window costs fewer calls than one add per sample. It
     # adds sequentially, in the same order as _rows_stats, so both give the same bits (tested).
     x, valid = _prepare(values, mask)
+    return _narrow_sums(x, valid).finish(min_samples, confidence)
+
+
+def _narrow_sums(x: F64, valid: Bool) -> _Sums:
     count: I64 = valid.sum(axis=-1, dtype=np.int64)
     total = _last_of_cumsum(x)
     mean: F64 = np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
     dev: F64 = np.where(valid, x - mean[..., None], 0.0)
     squares = _last_of_cumsum(dev * dev)
-    return _finish(count, mean, squares, min_samples=min_samples, confidence=confidence)
+    return _Sums(count, mean, squares)
+
+
+def newest_window_stats(
+    values: F64, mask: Bool, *, newest: int, min_samples: int, confidence: float
+) -> WindowStats:
+    """``window_stats`` of only the newest ``newest`` valid samples of each window: the samples
+    after them in the window count, the gaps do not. With ``newest`` or fewer valid samples the
+    same bits as ``window_stats``; the same bits in every layout (tested)."""
+    if newest < 1:
+        raise ValueError(f"newest must be at least 1, got {newest}")
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.asarray(mask, dtype=np.bool_)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if values.size >= _WIDE * max(values.shape[-1], 1):
+            rows = SampleRows.of(np.moveaxis(values, -1, 0), np.moveaxis(mask, -1, 0))
+            sums = _newest_rows_sums(rows, np.zeros(1, dtype=np.int64), values.shape[-1], newest)
+            stats = sums.finish(min_samples, confidence)
+            return WindowStats(*(getattr(stats, f)[0] for f in _FIELDS))
+        x, valid = _prepare(values, mask)
+        # Rank from the newest end: 1 for the newest valid sample, 2 for the one before, ...
+        rank = np.cumsum(valid[..., ::-1], axis=-1, dtype=np.int64)[..., ::-1]
+        picked: Bool = valid & (rank <= newest)
+        return _narrow_sums(np.where(picked, x, 0.0), picked).finish(min_samples, confidence)
+
+
+def newest_rows_stats(
+    rows: SampleRows,
+    starts: I64,
+    window: int,
+    *,
+    newest: int,
+    min_samples: int,
+    confidence: float,
+) -> WindowStats:
+    """``rows_stats`` of only the newest ``newest`` valid samples of each window; member by
+    member the same bits as ``newest_window_stats`` on that window."""
+    if newest < 1:
+        raise ValueError(f"newest must be at least 1, got {newest}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = _newest_rows_sums(rows, np.asarray(starts, dtype=np.int64), window, newest)
+        return sums.finish(min_samples, confidence)
+
+
+def _newest_rows_sums(rows: SampleRows, starts: I64, window: int, newest: int) -> _Sums:
+    if window <= newest:
+        return _rows_sums(rows, starts, window)
+    clean = starts.size > 0 and bool(
+        rows.valid[int(starts.min()) : int(starts.max()) + window].all()
+    )
+    if clean:
+        # Every sample valid: the newest are the last rows of each window.
+        return _rows_sums(rows, starts + (window - newest), newest)
+    index = _row_indices(starts, window)
+    count = _rows_sums_count(rows, index, (starts.size, *rows.x.shape[1:]))
+
+    def picked() -> Iterator[tuple[Bool, int | slice | I64]]:
+        # A valid sample is among the newest when fewer than ``newest`` valid ones follow it:
+        # its rank from the newest end is the window's count minus the valid samples before it.
+        before = np.zeros(count.shape, dtype=np.int64)
+        for ix in index:
+            valid = rows.valid[ix]
+            yield valid & (count - before <= newest), ix
+            before += valid
+
+    # The same sequential order as _narrow_sums on the picked samples (a 0.0 elsewhere).
+    taken = np.zeros(count.shape, dtype=np.int64)
+    total = np.zeros(count.shape)
+    for take, ix in picked():
+        taken += take
+        total += np.where(take, rows.x[ix], 0.0)
+    mean: F64 = np.divide(total, taken, out=np.full(count.shape, np.nan), where=taken > 0)
+    squares = np.zeros(count.shape)
+    for take, ix in picked():
+        dev = np.where(take, rows.x[ix] - mean, 0.0)
+        squares += dev * dev
+    return _Sums(taken, mean, squares)
+
+
+def _rows_sums_count(rows: SampleRows, index: list[slice | I64], shape: tuple[int, ...]) -> I64:
+    count: I64 = np.zeros(shape, dtype=np.int64)
+    for ix in index:
+        count += rows.valid[ix]
+    return count
 
 
 def _last_of_cumsum(x: F64) -> F64:

@@ -233,7 +233,7 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
     the tier's margin applies (or lies so far beyond it that the span overflows), when a trigger
     point sits at or below ``clearBelow`` (the deployment would recover and degrade again at
     the same score, defeating hysteresis), when ``minSamples`` exceeds what a decision can
-    record, or when the evaluation interval or window is too short to mean anything.
+    record or ``recentSamples`` is below it, or when the evaluation interval or window is too short to mean anything.
     """
     tier = TIERS[spec.risk_tier]
     ev = spec.evaluation or Evaluation()
@@ -242,6 +242,7 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
         window=_pick(ev.window, tier.window),
         min_samples=_pick(ev.min_samples, tier.min_samples),
         confidence=_pick(ev.confidence, tier.confidence),
+        recent_samples=ev.recent_samples,
     )
     if duration_seconds(evaluation.interval) < MIN_INTERVAL_SECONDS:
         raise ValueError(
@@ -257,6 +258,12 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
         raise ValueError(
             f"evaluation.minSamples: {evaluation.min_samples} exceeds the {MAX_SAMPLES} samples "
             "a decision records per signal, so every signal would stay Inconclusive"
+        )
+    recent = evaluation.recent_samples
+    if recent is not None and recent < evaluation.min_samples:
+        raise ValueError(
+            f"evaluation.recentSamples: {recent} is below minSamples {evaluation.min_samples}, "
+            "so the newest samples could never be conclusive on their own"
         )
 
     signals: list[EffectiveSignal] = []
