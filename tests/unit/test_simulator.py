@@ -424,6 +424,31 @@ def test_noisy_profile_stays_inside_margins_over_30s_windows() -> None:
     assert 0.001 < overall < 0.004
 
 
+def test_spiky_bursts_cross_a_limit_at_their_height_but_not_over_30s() -> None:
+    dep_sim = make_sim(info("s", "spiky"))
+    dep = dep_sim.get(NS, "s")
+    assert dep is not None
+    assert dep.code_p_burst[2] + dep.code_p_burst[3] == pytest.approx(0.04)
+    sim = make_sim(info("s", "spiky", replicas=10))
+    history: list[tuple[int, int]] = []
+    for _ in range(4000):  # 1,000 simulated seconds
+        sim.tick()
+        spiky = sim.get(NS, "s")
+        assert spiky is not None
+        codes = spiky.codes.tolist()
+        history.append((sum(codes), codes[2] + codes[3]))
+
+    def worst(ticks: int) -> float:
+        ratios = [
+            (history[i][1] - history[i - ticks][1]) / (history[i][0] - history[i - ticks][0])
+            for i in range(ticks, len(history))
+        ]
+        return max(ratios)
+
+    assert worst(40) > 0.015  # a 10 s rate() passes a 1.5% limit at some burst
+    assert worst(120) < 0.02  # over 30 s the bursts stay diluted
+
+
 def test_noisy_bursts_raise_latency_and_errors() -> None:
     dep_sim = make_sim(info("n", "noisy"))
     dep = dep_sim.get(NS, "n")

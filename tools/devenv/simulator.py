@@ -89,6 +89,10 @@ BURST_MAX_S = 5.0
 BURST_COOLDOWN_S = 20.0
 BURST_MEAN_GAP_S = 40.0
 BURST_ERROR_FACTOR = 3.0
+# Spiky profile: the same bursts with 20x the 5xx rate (4%): a 10 s rate() passes a 1.5% limit
+# at the height of a long burst, so threshold checks see failures, while over 30 s the 5xx
+# fraction stays near the healthy 0.2% to 1%.
+SPIKY_ERROR_FACTOR = 20.0
 BURST_LATENCY_FACTOR = 1.3
 
 REVENUE_NOISE_SD = 0.05
@@ -111,6 +115,7 @@ class Profile:
     latency_sigma: float = _sigma_for(0.040, 0.120)
     revenue_per_success: float = 0.05
     bursty: bool = False
+    burst_error_factor: float = BURST_ERROR_FACTOR
     exported: bool = True
 
 
@@ -123,6 +128,7 @@ PROFILES: dict[str, Profile] = {
     # counters have moved on when the series come back.
     "silent": Profile("silent", exported=False),
     "noisy": Profile("noisy", bursty=True),
+    "spiky": Profile("spiky", bursty=True, burst_error_factor=SPIKY_ERROR_FACTOR),
 }
 DEFAULT_PROFILE = "healthy"
 
@@ -351,7 +357,7 @@ class SimDeployment:
             f'sim_profile_info{{{self.labels},profile="{escape_label_value(p.name)}"}} 1'
         )
         self.code_p = _code_probs(p, p.server_error_rate)
-        self.code_p_burst = _code_probs(p, p.server_error_rate * BURST_ERROR_FACTOR)
+        self.code_p_burst = _code_probs(p, p.server_error_rate * p.burst_error_factor)
         self.lat = latency_bucket_model(p.latency_median_s, p.latency_sigma)
         self.lat_burst = latency_bucket_model(
             p.latency_median_s * BURST_LATENCY_FACTOR, p.latency_sigma
