@@ -1,14 +1,17 @@
-"""The watch caches an evaluation cycle reads from: what they keep, and the live read on a
-miss."""
+"""The watch caches an evaluation cycle reads from: what they keep, the live read on a miss,
+and the heap freeze that keeps full collections of a settled operator short."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollguard.domain.revisions import ReplicaSetRecord
+from rollguard.handlers import runtime
 from rollguard.handlers.caches import (
     IndexedReads,
     replica_sets_by_owner,
@@ -111,3 +114,15 @@ def test_misses_read_live_and_a_missing_deployment_is_the_api_servers_404() -> N
         reads.deployment(namespace="ml", name="gone")
     assert err.value.status == 404
     assert cluster.reads == ["deployment ml/fraud", "replicasets ml/fraud", "deployment ml/gone"]
+
+
+def test_the_settled_heap_is_frozen_once_after_a_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "HEAP_SETTLE", 0.0)
+    kept = [[n] for n in range(1000)]  # long-lived objects, tracked by the collector
+    try:
+        asyncio.run(runtime._freeze_settled_heap())
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()

@@ -84,6 +84,25 @@ async def _watch_loop_lag() -> None:
 
 
 _gc_started: dict[int, float] = {}
+HEAP_SETTLE = 90.0  # seconds from startup to the heap freeze: imports done, caches filled
+
+
+async def _freeze_settled_heap() -> None:
+    """Once the operator has settled (modules loaded, clients built, the watch caches filled
+    and the first cycles run), collect once and freeze what survives: a full collection then
+    scans only objects created later, so its pause stays short at fleet scale instead of
+    growing with every cached object. Frozen objects are still freed by reference counting
+    when dropped; only a reference cycle among them would outlive its use, which is why the
+    freeze happens once, after a collection, and not periodically."""
+    await asyncio.sleep(HEAP_SETTLE)
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "Froze the settled heap: %d objects out of the collector's scans (%.0f ms)",
+        gc.get_freeze_count(),
+        (time.perf_counter() - started) * 1000,
+    )
 
 
 def _time_gc(phase: str, info: dict[str, int]) -> None:
@@ -110,6 +129,7 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.execution.max_workers = 8
     await asyncio.to_thread(serve_metrics, runtime.settings.metrics_port)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
+    _background.add(asyncio.create_task(_freeze_settled_heap(), name="rollguard-heap-freeze"))
     if _time_gc not in gc.callbacks:
         gc.callbacks.append(_time_gc)
     log.info(
