@@ -20,14 +20,20 @@ namespace from t0 until the decision is final and exported, by kind: the decisio
 and status), the Deployment patch, Events, and the ModelDeployment's status (per evaluation,
 not per decision).
 
-Comparison: each trial's error-ratio series (1 s resolution, from Prometheus) is replayed
-through rollguard's decision core (``run_recorded``) and through two rules on the same query:
-Argo-Rollouts style (a measurement every 10 s, failed when above the threshold; an analysis
-run of 10 measurements fails when its failures exceed ``failureLimit``) and Flagger style (a
-check every 10 s, rollback after ``threshold`` failed checks within 10). Their threshold is the policy's limit (objective + margin);
-their count is the smallest that raises no alarm on a ``noisy`` and a ``spiky`` service
-recorded alongside for the whole run (rollguard is replayed on both too): the same
-false-alarm rate, zero. The policy tests its newest 5 samples too (``--recent-samples``).
+Comparison: a rollback cuts a trial's breach short, so a rule that needs more checks never
+gets them on that record. The comparison uses a breach left in place instead: a DryRun
+``reference`` service runs the ``errors`` profile for 2 minutes, and its error-ratio series
+(1 s resolution, from Prometheus) is replayed through rollguard's decision core
+(``run_recorded``) at every phase of the evaluation grid and through two rules on the same
+query at every phase of their check grid: Argo-Rollouts style (a measurement every 10 s,
+failed when above the threshold; an analysis run of 10 measurements fails when its failures
+exceed ``failureLimit``) and Flagger style (a check every 10 s, rollback after ``threshold``
+failed checks within 10). Their threshold is the policy's limit (objective + margin); their
+count is the smallest that raises no alarm on a ``noisy`` and a ``spiky`` service recorded
+alongside for the whole run (rollguard is replayed on both too): the same false-alarm rate,
+zero. Each trial's own record is replayed through rollguard too, as a check of the live
+figure. The policy tests its newest 5 samples too (``--recent-samples``); each breach comes
+at a random phase of the evaluation grid (``--seed``).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ from rollguard.monitoring.prometheus import PrometheusSource
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
 OUT = Path(__file__).parent / "results" / "latency.json"
 INTERVAL, SUSTAINED, SCRAPE, CHECK = 5.0, 10.0, 1.0, 10.0
+REFERENCE_SECONDS = 120.0  # the breach the comparison replays
 RUN = 10  # measurements per analysis run of the canary-style rules (100 s)
 POLICY: dict[str, Any] = fast_policy(
     interval="5s", window="30s", sustained_for="10s", validation_window="10s"
@@ -79,7 +86,9 @@ def _wait(what: str, probe: Any, timeout: float = 180.0, every: float = 0.1) -> 
 class Service:
     """One model service: Deployment, policy and ModelDeployment in their own namespace."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, profile: str) -> None:
+    def __init__(
+        self, api: client.ApiClient, namespace: str, profile: str, *, mode: str = "Enforce"
+    ) -> None:
         self.ns = namespace
         self.core, self.apps = client.CoreV1Api(api), client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -90,7 +99,7 @@ class Service:
         _wait("revision 1", lambda: (self.deployment().metadata.annotations or {}).get(
             "deployment.kubernetes.io/revision") == "1")  # fmt: skip
         for plural, kind, spec in (
-            ("rollbackpolicies", "RollbackPolicy", POLICY),
+            ("rollbackpolicies", "RollbackPolicy", {**POLICY, "mode": mode}),
             ("modeldeployments", "ModelDeployment", {
                 "deploymentRef": {"name": "svc"}, "policyRef": {"name": "svc"},
                 "model": {"name": "svc", "version": "v1"}, "approvedRevisions": [{"revision": 1}]}),
@@ -148,6 +157,18 @@ def flagger_detection(series: Series, t0: float, threshold: int) -> float | None
     return argo_detection(series, t0, threshold - 1)
 
 
+def shifted(series: Series, k: int) -> Series:
+    """The record without its first ``k`` samples: the same data at another phase of an
+    evaluation or check grid that starts with the record."""
+    return dataclasses.replace(
+        series,
+        start=series.start + k * series.step,
+        values=series.values[:, k:],
+        mask=series.mask[:, k:],
+        regression=None if series.regression is None else series.regression[k:],
+    )
+
+
 def calibrate(baselines: list[Series], detect: Any) -> int:
     """The smallest count with no alarm on any of the baseline records."""
     for count in range(RUN):
@@ -200,7 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="the policy's evaluation.recentSamples (5); 0 tests the whole window only",
     )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the breach phases (1)")
+    parser.add_argument(
+        "--rate-window", default="10s", help="the range of the query's rate() (10s)"
+    )
+    parser.add_argument("--out", type=Path, default=OUT, help=f"result file ({OUT.name})")
     args = parser.parse_args(argv)
+    query = POLICY["signals"][0]["query"]
+    POLICY["signals"][0]["query"] = query.replace("[10s]", f"[{args.rate_window}]")
+    rng = np.random.default_rng(args.seed)
     if args.recent_samples:
         POLICY["evaluation"]["recentSamples"] = args.recent_samples
     # Stopped with SIGTERM too, the environment and the operator are stopped on the way out.
@@ -220,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
             {"apiVersion": f"{GROUP}/{VERSION}", "kind": "RollbackPolicy",
              "metadata": {"name": "svc"}, "spec": POLICY}, source="bench")  # fmt: skip
         baselines = {p: Service(api, f"bench-{p}", p) for p in ("noisy", "spiky")}
+        reference = Service(api, "bench-reference", "healthy", mode="DryRun")
         noisy_from = time.time()
         trials: list[dict[str, Any]] = []
         for i in range(args.trials):
             svc = Service(api, f"bench-{i}", "healthy")
             _wait("Healthy", lambda s=svc: s.phase() == "Healthy", timeout=240, every=0.5)
-            time.sleep(20)  # a steady baseline in the query windows
+            # A steady baseline in the query windows, then the breach at a random phase of the
+            # evaluation grid, as a real regression would come.
+            time.sleep(20 + float(rng.uniform(0.0, INTERVAL)))
             t0, mark = time.time(), time.monotonic()
             svc.set_profile("errors")
             _wait("the errors revision", lambda s=svc: s.deployment().metadata.generation == 2)
@@ -263,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
             })  # fmt: skip
             print(f"trial {i}: patched {t_patch - t0:.1f}s after the breach, "
                   f"Succeeded after {t_done - t0:.1f}s", file=sys.stderr)  # fmt: skip
+        # The comparison's record: a breach that nothing rolls back (DryRun), 2 minutes long.
+        t_ref = time.time()
+        reference.set_profile("errors")
+        time.sleep(REFERENCE_SECONDS)
+        ref_series = fetch(source=source, policy=policy, namespace=reference.ns, deployment="svc",
+                           start=t_ref - 60, end=t_ref + REFERENCE_SECONDS, step=1.0)  # fmt: skip
+        ref_series = dataclasses.replace(ref_series, regression=ref_series.times >= t_ref)
         records = {p: fetch(source=source, policy=policy, namespace=b.ns, deployment="svc",
                             start=noisy_from, end=time.time(), step=1.0)
                    for p, b in baselines.items()}  # fmt: skip
@@ -274,9 +313,15 @@ def main(argv: list[str] | None = None) -> int:
         threshold = calibrate(list(records.values()), flagger_detection)
         noisy_series = records["noisy"]
         for t in trials:
-            s = t.pop("series")
-            t["argo_detection"] = argo_detection(s, t["t0"], failure_limit)
-            t["flagger_detection"] = flagger_detection(s, t["t0"], threshold)
+            t.pop("series")
+        comparison = {
+            "rollguard": [run_recorded(policy, shifted(ref_series, k)).detection_delay_seconds
+                          for k in range(int(INTERVAL))],
+            "argo": [argo_detection(shifted(ref_series, k), t_ref, failure_limit)
+                     for k in range(int(CHECK))],
+            "flagger": [flagger_detection(shifted(ref_series, k), t_ref, threshold)
+                        for k in range(int(CHECK))],
+        }  # fmt: skip
     finally:
         if operator is not None:
             operator.stop()
@@ -291,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "settings": {"evaluation_interval": INTERVAL, "sustained_for": SUSTAINED,
                      "scrape_interval": SCRAPE, "rule_check_interval": CHECK, "limit": LIMIT,
-                     "recent_samples": args.recent_samples or None},
+                     "recent_samples": args.recent_samples or None,
+                     "rate_window": args.rate_window},
         "noisy_record_seconds": noisy_series.times[-1] - noisy_series.times[0],
         "baseline_checks_over_limit": checks_over_limit,
         "noisy_false_alarms": {"rollguard": false_rollbacks, "argo_failure_limit": failure_limit,
@@ -301,17 +347,17 @@ def main(argv: list[str] | None = None) -> int:
         "operator_trigger_to_patch_ms": {"p50": pct(own, 50) * 1000, "p99": pct(own, 99) * 1000} if own else None,
         "writes_per_decision": {k: pct([t["writes"][k] for t in trials], 50)
                                 for k in trials[0]["writes"]},
+        "comparison_detection_seconds": comparison,
         "trials": trials,
     }  # fmt: skip
-    write_bench_result(OUT, result)
+    write_bench_result(args.out, result)
     print(f"breach-to-rollback over {len(trials)} trials (interval {INTERVAL:g}s, sustainedFor "
           f"{SUSTAINED:g}s, scrape {SCRAPE:g}s, recentSamples "
-          f"{args.recent_samples or 'off'}):")  # fmt: skip
+          f"{args.recent_samples or 'off'}, rate[{args.rate_window}]):")  # fmt: skip
     for t in trials:
         print(f"  patched {t['patch_after']:5.1f}s  Succeeded {t['succeeded_after']:5.1f}s  "
-              f"overhead {t['overhead_seconds']:5.1f}s  | same series offline: rollguard "
-              f"{_s(t['offline_rollguard_detection'])}  Argo-style {_s(t['argo_detection'])}  "
-              f"Flagger-style {_s(t['flagger_detection'])}")  # fmt: skip
+              f"overhead {t['overhead_seconds']:5.1f}s  | its series replayed offline: "
+              f"{_s(t['offline_rollguard_detection'])}")  # fmt: skip
     o = result["overhead_intervals"]
     print(f"detection overhead: p50 {o['p50']:.2f}, p95 {o['p95']:.2f} evaluation intervals "
           f"(goal 1.5 / 2.5); p50 {result['overhead_scrapes']['p50']:.1f} scrape intervals")  # fmt: skip
@@ -326,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baselines, {result['noisy_record_seconds']:.0f}s each (10 s checks over the limit: "
           f"{over}): rollguard false rollbacks {false_rollbacks}; for none, Argo-style needs "
           f"failureLimit {failure_limit}, Flagger-style threshold {threshold}")  # fmt: skip
-    print(f"wrote {OUT}")
+    print(f"detection on one {REFERENCE_SECONDS:.0f}s breach left in place (DryRun), every phase "
+          f"of each grid: " + "; ".join(f"{name} {_range(xs)}" for name, xs in comparison.items()))  # fmt: skip
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -335,6 +383,14 @@ def _checks_over_limit(series: Series) -> tuple[int, int]:
     values = [_value_at(series, float(t))
               for t in np.arange(series.start + CHECK, series.times[-1] + 1e-9, CHECK)]  # fmt: skip
     return sum(v is not None and v > LIMIT for v in values), len(values)
+
+
+def _range(xs: list[float | None]) -> str:
+    found = [x for x in xs if x is not None]
+    missed = f", {len(xs) - len(found)} missed" if len(found) < len(xs) else ""
+    if not found:
+        return f"never{missed}"
+    return f"{min(found):.0f}-{max(found):.0f}s (median {pct(found, 50):.0f}s{missed})"
 
 
 def _s(x: float | None) -> str:
