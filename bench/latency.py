@@ -225,8 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate-window", default="10s", help="the range of the query's rate() (10s)"
     )
+    parser.add_argument(
+        "--interval", type=float, default=INTERVAL, help="evaluation.interval, seconds (5)"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"result file ({OUT.name})")
     args = parser.parse_args(argv)
+    interval = float(args.interval)
+    POLICY["evaluation"]["interval"] = f"{interval:g}s"
     query = POLICY["signals"][0]["query"]
     POLICY["signals"][0]["query"] = query.replace("[10s]", f"[{args.rate_window}]")
     rng = np.random.default_rng(args.seed)
@@ -257,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait("Healthy", lambda s=svc: s.phase() == "Healthy", timeout=240, every=0.5)
             # A steady baseline in the query windows, then the breach at a random phase of the
             # evaluation grid, as a real regression would come.
-            time.sleep(20 + float(rng.uniform(0.0, INTERVAL)))
+            time.sleep(20 + float(rng.uniform(0.0, interval)))
             t0, mark = time.time(), time.monotonic()
             svc.set_profile("errors")
             _wait("the errors revision", lambda s=svc: s.deployment().metadata.generation == 2)
@@ -316,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             t.pop("series")
         comparison = {
             "rollguard": [run_recorded(policy, shifted(ref_series, k)).detection_delay_seconds
-                          for k in range(int(INTERVAL))],
+                          for k in range(int(interval))],
             "argo": [argo_detection(shifted(ref_series, k), t_ref, failure_limit)
                      for k in range(int(CHECK))],
             "flagger": [flagger_detection(shifted(ref_series, k), t_ref, threshold)
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         if t["operator_trigger_to_patch_seconds"] is not None
     ]
     result = {
-        "settings": {"evaluation_interval": INTERVAL, "sustained_for": SUSTAINED,
+        "settings": {"evaluation_interval": interval, "sustained_for": SUSTAINED,
                      "scrape_interval": SCRAPE, "rule_check_interval": CHECK, "limit": LIMIT,
                      "recent_samples": args.recent_samples or None,
                      "rate_window": args.rate_window},
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_checks_over_limit": checks_over_limit,
         "noisy_false_alarms": {"rollguard": false_rollbacks, "argo_failure_limit": failure_limit,
                                "flagger_threshold": threshold},
-        "overhead_intervals": {"p50": pct(overheads, 50) / INTERVAL, "p95": pct(overheads, 95) / INTERVAL},
+        "overhead_intervals": {"p50": pct(overheads, 50) / interval, "p95": pct(overheads, 95) / interval},
         "overhead_scrapes": {"p50": pct(overheads, 50) / SCRAPE, "p95": pct(overheads, 95) / SCRAPE},
         "operator_trigger_to_patch_ms": {"p50": pct(own, 50) * 1000, "p99": pct(own, 99) * 1000} if own else None,
         "writes_per_decision": {k: pct([t["writes"][k] for t in trials], 50)
@@ -351,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         "trials": trials,
     }  # fmt: skip
     write_bench_result(args.out, result)
-    print(f"breach-to-rollback over {len(trials)} trials (interval {INTERVAL:g}s, sustainedFor "
+    print(f"breach-to-rollback over {len(trials)} trials (interval {interval:g}s, sustainedFor "
           f"{SUSTAINED:g}s, scrape {SCRAPE:g}s, recentSamples "
           f"{args.recent_samples or 'off'}, rate[{args.rate_window}]):")  # fmt: skip
     for t in trials:
