@@ -233,7 +233,8 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
     the tier's margin applies (or lies so far beyond it that the span overflows), when a trigger
     point sits at or below ``clearBelow`` (the deployment would recover and degrade again at
     the same score, defeating hysteresis), when ``minSamples`` exceeds what a decision can
-    record or ``recentSamples`` is below it, or when the evaluation interval or window is too short to mean anything.
+    record or ``recentSamples`` is below it, or when the evaluation interval or window is too
+    short to mean anything.
     """
     tier = TIERS[spec.risk_tier]
     ev = spec.evaluation or Evaluation()
