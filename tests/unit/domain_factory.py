@@ -61,3 +61,18 @@ def constant(values: list[list[float]] | NDArray[np.float64], n: int = 20) -> Me
 def scores(*per_member: float, n: int = 20) -> Measurements:
     """One ONE_SIGNAL member per score given (NaN: no samples)."""
     return constant([[value_for_score(s)] for s in per_member], n=n)
+
+
+def bits(a: NDArray[np.generic]) -> bytes:
+    """The exact bytes of an array, for bit-for-bit comparisons."""
+    return np.ascontiguousarray(a).tobytes()
+
+
+def awkward_series(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> NDArray:
+    """Values with NaN, infinities, signed zeros and, with a large scale, overflowing sums."""
+    values = rng.normal(0.2, 1.0, shape) * scale
+    values[rng.random(shape) < 0.04] = np.nan
+    values[rng.random(shape) < 0.02] = np.inf
+    values[rng.random(shape) < 0.02] = -np.inf
+    values[rng.random(shape) < 0.04] = -0.0
+    return values

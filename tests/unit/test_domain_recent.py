@@ -8,8 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from domain_factory import ONE_SIGNAL, T0, policy_of
-from numpy.typing import NDArray
+from domain_factory import ONE_SIGNAL, T0, awkward_series, bits, policy_of
 
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import simrun
@@ -36,18 +35,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 
 
-def bits(a: NDArray[np.generic]) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
-
-
-def awkward(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> NDArray:
-    values = rng.normal(0.2, 1.0, shape) * scale
-    values[rng.random(shape) < 0.04] = np.nan
-    values[rng.random(shape) < 0.02] = np.inf
-    values[rng.random(shape) < 0.04] = -0.0
-    return values
-
-
 def with_recent(policy: EffectivePolicy, recent: int | None) -> EffectivePolicy:
     evaluation = policy.evaluation.model_copy(update={"recent_samples": recent})
     return policy.model_copy(update={"evaluation": evaluation})
@@ -58,7 +45,7 @@ def with_recent(policy: EffectivePolicy, recent: int | None) -> EffectivePolicy:
 def test_newest_over_rows_equals_each_window_alone(newest: int, scale: float) -> None:
     rng = np.random.default_rng(newest * 13 + int(scale > 1))
     n_t, width = 160, 17
-    values = awkward(rng, (n_t, 7, 2), scale)
+    values = awkward_series(rng, (n_t, 7, 2), scale)
     mask = rng.random(values.shape) > 0.15
     for starts in (
         np.arange(0, n_t - width, 3),
@@ -109,7 +96,7 @@ def test_the_newest_samples_are_the_newest_valid_ones_and_padding_changes_nothin
 
 def test_a_wide_batch_and_clean_rows_take_the_narrow_bits() -> None:
     rng = np.random.default_rng(4)
-    values = awkward(rng, (1100, 2, 12), 1.0)
+    values = awkward_series(rng, (1100, 2, 12), 1.0)
     mask = rng.random(values.shape) > 0.2
     wide = newest_window_stats(values, mask, newest=5, min_samples=2, confidence=0.95)
     for b in range(0, 1100, 41):
@@ -139,7 +126,7 @@ def test_a_wide_batch_and_clean_rows_take_the_narrow_bits() -> None:
 
 def test_with_no_more_samples_than_recent_the_newest_are_the_whole_window() -> None:
     rng = np.random.default_rng(8)
-    values = awkward(rng, (5, 2, 10), 1.0)
+    values = awkward_series(rng, (5, 2, 10), 1.0)
     mask = rng.random(values.shape) > 0.3
     whole = window_stats(values, mask, min_samples=2, confidence=0.9)
     newest = newest_window_stats(values, mask, newest=10, min_samples=2, confidence=0.9)

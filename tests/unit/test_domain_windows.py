@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.typing import NDArray
+from domain_factory import awkward_series, bits
 
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import simrun
@@ -23,20 +23,6 @@ FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 @pytest.fixture(scope="module")
 def policy() -> EffectivePolicy:
     return load_policy(path=EXAMPLES / "policy.yaml")
-
-
-def bits(a: NDArray[np.generic]) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
-
-
-def awkward_series(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> NDArray:
-    """Values with NaN, infinities, signed zeros and, with a large scale, overflowing sums."""
-    values = rng.normal(0.2, 1.0, shape) * scale
-    values[rng.random(shape) < 0.04] = np.nan
-    values[rng.random(shape) < 0.02] = np.inf
-    values[rng.random(shape) < 0.02] = -np.inf
-    values[rng.random(shape) < 0.04] = -0.0
-    return values
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e154, 1e307])

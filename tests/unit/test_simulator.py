@@ -399,27 +399,36 @@ def test_silent_profile_renders_nothing_for_that_deployment() -> None:
     assert sum(series_for(samples, "model_requests_total", "quiet").values()) > 0
 
 
-def test_noisy_profile_stays_inside_margins_over_30s_windows() -> None:
-    ticks_per_window = int(30 / 0.25)
-    sim = make_sim(info("noisy", "noisy", replicas=10))
-    history: list[tuple[int, int]] = []  # cumulative (total, 5xx) after each tick
+def _error_history(name: str, profile: str) -> tuple[list[tuple[int, int]], int]:
+    """1,000 simulated seconds of one deployment of 10 replicas: the cumulative (total, 5xx)
+    after each tick, and how many bursts began."""
+    sim = make_sim(info(name, profile, replicas=10))
+    history: list[tuple[int, int]] = []
     bursts = 0
     was_in_burst = False
-    for _ in range(4000):  # 1,000 simulated seconds
+    for _ in range(4000):
         sim.tick()
-        dep = sim.get(NS, "noisy")
+        dep = sim.get(NS, name)
         assert dep is not None
         codes = dep.codes.tolist()
         history.append((sum(codes), codes[2] + codes[3]))
         bursts += dep.in_burst and not was_in_burst
         was_in_burst = dep.in_burst
+    return history, bursts
+
+
+def _worst_ratio(history: list[tuple[int, int]], ticks: int) -> float:
+    """The highest 5xx fraction over any ``ticks`` consecutive ticks."""
+    return max(
+        (history[i][1] - history[i - ticks][1]) / (history[i][0] - history[i - ticks][0])
+        for i in range(ticks, len(history))
+    )
+
+
+def test_noisy_profile_stays_inside_margins_over_30s_windows() -> None:
+    history, bursts = _error_history("noisy", "noisy")
     assert bursts >= 5, "noisy should actually burst"
-    worst = 0.0
-    for i in range(ticks_per_window, len(history)):
-        total = history[i][0] - history[i - ticks_per_window][0]
-        errors = history[i][1] - history[i - ticks_per_window][1]
-        worst = max(worst, errors / total)
-    assert worst < 0.01
+    assert _worst_ratio(history, int(30 / 0.25)) < 0.01
     overall = history[-1][1] / history[-1][0]
     assert 0.001 < overall < 0.004
 
@@ -429,24 +438,9 @@ def test_spiky_bursts_cross_a_limit_at_their_height_but_not_over_30s() -> None:
     dep = dep_sim.get(NS, "s")
     assert dep is not None
     assert dep.code_p_burst[2] + dep.code_p_burst[3] == pytest.approx(0.04)
-    sim = make_sim(info("s", "spiky", replicas=10))
-    history: list[tuple[int, int]] = []
-    for _ in range(4000):  # 1,000 simulated seconds
-        sim.tick()
-        spiky = sim.get(NS, "s")
-        assert spiky is not None
-        codes = spiky.codes.tolist()
-        history.append((sum(codes), codes[2] + codes[3]))
-
-    def worst(ticks: int) -> float:
-        ratios = [
-            (history[i][1] - history[i - ticks][1]) / (history[i][0] - history[i - ticks][0])
-            for i in range(ticks, len(history))
-        ]
-        return max(ratios)
-
-    assert worst(40) > 0.015  # a 10 s rate() passes a 1.5% limit at some burst
-    assert worst(120) < 0.02  # over 30 s the bursts stay diluted
+    history, _ = _error_history("s", "spiky")
+    assert _worst_ratio(history, 40) > 0.015  # a 10 s rate() passes a 1.5% limit at some burst
+    assert _worst_ratio(history, 120) < 0.02  # over 30 s the bursts stay diluted
 
 
 def test_noisy_bursts_raise_latency_and_errors() -> None:

@@ -18,7 +18,7 @@ safety (cooldown, budget) (``guard.advance``, whose docstring states the rules).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -183,7 +183,10 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
         if recent.any():
             severity = np.where(recent, later, severity)
             stats = WindowStats(
-                *(np.where(recent, getattr(newest, f), getattr(whole, f)) for f in _STATS_FIELDS)
+                *(
+                    np.where(recent, getattr(newest, f.name), getattr(whole, f.name))
+                    for f in fields(WindowStats)
+                )
             )
     model = ImpactModel.of(policy)
     categories = category_severity(model, severity)
@@ -200,9 +203,6 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
         category_severity=categories,
         score=impact_score(model, categories, unknown_all),
     )
-
-
-_STATS_FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 
 
 def evaluate(policy: EffectivePolicy, measurements: Measurements) -> Evaluation:

@@ -22,7 +22,7 @@ Python floats per sample count and looked up (``student_t``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -184,21 +184,9 @@ def _rows_stats(
 def _rows_sums(rows: SampleRows, starts: I64, window: int) -> _Sums:
     shape = (starts.size, *rows.x.shape[1:])
     index = _row_indices(starts, window)
-    # Every sample of every window valid (the common case): nothing to count or mask.
-    clean = (
-        window > 0
-        and starts.size > 0
-        and bool(rows.valid[int(starts.min()) : int(starts.max()) + window].all())
-    )
+    clean = window > 0 and _all_valid(rows, starts, window)
     # Sums run sequentially over the window, one row at a time: see the module docstring.
-    if window == 0:
-        count = np.zeros(shape, dtype=np.int64)
-    elif clean:
-        count = np.full(shape, window, dtype=np.int64)
-    else:
-        count = rows.valid[index[0]].astype(np.int64)
-        for ix in index[1:]:
-            count += rows.valid[ix]
+    count = np.full(shape, window, dtype=np.int64) if clean else _rows_count(rows, index, shape)
     total = np.zeros(shape)
     if window == 1:
         total[...] = rows.x[index[0]]
@@ -233,18 +221,24 @@ def window_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float
     mask = np.asarray(mask, dtype=np.bool_)
     # Absurdly large values may overflow to inf/NaN; severity treats a NaN bound as missing.
     with np.errstate(over="ignore", invalid="ignore"):
-        if values.size >= _WIDE * max(values.shape[-1], 1):
+        if _is_wide(values):
             # Wide batches: one vectorised add per sample of the window.
-            rows = SampleRows.of(np.moveaxis(values, -1, 0), np.moveaxis(mask, -1, 0))
-            stats = _rows_stats(
-                rows, np.zeros(1, dtype=np.int64), values.shape[-1], min_samples, confidence
-            )
-            return WindowStats(*(getattr(stats, f)[0] for f in _FIELDS))
+            return _one_window(values, mask, _rows_sums).finish(min_samples, confidence)
         return _narrow_stats(values, mask, min_samples=min_samples, confidence=confidence)
 
 
+def _is_wide(values: F64) -> bool:
+    return int(values.size) >= _WIDE * max(int(values.shape[-1]), 1)
+
+
+def _one_window(values: F64, mask: Bool, sums_of: Callable[[SampleRows, I64, int], _Sums]) -> _Sums:
+    """The sums of the last axis of ``values`` computed row by row, as one window of rows."""
+    rows = SampleRows.of(np.moveaxis(values, -1, 0), np.moveaxis(mask, -1, 0))
+    sums = sums_of(rows, np.zeros(1, dtype=np.int64), values.shape[-1])
+    return _Sums(sums.count[0], sums.mean[0], sums.squares[0], every=sums.every)
+
+
 _WIDE = 1024  # members x signals from which one add per window sample beats a cumsum per row
-_FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")
 
 
 def _narrow_stats(values: F64, mask: Bool, *, min_samples: int, confidence: float) -> WindowStats:
@@ -269,16 +263,16 @@ def newest_window_stats(
     """``window_stats`` of only the newest ``newest`` valid samples of each window: the samples
     after them in the window count, the gaps do not. With ``newest`` or fewer valid samples the
     same bits as ``window_stats``; the same bits in every layout (tested)."""
-    if newest < 1:
-        raise ValueError(f"newest must be at least 1, got {newest}")
+    _check_newest(newest)
     values = np.asarray(values, dtype=np.float64)
     mask = np.asarray(mask, dtype=np.bool_)
     with np.errstate(over="ignore", invalid="ignore"):
-        if values.size >= _WIDE * max(values.shape[-1], 1):
-            rows = SampleRows.of(np.moveaxis(values, -1, 0), np.moveaxis(mask, -1, 0))
-            sums = _newest_rows_sums(rows, np.zeros(1, dtype=np.int64), values.shape[-1], newest)
-            stats = sums.finish(min_samples, confidence)
-            return WindowStats(*(getattr(stats, f)[0] for f in _FIELDS))
+        if _is_wide(values):
+
+            def sums_of(rows: SampleRows, starts: I64, window: int) -> _Sums:
+                return _newest_rows_sums(rows, starts, window, newest)
+
+            return _one_window(values, mask, sums_of).finish(min_samples, confidence)
         x, valid = _prepare(values, mask)
         # Rank from the newest end: 1 for the newest valid sample, 2 for the one before, ...
         rank = np.cumsum(valid[..., ::-1], axis=-1, dtype=np.int64)[..., ::-1]
@@ -297,8 +291,7 @@ def newest_rows_stats(
 ) -> WindowStats:
     """``rows_stats`` of only the newest ``newest`` valid samples of each window; member by
     member the same bits as ``newest_window_stats`` on that window."""
-    if newest < 1:
-        raise ValueError(f"newest must be at least 1, got {newest}")
+    _check_newest(newest)
     with np.errstate(over="ignore", invalid="ignore"):
         sums = _newest_rows_sums(rows, np.asarray(starts, dtype=np.int64), window, newest)
         return sums.finish(min_samples, confidence)
@@ -307,14 +300,11 @@ def newest_rows_stats(
 def _newest_rows_sums(rows: SampleRows, starts: I64, window: int, newest: int) -> _Sums:
     if window <= newest:
         return _rows_sums(rows, starts, window)
-    clean = starts.size > 0 and bool(
-        rows.valid[int(starts.min()) : int(starts.max()) + window].all()
-    )
-    if clean:
+    if _all_valid(rows, starts, window):
         # Every sample valid: the newest are the last rows of each window.
         return _rows_sums(rows, starts + (window - newest), newest)
     index = _row_indices(starts, window)
-    count = _rows_sums_count(rows, index, (starts.size, *rows.x.shape[1:]))
+    count = _rows_count(rows, index, (starts.size, *rows.x.shape[1:]))
 
     def picked() -> Iterator[tuple[Bool, int | slice | I64]]:
         # A valid sample is among the newest when fewer than ``newest`` valid ones follow it:
@@ -339,11 +329,23 @@ def _newest_rows_sums(rows: SampleRows, starts: I64, window: int, newest: int) -
     return _Sums(taken, mean, squares)
 
 
-def _rows_sums_count(rows: SampleRows, index: list[slice | I64], shape: tuple[int, ...]) -> I64:
+def _rows_count(rows: SampleRows, index: list[slice | I64], shape: tuple[int, ...]) -> I64:
     count: I64 = np.zeros(shape, dtype=np.int64)
     for ix in index:
         count += rows.valid[ix]
     return count
+
+
+def _all_valid(rows: SampleRows, starts: I64, window: int) -> bool:
+    """Every sample of every window valid (the common case): nothing to count or mask."""
+    return starts.size > 0 and bool(
+        rows.valid[int(starts.min()) : int(starts.max()) + window].all()
+    )
+
+
+def _check_newest(newest: int) -> None:
+    if newest < 1:
+        raise ValueError(f"newest must be at least 1, got {newest}")
 
 
 def _last_of_cumsum(x: F64) -> F64:
