@@ -229,7 +229,12 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
             == "Succeeded"
         )
         takeover = time.monotonic() - killed_at
-        assert _events(standby, scenario, "RollbackExecuted") == 1
+        trail = [
+            (line.get("name"), line.get("event"))
+            for line in standby.audit_lines()
+            if line.get("namespace") == scenario.ns
+        ]
+        assert _events(standby, scenario, "RollbackExecuted") == 1, (trail, standby.tail())
         assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
         executed = sum(_events(p, scenario, "RollbackExecuted") for p in both)
     finally:

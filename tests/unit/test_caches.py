@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from rollguard.control.cycle import _prepare
 from rollguard.domain.revisions import ReplicaSetRecord
 from rollguard.handlers import runtime
 from rollguard.handlers.caches import (
@@ -126,3 +128,77 @@ def test_the_settled_heap_is_frozen_once_after_a_collection(
         assert gc.get_freeze_count() >= len(kept)
     finally:
         gc.unfreeze()
+
+
+class _Policy:
+    namespace, name = "ml", "standard"
+
+    def usable_from(self, namespace: str) -> bool:
+        return True
+
+
+def _record(name: str, revision: int) -> ReplicaSetRecord:
+    record = ReplicaSetRecord.from_object(_rs(name, str(revision), OWNER))
+    assert record is not None
+    return record
+
+
+def _member_obj(approved: list[tuple[int, str]], current: int | None) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "approvedRevisions": [
+            {"revision": r, "templateHash": h, "approvedAt": "2026-01-01T00:00:00Z",
+             "source": "bake"}
+            for r, h in approved
+        ],
+    }  # fmt: skip
+    if current is not None:
+        status["currentRevision"] = current
+    return {
+        "metadata": {"name": "fraud", "namespace": "ml", "uid": "m-1", "resourceVersion": "7"},
+        "spec": {"deploymentRef": {"name": "fraud"}, "policyRef": {"name": "standard"}},
+        "status": status,
+    }
+
+
+class _LiveHistory(_Cluster):
+    """The API server's view: revision 2 current, revision 1 (h-a) still there."""
+
+    def replica_sets(self, *, namespace: str, deployment: dict[str, Any]) -> list[ReplicaSetRecord]:
+        super().replica_sets(namespace=namespace, deployment=deployment)
+        return [_record("a", 1), _record("b", 2)]
+
+
+@pytest.mark.parametrize(
+    ("cached", "obj", "why"),
+    [
+        ([_record("b", 2)], _member_obj([(1, "h-a")], 2), "an approved ReplicaSet is missing"),
+        ([_record("a", 1)], _member_obj([(1, "h-a")], 1), "the current revision has none"),
+        ([_record("a", 1), _record("b", 2)], _member_obj([], 3), "older than recorded"),
+    ],
+)
+def test_a_cached_history_that_may_lag_is_read_again_from_the_api_server(
+    cached: list[ReplicaSetRecord], obj: dict[str, Any], why: str
+) -> None:
+    """After a peering pause the caches refill while the first cycles run: an approval is
+    never dropped, and no target picked, on the word of a history the cache has not
+    finished delivering."""
+    live = _LiveHistory()
+    reads = IndexedReads(  # type: ignore[arg-type]
+        live, {("ml", "fraud"): [slim_deployment(DEPLOYMENT)]}, {("ml", "u-1"): cached}
+    )
+    member = _prepare(live, reads, obj, _Policy(), datetime.now(tz=UTC))  # type: ignore[arg-type]
+    assert member is not None, why
+    assert [r.template_hash for r in member.records] == ["h-a", "h-b"], why
+    assert live.reads == ["deployment ml/fraud", "replicasets ml/fraud"], why
+
+
+def test_a_cached_history_that_agrees_with_the_status_is_trusted() -> None:
+    live = _LiveHistory()
+    cached = [_record("a", 1), _record("b", 2)]
+    reads = IndexedReads(  # type: ignore[arg-type]
+        live, {("ml", "fraud"): [slim_deployment(DEPLOYMENT)]}, {("ml", "u-1"): cached}
+    )
+    obj = _member_obj([(1, "h-a")], 2)
+    member = _prepare(live, reads, obj, _Policy(), datetime.now(tz=UTC))  # type: ignore[arg-type]
+    assert member is not None and member.records == cached
+    assert live.reads == []

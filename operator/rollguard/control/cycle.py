@@ -159,6 +159,14 @@ def _prepare(
         return None
     records = reads.replica_sets(namespace=meta["namespace"], deployment=deployment)
     current = current_revision(deployment)
+    if reads is not cluster and _cache_suspect(status, records, current):
+        # A watch cache lags behind the API server for a while after a peering pause or a
+        # burst of changes. What the cycle derives from the history (approvals dropped with
+        # their ReplicaSet, the rollback target) is decided on the API server's word only.
+        observe.CACHE_READS.labels(kind="ReplicaSet", result="recheck").inc()
+        deployment = cluster.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
+        records = cluster.replica_sets(namespace=meta["namespace"], deployment=deployment)
+        current = current_revision(deployment)
     if current is None:
         _not_ready(
             cluster,
@@ -170,6 +178,21 @@ def _prepare(
         )
         return None
     return Member(obj, spec, status, deployment, records, current)
+
+
+def _cache_suspect(
+    status: ModelDeploymentStatus, records: Sequence[ReplicaSetRecord], current: int | None
+) -> bool:
+    """Whether cached history may be behind: the current revision has no ReplicaSet in it, it
+    is older than the revision already recorded, or an approved revision's ReplicaSet is
+    missing (pruned, or not delivered yet: only the API server can tell)."""
+    hashes = {r.template_hash for r in records}
+    return (
+        current is None
+        or current not in {r.revision for r in records}
+        or (status.current_revision is not None and status.current_revision > current)
+        or any(a.template_hash not in hashes for a in status.approved_revisions)
+    )
 
 
 def mark_not_ready(

@@ -46,7 +46,8 @@ GC_SECONDS = Histogram(
 CACHE_READS = Counter(
     "rollguard_cache_reads_total",
     "Reads of Deployments and ReplicaSets by evaluation cycles from the watch caches "
-    "(hit) or, on a miss, from the API server",
+    "(hit) or, on a miss, from the API server (miss), and the ReplicaSet histories re-read "
+    "from the API server because the cached one may lag behind (recheck)",
     ["kind", "result"],
     registry=REGISTRY,
 )
