@@ -7,6 +7,7 @@ RollbackDecision when a trigger fired. Synchronous; the handler runs it in a wor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -26,7 +27,7 @@ from rollguard.api.modeldeployment import (
     Phase,
 )
 from rollguard.control import observe, reasons
-from rollguard.control.decisions import DecisionSummary, create_decision
+from rollguard.control.decisions import DecisionSummary, confirmed_history, create_decision
 from rollguard.control.policy import PolicyContext
 from rollguard.domain import engine
 from rollguard.domain.conditions import set_ready
@@ -105,6 +106,11 @@ class CycleReport:
     created: list[dict[str, Any]] = field(default_factory=list)
     metrics_error: str | None = None
     unwritten: int = 0  # evaluations whose status write was skipped: nothing material changed
+    gone: list[Mapping[str, Any]] = field(default_factory=list)  # bound, but deleted (404)
+
+
+class GoneError(Exception):
+    """The ModelDeployment no longer exists on the API server (a watch cache still had it)."""
 
 
 def _now_dt(now: float) -> datetime:
@@ -207,9 +213,10 @@ def mark_not_ready(
     """Say in a ModelDeployment's status why it is not evaluated (no write if it says so
     already): its policy is missing or invalid."""
     status = ModelDeploymentStatus.model_validate(obj.get("status") or {})
-    _not_ready(
-        cluster, obj, status=status, reason=reason, message=message, now=now, invalid=invalid
-    )
+    with contextlib.suppress(GoneError):  # deleted since it was read: nothing to say it on
+        _not_ready(
+            cluster, obj, status=status, reason=reason, message=message, now=now, invalid=invalid
+        )
 
 
 def _not_ready(
@@ -232,12 +239,17 @@ def _not_ready(
     update = status.model_copy(
         update={"conditions": conditions, "message": message, "observed_generation": generation}
     )
-    cluster.replace_status(
-        "ModelDeployment",
-        namespace=obj["metadata"]["namespace"],
-        name=obj["metadata"]["name"],
-        status=update.wire(),
-    )
+    try:
+        cluster.replace_status(
+            "ModelDeployment",
+            namespace=obj["metadata"]["namespace"],
+            name=obj["metadata"]["name"],
+            status=update.wire(),
+        )
+    except ApiError as err:
+        if err.status == 404:
+            raise GoneError(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}") from err
+        raise
 
 
 def decision_name(member: Member, trigger_index: int, since: float) -> str:
@@ -267,9 +279,15 @@ def run_cycle(
     report = CycleReport()
     now_dt = _now_dt(now)
     source_of = reads or cluster
-    members = [
-        m for obj in bound if (m := _prepare(cluster, source_of, obj, policy, now_dt)) is not None
-    ]
+    members: list[Member] = []
+    for obj in bound:
+        try:
+            member = _prepare(cluster, source_of, obj, policy, now_dt)
+        except GoneError:
+            report.gone.append(obj)
+            continue
+        if member is not None:
+            members.append(member)
     owner = f"{policy.namespace}/{policy.name}"
     observe.keep_phases(owner, {(m.namespace, m.name) for m in members})
     if not members:
@@ -344,6 +362,16 @@ def run_cycle(
         )  # fmt: skip
         last_decision = m.status.last_decision
         fired = int(result.fired[b])
+        audit_head = m.status.audit
+        if fired >= 0 and active is None and not escalated:
+            try:
+                mine, audit_head = confirmed_history(cluster, m.obj)
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                report.gone.append(m.obj)
+                continue
+            active = next((d for d in mine if not d.final), None)
         if fired >= 0 and active is None and not escalated:
             context = revision_context(
                 records=m.records,
@@ -364,7 +392,7 @@ def run_cycle(
             since = draft.trigger.above_since.timestamp()
             created = create_decision(
                 cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since),
-                spec=spec, audit_head=m.status.audit, known=mine, policy_key=policy.key,
+                spec=spec, audit_head=audit_head, known=mine, policy_key=policy.key,
             )  # fmt: skip
             report.created.append(created)
             last_decision = created["metadata"]["name"]
@@ -434,7 +462,10 @@ def run_cycle(
             for m, status, owns in writes
         ]
     for m, future in futures:
-        observe.set_phase(m.namespace, m.name, future.result(), PHASES, owner=owner)
+        try:
+            observe.set_phase(m.namespace, m.name, future.result(), PHASES, owner=owner)
+        except GoneError:
+            report.gone.append(m.obj)
     observe.EVALUATIONS.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.evaluated)
     observe.QUERIES.labels(policy=f"{policy.namespace}/{policy.name}").inc(report.queries)
     observe.CYCLE_SECONDS.labels(policy=f"{policy.namespace}/{policy.name}").observe(
@@ -511,9 +542,23 @@ def _write_status(
     fresh: Mapping[str, Any] = m.obj
     for attempt in range(5):
         if attempt or not fresh["metadata"].get("resourceVersion"):
-            fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
+            try:
+                fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
+            except ApiError as err:
+                if err.status == 404:
+                    raise GoneError(f"{m.namespace}/{m.name}") from err
+                raise
         now_status = ModelDeploymentStatus.model_validate(fresh.get("status") or {})
         merged = status
+        if attempt:
+            # The cycle's copy was stale (another writer, or a cache refilling after a peering
+            # pause): actions recorded since are facts the cooldown and the budget count.
+            ours, stored = merged.guard.action_times, now_status.guard.action_times
+            if set(stored) - set(ours):
+                keep = max(len(ours), len(stored))
+                times = sorted(set(ours) | set(stored))[-keep:]
+                guard = merged.guard.model_copy(update={"action_times": times})
+                merged = merged.model_copy(update={"guard": guard})
         if not owns_escalation:
             merged = merged.model_copy(
                 update={
@@ -542,6 +587,8 @@ def _write_status(
             )  # fmt: skip
             return str(merged.phase)
         except ApiError as err:
+            if err.status == 404:
+                raise GoneError(f"{m.namespace}/{m.name}") from err
             if err.status not in (409, 422):
                 raise
     log.warning(

@@ -11,7 +11,7 @@ from typing import Any
 from rollguard.api import API_VERSION
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
-from rollguard.api.modeldeployment import AuditHead
+from rollguard.api.modeldeployment import AuditHead, ModelDeploymentStatus
 from rollguard.control import observe, reasons
 from rollguard.domain.audit import GENESIS, link_hash
 from rollguard.execution.kube import ApiError, Cluster
@@ -90,6 +90,23 @@ def seal(obj: Mapping[str, Any]) -> dict[str, Any]:
         previous_hash=previous, sequence=sequence, name=obj["metadata"]["name"], spec=spec
     )
     return {"sequence": sequence, "hash": digest, "previousHash": previous, "exported": False}
+
+
+def confirmed_history(
+    cluster: Cluster, member_obj: Mapping[str, Any]
+) -> tuple[list[DecisionSummary], AuditHead]:
+    """The ModelDeployment's decisions and chain head as the API server has them, read just
+    before a decision is created. The watch caches a cycle runs on can lag (for a while after
+    a peering pause, the other replica's decisions are missing): a decision made from them
+    could duplicate one still open, or link to a stale head and fork the chain."""
+    meta = member_obj["metadata"]
+    namespace, name = str(meta["namespace"]), str(meta["name"])
+    items = cluster.list_objects(
+        "RollbackDecision", namespace=namespace, label_selector=f"{LABEL_MODEL_DEPLOYMENT}={name}"
+    )
+    live = cluster.get("ModelDeployment", namespace=namespace, name=name)
+    head = ModelDeploymentStatus.model_validate(live.get("status") or {}).audit
+    return [DecisionSummary.of(item) for item in items], head
 
 
 def create_decision(

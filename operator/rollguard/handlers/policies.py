@@ -31,6 +31,39 @@ log = logging.getLogger("rollguard")
 INVALID_RETRY = 30.0
 
 
+class _Ghosts:
+    """Index entries of objects the API server answered 404 for. Kopf keeps the entry of an
+    object deleted while the operator was paused by peering (no watch event reports it, and
+    the re-listing after the pause adds but never removes), so without this a deleted
+    ModelDeployment would be evaluated, and a deleted open decision would block new ones,
+    until a restart. An entry is a ghost only as the exact version that got the 404: an
+    object of the same name created later is not."""
+
+    def __init__(self) -> None:
+        self._model_deployments: set[tuple[str, str, str]] = set()
+        self._decisions: set[DecisionSummary] = set()
+
+    @staticmethod
+    def _version(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+        meta = obj["metadata"]
+        return (meta["namespace"], meta["name"], str(meta.get("resourceVersion", "")))
+
+    def model_deployment_gone(self, obj: Mapping[str, Any]) -> None:
+        self._model_deployments.add(self._version(obj))
+
+    def decision_gone(self, summary: DecisionSummary) -> None:
+        self._decisions.add(summary)
+
+    def live_model_deployments(self, objs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [obj for obj in objs if self._version(obj) not in self._model_deployments]
+
+    def live_decisions(self, summaries: Sequence[DecisionSummary]) -> list[DecisionSummary]:
+        return [d for d in summaries if d not in self._decisions]
+
+
+GHOSTS = _Ghosts()
+
+
 @kopf.index("modeldeployments")  # type: ignore[arg-type]
 def model_deployments_by_policy(
     namespace: str, body: kopf.Body, spec: Mapping[str, Any], **_: Any
@@ -125,6 +158,8 @@ def _cycle(
         now=now(),
         reads=reads,
     )
+    for obj in report.gone:
+        GHOSTS.model_deployment_gone(obj)
     # A new decision proceeds at once, without waiting for its own loop to notice it.
     for created in report.created:
         advance(runtime.lifecycle, created, now=now())
@@ -139,7 +174,9 @@ def _cycle(
         try:
             advance(runtime.lifecycle, ref, now=now())
         except ApiError as err:
-            if err.status != 404:
+            if err.status == 404:
+                GHOSTS.decision_gone(summary)
+            else:
                 ERRORS.labels(kind="api").inc()
                 log.warning("Could not advance RollbackDecision %s/%s: %s",
                             summary.namespace, summary.name, err.reason)  # fmt: skip
@@ -186,7 +223,10 @@ async def evaluate_policy(
         snapshot = dict(body)  # the live body may change while a cycle runs
         meta = snapshot["metadata"]
         key = (meta["namespace"], meta["name"])
-        bound = sorted(model_deployments_by_policy.get(key, []), key=_key)
+        bound = sorted(
+            GHOSTS.live_model_deployments(list(model_deployments_by_policy.get(key, []))),
+            key=_key,
+        )
         keys = [_key(obj) for obj in bound]
         try:
             policy = load(snapshot)
@@ -196,7 +236,9 @@ async def evaluate_policy(
             await asyncio.to_thread(_mark, bound, reasons.POLICY_INVALID, message, invalid=False)
             await stopped.wait(INVALID_RETRY)
             continue
-        decisions = {k: list(decisions_by_model_deployment.get(k, [])) for k in keys}
+        decisions = {
+            k: GHOSTS.live_decisions(list(decisions_by_model_deployment.get(k, []))) for k in keys
+        }
         started = time.monotonic()
         metrics_error: str | None = None
         try:
