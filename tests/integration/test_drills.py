@@ -182,6 +182,13 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
     )
 
 
+TOP_PRIORITY = 2**31  # above every `--priority=auto` (which picks from [1, 2**31))
+
+
+def _pauses(operator: OperatorProcess) -> int:
+    return operator.tail(100_000).count("Pausing operations in favour of")
+
+
 def test_two_replicas_only_one_acts_and_the_other_takes_over(
     operator: OperatorProcess,
     scenario: Scenario,
@@ -190,34 +197,44 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     prometheus_proxy: FaultProxy,
     tmp_path: Path,
 ) -> None:
-    second = start_operator(env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url)
+    """The session's operator watches the service first, then a replica that outranks it
+    starts: it pauses with caches that then go stale (the Deployment, its ReplicaSets, the
+    ModelDeployment and its decisions all change while it is paused). The new replica acts
+    and is SIGKILLed; the paused one takes over and must act once, on the API server's word,
+    and keep the audit chain unforked."""
+    scenario.setup()
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    paused_before = _pauses(operator)
+    second = start_operator(
+        env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url,
+        extra=[f"--priority={TOP_PRIORITY}"],
+    )  # fmt: skip
     try:
-        scenario.setup()
-        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        wait_for("the first replica to pause", lambda: _pauses(operator) > paused_before)
         scenario.set_profile("errors")
         first = final_decision(
-            scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], operator
+            scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], second
         )
         assert first["status"]["phase"] == "Succeeded"
         both = [operator, second]
-        acted = [p for p in both if _events(p, scenario, "RollbackExecuted")]
-        assert len(acted) == 1, [p.log for p in both]
-        # The acting replica dies; the other one takes the next regression.
-        active, standby = acted[0], next(p for p in both if p is not acted[0])
-        active.stop(signal.SIGKILL)
+        assert [_events(p, scenario, "RollbackExecuted") for p in both] == [0, 1], [
+            p.tail() for p in both
+        ]
+        # The acting replica dies; the paused one takes the next regression.
+        second.stop(signal.SIGKILL)
         killed_at = time.monotonic()
         wait_for(
             "cooldown over and Healthy",
             lambda: scenario.phase() == "Healthy",
             timeout=120,
-            operator=standby,
+            operator=operator,
         )
         scenario.set_profile("errors")
         decisions = wait_for(
             "a second decision",
             lambda: len(scenario.decisions()) == 2 and scenario.decisions(),
             timeout=150,
-            operator=standby,
+            operator=operator,
         )
         second_name = next(
             d["metadata"]["name"]
@@ -225,24 +242,27 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
             if d["metadata"]["name"] != first["metadata"]["name"]
         )
         assert (
-            final_decision(scenario, second_name, standby, timeout=150)["status"]["phase"]
+            final_decision(scenario, second_name, operator, timeout=150)["status"]["phase"]
             == "Succeeded"
         )
         takeover = time.monotonic() - killed_at
         trail = [
             (line.get("name"), line.get("event"))
-            for line in standby.audit_lines()
+            for line in operator.audit_lines()
             if line.get("namespace") == scenario.ns
         ]
-        assert _events(standby, scenario, "RollbackExecuted") == 1, (trail, standby.tail())
+        assert _events(operator, scenario, "RollbackExecuted") == 1, (trail, operator.tail())
         assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
         executed = sum(_events(p, scenario, "RollbackExecuted") for p in both)
+        kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
+        assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
     finally:
         second.stop()
         if operator.process is None or operator.process.poll() is not None:
             operator.start()
     record(
-        f"two replicas, the acting one SIGKILLed (taken over within {takeover:.0f} s)",
+        f"two replicas, the acting one SIGKILLed; the other took over with stale caches "
+        f"within {takeover:.0f} s",
         faults=1,
         survived=1,
         duplicate_actions=executed - 2,

@@ -12,8 +12,15 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from rollguard.control.cycle import GoneError, Member, _write_status, mark_not_ready
+from rollguard.control.cycle import (
+    GoneError,
+    Member,
+    _confirmed_member,
+    _write_status,
+    mark_not_ready,
+)
 from rollguard.control.decisions import DecisionSummary, confirmed_history
+from rollguard.domain.revisions import ReplicaSetRecord
 from rollguard.handlers.policies import _Ghosts
 
 NOW = 1_800_000_000.0
@@ -144,3 +151,33 @@ def test_ghosts_are_left_out_by_exact_version_only() -> None:
     later = DecisionSummary.of(_decision("d7", "Executing", 7))
     ghosts.decision_gone(open_ghost)
     assert ghosts.live_decisions([open_ghost, later]) == [later]
+
+
+class _Live:
+    """The Deployment at revision 4 (the cache still says 3), or deleted."""
+
+    def __init__(self, exists: bool) -> None:
+        self.exists = exists
+
+    def deployment(self, *, namespace: str, name: str) -> dict[str, Any]:
+        if not self.exists:
+            raise ApiException(status=404, reason="Not Found")
+        annotations = {"deployment.kubernetes.io/revision": "4"}
+        return {"metadata": {"name": name, "namespace": namespace, "annotations": annotations}}
+
+    def replica_sets(self, *, namespace: str, deployment: Any) -> list[ReplicaSetRecord]:
+        return [
+            ReplicaSetRecord(name=f"rs-{r}", revision=r, template_hash=f"h{r}", image=None,
+                             template={})
+            for r in (4, 3)
+        ]  # fmt: skip
+
+
+def test_a_decision_about_to_be_made_reads_the_deployment_and_its_history_live() -> None:
+    cached = _member(_md("5"))
+    live = _confirmed_member(_Live(exists=True), cached)  # type: ignore[arg-type]
+    assert (cached.current, live.current) == (3, 4)
+    assert [r.revision for r in live.records] == [4, 3]
+    assert live.obj is cached.obj and live.status is cached.status
+    # Deleted meanwhile: decided as cached; the execution finds and records the 404.
+    assert _confirmed_member(_Live(exists=False), cached) is cached  # type: ignore[arg-type]

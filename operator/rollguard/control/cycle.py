@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
 
@@ -186,6 +186,21 @@ def _prepare(
     return Member(obj, spec, status, deployment, records, current)
 
 
+def _confirmed_member(cluster: Cluster, m: Member) -> Member:
+    """``m`` with its Deployment and ReplicaSet history as the API server has them now."""
+    try:
+        deployment = cluster.deployment(namespace=m.namespace, name=m.spec.deployment_ref.name)
+    except ApiError as err:
+        if err.status != 404:
+            raise
+        return m  # deleted meanwhile: the decision's execution finds and records that
+    records = cluster.replica_sets(namespace=m.namespace, deployment=deployment)
+    current = current_revision(deployment)
+    if current is None:
+        return m
+    return replace(m, deployment=deployment, records=records, current=current)
+
+
 def _cache_suspect(
     status: ModelDeploymentStatus, records: Sequence[ReplicaSetRecord], current: int | None
 ) -> bool:
@@ -282,12 +297,12 @@ def run_cycle(
     members: list[Member] = []
     for obj in bound:
         try:
-            member = _prepare(cluster, source_of, obj, policy, now_dt)
+            prepared = _prepare(cluster, source_of, obj, policy, now_dt)
         except GoneError:
             report.gone.append(obj)
             continue
-        if member is not None:
-            members.append(member)
+        if prepared is not None:
+            members.append(prepared)
     owner = f"{policy.namespace}/{policy.name}"
     observe.keep_phases(owner, {(m.namespace, m.name) for m in members})
     if not members:
@@ -326,7 +341,8 @@ def run_cycle(
     after = engine.arrays_to_states(eff, result.state)
 
     writes: list[tuple[Member, ModelDeploymentStatus, bool]] = []
-    for b, m in enumerate(members):
+    for b, member in enumerate(members):
+        m = member  # replaced by what the API server has when a decision is about to be made
         mine = decisions.get((m.namespace, m.name), ())
         active = next((d for d in mine if not d.final), None)
         escalated = m.status.escalated_at is not None
@@ -344,6 +360,24 @@ def run_cycle(
                 obj=m.obj, reason=reasons.ESCALATION_CLEARED,
                 message=f"ModelDeployment {m.namespace}/{m.name}: escalation cleared by a human; automatic actions resume",
             )  # fmt: skip
+        fired = int(result.fired[b])
+        audit_head = m.status.audit
+        if fired >= 0 and active is None and not escalated:
+            # A decision is made on the API server's word, not on watch caches that may lag
+            # (for a while after a peering pause they miss the other replica's decisions and
+            # the Deployment's latest revisions): a duplicate of a decision still open, a
+            # stale chain head (a forked chain) or a stale history (a wrong target) is worse
+            # than four reads.
+            try:
+                mine, audit_head = confirmed_history(cluster, m.obj)
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                report.gone.append(m.obj)
+                continue
+            active = next((d for d in mine if not d.final), None)
+            if reads is not None and active is None:
+                m = _confirmed_member(cluster, m)
         evaluation = last_evaluation(eff, result, b, now=now)
         score = evaluation.score
         observe.SCORE.labels(namespace=m.namespace, model_deployment=m.name).set(
@@ -361,17 +395,6 @@ def run_cycle(
             healthy_since=healthy_since, bake_time=bake, now=now,
         )  # fmt: skip
         last_decision = m.status.last_decision
-        fired = int(result.fired[b])
-        audit_head = m.status.audit
-        if fired >= 0 and active is None and not escalated:
-            try:
-                mine, audit_head = confirmed_history(cluster, m.obj)
-            except ApiError as err:
-                if err.status != 404:
-                    raise
-                report.gone.append(m.obj)
-                continue
-            active = next((d for d in mine if not d.final), None)
         if fired >= 0 and active is None and not escalated:
             context = revision_context(
                 records=m.records,
