@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -170,9 +170,9 @@ def _prepare(
         # burst of changes. What the cycle derives from the history (approvals dropped with
         # their ReplicaSet, the rollback target) is decided on the API server's word only.
         observe.CACHE_READS.labels(kind="ReplicaSet", result="recheck").inc()
-        deployment = cluster.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
-        records = cluster.replica_sets(namespace=meta["namespace"], deployment=deployment)
-        current = current_revision(deployment)
+        deployment, records, current = _live_history(
+            cluster, meta["namespace"], spec.deployment_ref.name
+        )
     if current is None:
         _not_ready(
             cluster,
@@ -186,19 +186,39 @@ def _prepare(
     return Member(obj, spec, status, deployment, records, current)
 
 
+def _live_history(
+    cluster: Cluster, namespace: str, name: str
+) -> tuple[Mapping[str, Any], list[ReplicaSetRecord], int | None]:
+    """The Deployment, its ReplicaSet history and current revision, read from the API server."""
+    deployment = cluster.deployment(namespace=namespace, name=name)
+    records = cluster.replica_sets(namespace=namespace, deployment=deployment)
+    return deployment, records, current_revision(deployment)
+
+
 def _confirmed_member(cluster: Cluster, m: Member) -> Member:
     """``m`` with its Deployment and ReplicaSet history as the API server has them now."""
     try:
-        deployment = cluster.deployment(namespace=m.namespace, name=m.spec.deployment_ref.name)
+        deployment, records, current = _live_history(
+            cluster, m.namespace, m.spec.deployment_ref.name
+        )
     except ApiError as err:
         if err.status != 404:
             raise
         return m  # deleted meanwhile: the decision's execution finds and records that
-    records = cluster.replica_sets(namespace=m.namespace, deployment=deployment)
-    current = current_revision(deployment)
     if current is None:
         return m
     return replace(m, deployment=deployment, records=records, current=current)
+
+
+@contextlib.contextmanager
+def _gone_on_404(namespace: str, name: str) -> Iterator[None]:
+    """A 404 for the ModelDeployment means it was deleted: GoneError, not an API failure."""
+    try:
+        yield
+    except ApiError as err:
+        if err.status == 404:
+            raise GoneError(f"{namespace}/{name}") from err
+        raise
 
 
 def _cache_suspect(
@@ -254,17 +274,11 @@ def _not_ready(
     update = status.model_copy(
         update={"conditions": conditions, "message": message, "observed_generation": generation}
     )
-    try:
+    meta = obj["metadata"]
+    with _gone_on_404(meta["namespace"], meta["name"]):
         cluster.replace_status(
-            "ModelDeployment",
-            namespace=obj["metadata"]["namespace"],
-            name=obj["metadata"]["name"],
-            status=update.wire(),
+            "ModelDeployment", namespace=meta["namespace"], name=meta["name"], status=update.wire()
         )
-    except ApiError as err:
-        if err.status == 404:
-            raise GoneError(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}") from err
-        raise
 
 
 def decision_name(member: Member, trigger_index: int, since: float) -> str:
@@ -565,12 +579,8 @@ def _write_status(
     fresh: Mapping[str, Any] = m.obj
     for attempt in range(5):
         if attempt or not fresh["metadata"].get("resourceVersion"):
-            try:
+            with _gone_on_404(m.namespace, m.name):
                 fresh = cluster.get("ModelDeployment", namespace=m.namespace, name=m.name)
-            except ApiError as err:
-                if err.status == 404:
-                    raise GoneError(f"{m.namespace}/{m.name}") from err
-                raise
         now_status = ModelDeploymentStatus.model_validate(fresh.get("status") or {})
         merged = status
         if attempt:
@@ -604,14 +614,13 @@ def _write_status(
             )
         merged = merged.model_copy(update={"audit": head})
         try:
-            cluster.replace_status(
-                "ModelDeployment", namespace=m.namespace, name=m.name, status=merged.wire(),
-                resource_version=fresh["metadata"]["resourceVersion"],
-            )  # fmt: skip
+            with _gone_on_404(m.namespace, m.name):
+                cluster.replace_status(
+                    "ModelDeployment", namespace=m.namespace, name=m.name, status=merged.wire(),
+                    resource_version=fresh["metadata"]["resourceVersion"],
+                )  # fmt: skip
             return str(merged.phase)
         except ApiError as err:
-            if err.status == 404:
-                raise GoneError(f"{m.namespace}/{m.name}") from err
             if err.status not in (409, 422):
                 raise
     log.warning(
