@@ -5,8 +5,9 @@ code. Each subcommand is a pair of small functions registered in ``COMMANDS``; a
 writing ``_NAME_args(parser)`` and ``_NAME(args) -> int`` and a registry entry.
 
 Exit codes: 0 success; 1 the command ran and found a problem (``simulate --check``: the
-policy got worse); 2 bad input or usage. Bad input always gets one line on stderr naming the
-file, the field and the problem, never a traceback.
+policy got worse); 2 bad input or usage. Bad input gets a message on stderr naming the file,
+the field and the problem (a file with several problems: one indented line for each), never a
+traceback.
 """
 
 from __future__ import annotations
@@ -699,6 +700,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _problem_lines(message: str) -> str:
+    """An input error as printed: each line's whitespace tidied, the lines after the first (the
+    problems listed under a file's name) indented under it."""
+    lines = [one_line(line) for line in message.splitlines()]
+    return "\n  ".join(line for line in lines if line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     try:
@@ -706,7 +714,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else EXIT_OK
-    except (UsageError, InputError, PlotUnavailableError, commands.CommandError) as err:
+    except InputError as err:
+        print(f"error: {_problem_lines(str(err))}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, PlotUnavailableError, commands.CommandError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:

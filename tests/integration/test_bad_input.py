@@ -3,9 +3,10 @@ files given to the command line.
 
 Every object is refused at admission with a message naming the field, or accepted and then
 marked in its status (``Invalid``, or not ``Ready``) with the reason; every file makes the
-command exit non-zero with one line naming the problem, never a traceback. All objects go in
-at once, beside a healthy model service bound to the same policy, and the operator must keep
-judging that service. With ``ROLLGUARD_DRILL_REPORT_DIR`` set, the counts are written to
+command exit non-zero naming the problem (one line, or a head line and one indented line
+per problem of a file with several), never a traceback. All objects go in at once, beside a
+healthy model service bound to the same policy, and the operator must keep judging that
+service. With ``ROLLGUARD_DRILL_REPORT_DIR`` set, the counts are written to
 ``bad-input.json`` there for the README.
 """
 
@@ -67,7 +68,7 @@ def invalid(text: str) -> Expect:
 
 
 def cli(text: str) -> Expect:
-    """The command exits non-zero with one line on stderr containing ``text``."""
+    """The command exits non-zero with an error on stderr containing ``text``."""
     return Expect("cli", text)
 
 
@@ -447,10 +448,13 @@ def judge_cli(result: subprocess.CompletedProcess[str], expect: Expect) -> str |
         return f"exit code 0, but the input is bad; stderr: {result.stderr.strip()[:400]}"
     if "Traceback" in result.stderr or "Traceback" in result.stdout:
         return f"exit code {result.returncode} with a traceback: ...{result.stderr[-800:]}"
-    if len(lines) != 1:
-        return f"expected one line on stderr, got {len(lines)}: {result.stderr[:400]}"
-    if expect.text.lower() not in lines[0].lower():
-        return f"stderr does not contain {expect.text!r}: {lines[0]}"
+    if not lines:
+        return "expected an error on stderr, got nothing"
+    if any(not line.startswith("  ") for line in lines[1:]):
+        # More lines are the problems of one file, each indented under its name.
+        return f"expected one line per problem under the first, got: {result.stderr[:400]}"
+    if expect.text.lower() not in result.stderr.lower():
+        return f"stderr does not contain {expect.text!r}: {result.stderr[:400]}"
     return None
 
 
@@ -555,7 +559,7 @@ def test_bad_object_is_refused_or_marked_invalid(
 
 
 @pytest.mark.parametrize(("run", "expect"), CLI_CORPUS)
-def test_bad_file_is_refused_by_the_command_line_in_one_line(
+def test_bad_file_is_refused_by_the_command_line_naming_the_problem(
     run: Run,
     expect: Expect,
     tmp_path: Path,

@@ -1,4 +1,5 @@
-"""The command line: one-line errors with exit code 2, outputs, --check, crds."""
+"""The command line: errors with exit code 2 (one line, or one per problem of a file),
+outputs, --check, crds."""
 
 from __future__ import annotations
 
@@ -56,6 +57,28 @@ def test_invalid_policy_is_one_line_naming_the_field(
     path = edited_policy(tmp_path, edit)
     code, _, err = run(["simulate", "--policy", str(path), "--scenarios", str(EXAMPLES)], capsys)
     assert_one_line_error(code, err, starts)
+
+
+def test_a_policy_with_three_problems_lists_each_field_on_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(POLICY.read_text())
+    doc["spec"]["evaluation"]["minSamples"] = "ten"
+    doc["spec"]["signals"][0]["critical"] = "high"
+    doc["spec"]["signals"][1]["objectiv"] = {"max": 1}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, _, err = run(["simulate", "--policy", str(path), "--scenarios", str(EXAMPLES)], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.splitlines() == [
+        "error: policy.yaml: 3 problems:",
+        "  spec.evaluation.minSamples: Input should be a valid integer, unable to parse string "
+        "as an integer",
+        "  spec.signals[0].critical: Input should be a valid number, unable to parse string as "
+        "a number",
+        "  spec.signals[1].objectiv: unknown field",
+    ]
 
 
 def test_policy_invalid_only_with_tier_defaults_is_one_line(

@@ -51,15 +51,19 @@ def test_replay_reports_a_tampered_sample(
     assert "NOT reproduced" in capsys.readouterr().out
 
 
-def test_replay_of_a_malformed_file_is_one_line_and_exit_2(
+def test_replay_of_a_malformed_file_lists_every_problem_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("kind: RollbackDecision\nspec:\n  mode: Sometimes\n")
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("error: ")
+    assert "Traceback" not in err
+    head, *problems = err.splitlines()
+    assert head == f"error: {path}: {len(problems)} problems:"
+    assert all(line.startswith("  spec.") for line in problems), err
+    assert "  spec.mode: Input should be 'Enforce' or 'DryRun'" in problems
+    assert "  spec.requiresApproval: Field required" in problems
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -59,8 +59,28 @@ Duration = Annotated[
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)]
 """A Kubernetes object name (DNS subdomain, lower case)."""
 
-SignalName = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9_]*$", max_length=63)]
-"""A signal or category name: a letter, then letters, digits or underscores."""
+SIGNAL_NAME_PATTERN = r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9_])?$"
+
+
+def _check_signal_name(text: str) -> str:
+    # Checked here rather than by a pydantic pattern so the refusal says what a name may be,
+    # not which regular expression it failed.
+    if not re.fullmatch(SIGNAL_NAME_PATTERN, text):
+        raise ValueError(
+            f"{text!r} is not a valid name: start with a letter, then use letters, digits, "
+            "'_' or '-', and do not end with '-'"
+        )
+    return text
+
+
+SignalName = Annotated[
+    str,
+    Field(max_length=63),
+    AfterValidator(_check_signal_name),
+    WithJsonSchema({"type": "string", "pattern": SIGNAL_NAME_PATTERN, "maxLength": 63}),
+]
+"""A signal or category name: a letter, then letters, digits, ``_`` or ``-``, not ending in
+``-`` (``error_rate``, ``error-rate``, ``p99-latency``); at most 63 characters."""
 
 UnitInterval = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]

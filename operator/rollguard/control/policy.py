@@ -15,7 +15,7 @@ from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec, RollbackPo
 from rollguard.control import reasons
 from rollguard.domain import tiers
 from rollguard.domain.conditions import set_ready
-from rollguard.domain.loading import format_validation_error
+from rollguard.domain.loading import validation_summary
 from rollguard.monitoring.promql import BatchPlan, InvalidQuery, plan, validate
 
 
@@ -51,7 +51,7 @@ def load(obj: Mapping[str, Any]) -> PolicyContext:
     try:
         spec = RollbackPolicySpec.model_validate(obj.get("spec") or {})
     except ValidationError as err:
-        raise PolicyInvalid(format_validation_error("spec", err).removeprefix("spec: ")) from err
+        raise PolicyInvalid(validation_summary(err)) from err
     try:
         effective = tiers.resolve(spec)
     except ValueError as err:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rollguard.domain.loading import InputError, parse_policy
+from rollguard.domain.loading import InputError, flatten_problems, parse_policy
 
 COLUMNS = (
     "namespace", "name", "model", "owners", "riskTier", "business", "signals",
@@ -68,7 +68,8 @@ def _policy_state(doc: Mapping[str, Any] | None, source: str) -> tuple[str, str,
         written = {k: doc.get(k) for k in ("apiVersion", "kind", "metadata", "spec")}
         policy = parse_policy(written, source=source)
     except InputError as err:
-        return f"Invalid: {err}", str((doc.get("spec") or {}).get("riskTier") or ""), ""
+        tier = str((doc.get("spec") or {}).get("riskTier") or "")
+        return f"Invalid: {flatten_problems(str(err))}", tier, ""
     signals = "; ".join(
         f"{s.name} {'<=' if s.objective.direction == 'max' else '>='} {_num(s.objective.value)}"
         for s in policy.signals

@@ -1,8 +1,10 @@
 """Reading user-written input files (policies, scenarios) into validated models.
 
 Called by the CLI and by the simulator's loaders. Every problem becomes an ``InputError``
-whose message is one line naming the file, the field and what is wrong, so a command can
-print it as it is and exit, never with a traceback. The only I/O is reading the named file.
+whose message names the file, the field and what is wrong, one line per problem, so a command
+can print it as it is and exit, never with a traceback. The operator's status writers use
+``validation_summary`` for the same problems in one bounded line. The only I/O is reading the
+named file.
 """
 
 from __future__ import annotations
@@ -21,15 +23,25 @@ from rollguard.api.kinds import RollbackPolicy
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.domain import tiers
 
-_FIELD_FIRST = re.compile(r"^[a-zA-Z][\w\[\].]*: ")
+# A resolver message that starts with a field path ("signals[p99-latency].critical: ...").
+_FIELD_FIRST = re.compile(r"^[a-zA-Z][\w\[\].-]*: ")
+# Status messages stay well under the API's limits and readable in `kubectl describe`.
+STATUS_MESSAGE_LIMIT = 1024
 
 
 class InputError(ValueError):
-    """A user-supplied file is unreadable or invalid; the message is one line, ready to print."""
+    """A user-supplied file is unreadable or invalid; the message is ready to print: one line,
+    or a head line and one indented line per problem."""
 
 
 def field_path(loc: tuple[int | str, ...], *, prefix: str = "") -> str:
-    """``('spec', 'signals', 0, 'critical')`` as ``spec.signals[0].critical``."""
+    """``('spec', 'signals', 0, 'critical')`` as ``spec.signals[0].critical``.
+
+    A refused mapping key (pydantic's ``(..., 'signals', 'bad-', '[key]')``) names the mapping
+    it is a key of; the message quotes the key.
+    """
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        loc = loc[:-2]
     out = prefix
     for part in loc:
         if isinstance(part, int):
@@ -44,24 +56,74 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def format_validation_error(
-    source: str, err: ValidationError, *, prefix: str = "", skip: frozenset[str] = frozenset()
-) -> str:
-    """The first pydantic error as ``source: field.path: message`` (one line).
+def validation_problems(
+    err: ValidationError, *, prefix: str = "", skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """Every pydantic error, in pydantic's order, as one line ``field.path: message`` (only
+    the message when the problem is the whole object's).
 
     ``skip`` drops location parts pydantic inserts that are not fields (the tag of a
     discriminated union, for instance).
     """
-    errors = err.errors(include_url=False)
-    first = errors[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in skip))
-    msg = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    where = field_path(loc, prefix=prefix)
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    head = f"{source}: {where}: " if where else f"{source}: "
-    return one_line(f"{head}{msg}{more}")
+    problems: list[str] = []
+    for error in err.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p in skip))
+        msg = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if error["type"] == "extra_forbidden":
+            msg = "unknown field"
+        where = field_path(loc, prefix=prefix)
+        problem = one_line(f"{where}: {msg}" if where else msg)
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def format_validation_error(
+    source: str, err: ValidationError, *, prefix: str = "", skip: frozenset[str] = frozenset()
+) -> str:
+    """Every pydantic error of a file, for a person to read: one problem as
+    ``source: field.path: message``; several as ``source: N problems:`` followed by one
+    indented ``field.path: message`` line each."""
+    problems = validation_problems(err, prefix=prefix, skip=skip)
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return "\n  ".join([f"{source}: {len(problems)} problems:", *problems])
+
+
+def flatten_problems(message: str) -> str:
+    """A message of ``format_validation_error`` (or any ``InputError``) in one line, for a
+    table cell: the listed problems joined by ``; `` after the head line."""
+    head, *problems = [one_line(line) for line in message.splitlines() if line.strip()] or [""]
+    return f"{head} {'; '.join(problems)}" if problems else head
+
+
+def validation_summary(
+    err: ValidationError, *, prefix: str = "", limit: int = STATUS_MESSAGE_LIMIT
+) -> str:
+    """Every pydantic error in one line for a status condition: ``field.path: message``
+    joined by ``; ``. Beyond ``limit`` characters the remaining problems are counted, not
+    shown (``(3 more)``)."""
+    return summarize_problems(validation_problems(err, prefix=prefix), limit=limit)
+
+
+def summarize_problems(problems: list[str], *, limit: int = STATUS_MESSAGE_LIMIT) -> str:
+    """``problems`` in one line of at most ``limit`` characters, the first always shown (cut
+    with ``...`` if it alone is too long) and the rest counted once they no longer fit."""
+    head = f"{len(problems)} problems: " if len(problems) > 1 else ""
+    shown: list[str] = []
+    for i, problem in enumerate(problems):
+        rest = len(problems) - i - 1
+        tail = f" ({rest} more)" if rest else ""
+        text = head + "; ".join([*shown, problem]) + tail
+        if len(text) <= limit:
+            shown.append(problem)
+            continue
+        if not shown:
+            # The first problem alone does not fit: cut it, keep the count of the others.
+            room = limit - len(head) - len(tail) - 3
+            return f"{head}{problem[: max(room, 0)]}...{tail}"[:limit]
+        return f"{head}{'; '.join(shown)} ({len(problems) - len(shown)} more)"
+    return head + "; ".join(shown)
 
 
 def _yaml_problem(source: str, err: yaml.YAMLError) -> str:
