@@ -214,16 +214,25 @@ def explain_text(obj: dict[str, Any]) -> str:
         "",
         f"Why: impact score {impact.score:.3f} stayed >= {trig.min_score} for {trig.sustained_seconds:.0f}s "
         f"(curve point {trig.index}: {trig.action} after {trig.sustained_for}).",
-        "  Impact = weighted mean of category severities:",
     ]
+    if impact.forced_by:
+        lines.append(
+            f"  Impact forced to 1 by key signal(s) {', '.join(impact.forced_by)} at severity 1 "
+            "(a key signal at severity 1 counts whatever the weights); the weighted mean of "
+            "category severities does not count:"
+        )
+    else:
+        lines.append("  Impact = weighted mean of category severities:")
     for c in impact.categories:
         lines.append(f"    {c.name:<20} weight {c.weight:<6g} severity {c.severity:.3f}")
     if impact.money_at_risk:
         m = impact.money_at_risk
         lines.append(f"  Money at risk: {m.per_hour:,.2f} {m.currency} per hour")
     lines.append("  Signals (bound given the benefit of the doubt vs objective + margin):")
+    keys = {s.name for s in spec.policy.effective.signals if s.key}
     for s in spec.signals:
-        lines.append(f"    {s.name:<20} {s.status:<12} severity {s.severity:.3f}  {s.message}")
+        name = f"{s.name} (key)" if s.name in keys else s.name
+        lines.append(f"    {name:<20} {s.status:<12} severity {s.severity:.3f}  {s.message}")
     lines += ["", "Options (expected loss in impact-hours):"]
     for o in spec.options:
         target = f" to revision {o.to_revision}" if o.to_revision is not None else ""

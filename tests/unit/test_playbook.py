@@ -77,6 +77,7 @@ CHANGES = {
     "signal margin": _set("signals.0.margin", {"absolute": 0.006}),
     "signal critical": _set("signals.0.critical", 0.06),
     "signal onMissingData": _set("signals.0.onMissingData", "Breach"),
+    "signal key": _set("signals.0.key", True),
     "signal description": _set("signals.0.description", "Something else."),
     "category weight": _set("impact.categories.0.weight", 4),
     "category sensitivity": _set("impact.categories.0.signals", {"error_rate": 0.5}),

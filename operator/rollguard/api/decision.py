@@ -130,10 +130,21 @@ class MoneyAtRisk(Model):
 class ImpactEvidence(Model):
     """The impact score and how it was composed."""
 
-    score: float = Field(description="Weighted mean of category severities, in [0, 1].")
+    score: float = Field(
+        description="Weighted mean of category severities, in [0, 1]; 1 when forcedBy is set."
+    )
     categories: list[CategoryImpact] = Field(max_length=16, description="Per category.")
     money_at_risk: MoneyAtRisk | None = Field(
         default=None, description="When business figures allow."
+    )
+    # Left out while empty, so the audit hash of a decision recorded before the field existed
+    # does not change.
+    forced_by: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=MAX_SIGNALS,
+        exclude_if=lambda names: not names,
+        description="Key signals (signals[].key) whose severity reached 1 and so set the score "
+        "to 1 whatever the weights; left out when the score is the weighted mean.",
     )
 
 

@@ -128,6 +128,14 @@ class Signal(Model):
         default="Inconclusive",
         description="Inconclusive (default): missing data never triggers; Breach: it counts as severity 1.",
     )
+    key: bool = Field(
+        default=False,
+        description=(
+            "A key signal (Keptn's key SLI): when its severity reaches 1 the impact score is 1 "
+            "whatever the weights. Inconclusive never forces anything; missing data under "
+            "onMissingData Breach counts as severity 1 and does."
+        ),
+    )
 
     def limit(self, margin: Margin) -> float:
         """Objective plus margin, on the side that is tolerated."""
@@ -333,6 +341,13 @@ class EffectiveSignal(Model):
     margin: Margin = Field(description="Tolerated zone beyond the objective.")
     critical: Finite = Field(description="The value of full severity.")
     on_missing_data: OnMissingData = Field(description="What missing data counts as.")
+    # Left out of every dump while false, so the spec hash of a policy without key signals and
+    # the audit hash of a decision recorded before the field existed do not change.
+    key: bool = Field(
+        default=False,
+        exclude_if=lambda key: not key,
+        description="Key signal: severity 1 makes the impact score 1 whatever the weights.",
+    )
 
 
 class EffectiveAutoApprove(Model):

@@ -21,7 +21,7 @@ from rollguard.api.modeldeployment import (
 )
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain.engine import StepResult, paired_confidence
-from rollguard.domain.scoring import ImpactModel, money_at_risk
+from rollguard.domain.scoring import ImpactModel, key_breaches, money_at_risk
 from rollguard.domain.severity import explain
 
 _EMPTY = Samples(timestamps=[], values=[])
@@ -98,18 +98,22 @@ def signal_evidence(
 def impact_evidence(
     policy: EffectivePolicy, result: StepResult, b: int, *, business: Business | None
 ) -> ImpactEvidence:
-    """The score, its categories and, when the business figures allow, the money at risk."""
+    """The score, its categories, the key signals that forced it to 1 (if any) and, when the
+    business figures allow, the money at risk."""
     score = float(result.score[b])
     if math.isnan(score):
         raise ValueError("impact evidence needs a known score; every signal was Inconclusive")
     categories = [float(v) for v in result.category_severity[b]]
+    model = ImpactModel.of(policy)
+    breached = key_breaches(model, result.severity[b], result.inconclusive[b])
     return ImpactEvidence(
         score=score,
         categories=[
             CategoryImpact(name=c.name, weight=c.weight, severity=categories[i])
             for i, c in enumerate(policy.impact.categories)
         ],
-        money_at_risk=money_at_risk(ImpactModel.of(policy), categories, business),
+        money_at_risk=money_at_risk(model, categories, business),
+        forced_by=[s.name for i, s in enumerate(policy.signals) if breached[i]],
     )
 
 

@@ -41,8 +41,9 @@ def _margin(signal: EffectiveSignal) -> str:
 
 def _signal_rows(policy: EffectivePolicy, descriptions: Mapping[str, str]) -> list[str]:
     rows = [
-        "| signal | why it is watched | objective | tolerated up to | severity 1 at | missing data |",
-        "|---|---|---|---|---|---|",
+        "| signal | why it is watched | objective | tolerated up to | severity 1 at | missing data "
+        "| key |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in policy.signals:
         direction = "at most" if s.objective.direction == "max" else "at least"
@@ -50,7 +51,7 @@ def _signal_rows(policy: EffectivePolicy, descriptions: Mapping[str, str]) -> li
         why = descriptions.get(s.name, "").replace("|", "\\|").replace("\n", " ").strip() or "—"
         rows.append(
             f"| `{s.name}` | {why} | {direction} {_n(s.objective.value)} | {tolerated} | "
-            f"{_n(s.critical)} | {s.on_missing_data} |"
+            f"{_n(s.critical)} | {s.on_missing_data} | {'yes' if s.key else '—'} |"
         )
     return rows
 
@@ -85,6 +86,17 @@ def _impact_rows(policy: EffectivePolicy) -> list[str]:
         share = f"{c.weight / total * 100:.0f}%" if total else "—"
         rows.append(f"| {c.name} | {_n(c.weight)} | {share} | {signals} |")
     return rows
+
+
+def _key_sentence(policy: EffectivePolicy) -> list[str]:
+    keys = [f"`{s.name}`" for s in policy.signals if s.key]
+    if not keys:
+        return []
+    return [
+        "",
+        f"Key signals: {', '.join(keys)}. When a key signal's severity reaches 1 the score is 1, "
+        "whatever the weights; an Inconclusive key signal forces nothing.",
+    ]
 
 
 def _curve_rows(triggers: list[Trigger]) -> list[str]:
@@ -173,6 +185,7 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "weighted mean of the categories, between 0 and 1.",
         "",
         *_impact_rows(policy),
+        *_key_sentence(policy),
         "",
         "## When it acts: the trigger curve",
         "",

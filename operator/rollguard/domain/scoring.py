@@ -2,15 +2,18 @@
 
 category severity = clamp(Σ sensitivity x signal severity, 0, 1)
 impact score      = Σ weight x category severity / Σ weight   (zero weights contribute nothing)
+                    or 1 when a key signal's severity reached 1 (Keptn's "key SLI")
 
 When every signal is Inconclusive the score is NaN (unknown), never 0: an unknown score can
-neither fire nor clear anything. Money at risk is stated when the ModelDeployment's
-``business.revenuePerHour`` is set and the policy has a category named ``revenue``:
-per hour = revenue severity x revenuePerHour.
+neither fire nor clear anything. A key signal that is Inconclusive forces nothing; one whose
+missing data counts as a breach (``onMissingData: Breach``) has severity 1 and does. Money at
+risk is stated when the ModelDeployment's ``business.revenuePerHour`` is set and the policy has
+a category named ``revenue``: per hour = revenue severity x revenuePerHour.
 
-Callers: ``engine.step`` (vectorised), ``evidence`` and ``decide`` (one member), and the
-simulator. PURE. Sums run in a fixed sequential order (no matrix product, whose BLAS blocking
-may depend on the batch size), so a member's score does not depend on its batch.
+Callers: ``engine._judge`` (vectorised, for the operator, replay and both simulators),
+``evidence`` and ``decide`` (one member). PURE. Sums run in a fixed sequential order (no
+matrix product, whose BLAS blocking may depend on the batch size), so a member's score does
+not depend on its batch.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ImpactModel:
     weights: F64  # (C,)
     sensitivity: F64  # (C, S)
     total_weight: float
+    key: Bool  # (S,) key signals: severity 1 forces the score to 1
 
     @classmethod
     def of(cls, policy: EffectivePolicy) -> ImpactModel:
@@ -58,6 +62,7 @@ class ImpactModel:
             weights=np.array(weights, dtype=np.float64),
             sensitivity=sensitivity,
             total_weight=total,
+            key=np.array([s.key for s in policy.signals], dtype=np.bool_),
         )
 
     @property
@@ -82,8 +87,39 @@ def category_severity(model: ImpactModel, severity: F64) -> F64:
     return out
 
 
-def impact_score(model: ImpactModel, categories: F64, unknown: Bool) -> F64:
-    """(..., C) category severities -> (...) weighted mean in [0, 1]; NaN where ``unknown``."""
+def _at_full_severity(severity: F64, inconclusive: Bool) -> Bool:
+    # Severity is clamped to [0, 1], so >= 1 is exactly 1. An Inconclusive signal has severity 0
+    # anyway; the test says that it never forces, whatever the severity array holds.
+    out: Bool = ~inconclusive & (severity >= 1.0)
+    return out
+
+
+def key_breaches(model: ImpactModel, severity: F64, inconclusive: Bool) -> Bool:
+    """(..., S): the key signals whose severity reached 1 on a conclusive measurement (or on
+    missing data under ``onMissingData: Breach``, which is not Inconclusive)."""
+    out: Bool = model.key & _at_full_severity(severity, inconclusive)
+    return out
+
+
+def key_forced(model: ImpactModel, severity: F64, inconclusive: Bool) -> Bool | None:
+    """(...) members whose score a key signal forces to 1; None when the policy has no key
+    signal. One vectorised OR per key signal: a reduction over the short signal axis would run
+    one tiny loop per member."""
+    keys = np.flatnonzero(model.key).tolist()
+    if not keys:
+        return None
+    forced: Bool = np.zeros(severity.shape[:-1], dtype=np.bool_)
+    for s in keys:
+        forced |= _at_full_severity(severity[..., s], inconclusive[..., s])
+    return forced
+
+
+def impact_score(
+    model: ImpactModel, categories: F64, unknown: Bool, forced: Bool | None = None
+) -> F64:
+    """(..., C) category severities -> (...) weighted mean in [0, 1]; exactly 1 where
+    ``forced`` (``key_forced``) and NaN where ``unknown``. The two never meet: a key signal
+    forces only when measured, so not every signal is Inconclusive."""
     acc = np.zeros(categories.shape[:-1], dtype=np.float64)
     term = np.empty_like(acc)
     for c in range(categories.shape[-1]):
@@ -91,8 +127,17 @@ def impact_score(model: ImpactModel, categories: F64, unknown: Bool) -> F64:
         acc += term
     acc /= model.total_weight
     np.clip(acc, 0.0, 1.0, out=acc)
+    if forced is not None:
+        acc[forced] = 1.0
     acc[unknown] = np.nan
     return acc
+
+
+def weighted_score(model: ImpactModel, categories: Sequence[float]) -> float:
+    """One member's weighted mean of category severities, as ``impact_score`` computes it, but
+    without any key signal forcing it: what the weights alone say."""
+    row = np.array([categories], dtype=np.float64)
+    return float(impact_score(model, row, np.zeros(1, dtype=np.bool_))[0])
 
 
 def money_per_hour(model: ImpactModel, categories: F64, revenue_per_hour: float) -> F64 | None:

@@ -293,6 +293,7 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
                 margin=margin,
                 critical=signal.critical,
                 on_missing_data=signal.on_missing_data,
+                key=signal.key,
             )
         )
 
@@ -350,5 +351,8 @@ def canonical_json(effective: EffectivePolicy) -> str:
 
 
 def spec_hash(effective: EffectivePolicy) -> str:
-    """``sha256:`` + hex digest of the canonical JSON of the effective policy."""
+    """``sha256:`` + hex digest of the canonical JSON of the effective policy.
+
+    A signal's ``key`` is in that JSON only when true, so a policy without key signals hashes
+    as it did before the field existed."""
     return "sha256:" + hashlib.sha256(canonical_json(effective).encode()).hexdigest()
