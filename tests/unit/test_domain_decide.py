@@ -149,10 +149,10 @@ def test_an_action_outside_auto_approve_actions_needs_approval() -> None:
 
 
 def test_cooldown_makes_an_action_need_approval() -> None:
-    d = decision(0.75, state_before=GuardState(action_times=[T0 - 240]))
+    d = decision(0.75, state_before=GuardState(action_times=[T0 - 240], changed_at=T0 - 240))
     assert d.requires_approval
     assert d.approval_reason == (
-        "outside the auto-approval boundary: cooldown: the last automatic action was 4m ago "
+        "outside the auto-approval boundary: cooldown: the last revision change was 4m ago "
         "< safety.cooldown 10m"
     )
     assert not option(d, "Rollback").within_boundary
@@ -164,7 +164,7 @@ def test_a_spent_budget_makes_an_action_need_approval() -> None:
     d = decision(0.75, policy=p, state_before=GuardState(action_times=[T0 - 600, T0 - 300]))
     assert d.requires_approval
     assert (
-        "budget: 2 automatic actions in the last 1h ≥ safety.maxActionsPerWindow 2 per 1h"
+        "budget: 2 executed actions in the last 1h ≥ safety.maxActionsPerWindow 2 per 1h"
         in d.approval_reason
     )
     zero = policy_of(safety={"maxActionsPerWindow": {"count": 0, "window": "1h"}})

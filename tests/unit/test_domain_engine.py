@@ -6,6 +6,8 @@ ONE_SIGNAL under the high tier: Rollback >= 0.7 at once (point 0), Rollback >= 0
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from domain_factory import ONE_SIGNAL, T0, constant, policy_of, scores
@@ -74,10 +76,20 @@ def test_among_satisfied_points_the_highest_min_score_fires() -> None:
     assert fired(rs) == [-1, 1]
 
 
-def test_equal_min_scores_fire_the_earlier_point() -> None:
+def test_the_stronger_action_fires_first_at_equal_min_scores() -> None:
     p = policy_of(
         triggers=[
             {"action": "Hold", "minScore": 0.3, "sustainedFor": "0s"},
+            {"action": "Rollback", "minScore": 0.3, "sustainedFor": "0s"},
+        ]
+    )
+    assert fired(run(p, [(0, 0.5)])) == [1]
+
+
+def test_equal_points_fire_the_earlier_point() -> None:
+    p = policy_of(
+        triggers=[
+            {"action": "Rollback", "minScore": 0.3, "sustainedFor": "0s"},
             {"action": "Rollback", "minScore": 0.3, "sustainedFor": "0s"},
         ]
     )
@@ -233,12 +245,18 @@ def test_guard_state_round_trips_through_the_status_model() -> None:
     r = step(p, scores(0.9, 0.0), initial_state(p, 2), now=T0)
     arrays = record_action(r.state, np.array([True, False]), now=T0)
     states = arrays_to_states(p, arrays)
-    assert states[0] == GuardState(degraded=True, episode_min_score=0.7, action_times=[T0])
+    assert states[0] == GuardState(
+        degraded=True,
+        episode_action="Rollback",
+        episode_min_score=0.7,
+        action_times=[T0],
+        changed_at=T0,
+    )
     assert states[1] == GuardState()
     wire = [GuardState.model_validate_json(s.model_dump_json(by_alias=True)) for s in states]
     back = state_to_arrays(p, wire)
-    for name in ("above_since", "degraded", "episode_min_score", "action_times"):
-        assert_array_equal(getattr(back, name), getattr(arrays, name))
+    for f in fields(GuardArrays):
+        assert_array_equal(getattr(back, f.name), getattr(arrays, f.name))
 
 
 def test_state_from_status_keeps_known_points_and_the_newest_action_times() -> None:

@@ -6,7 +6,7 @@ data comes from a seeded generator whose seed hypothesis draws.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from rollguard.domain.engine import (
     record_action,
     step,
 )
+from rollguard.domain.guard import ACTION_RANK
 from rollguard.domain.severity import signal_limit
 from rollguard.domain.tiers import TIERS, resolve
 
@@ -159,12 +160,28 @@ def _random_state(rng: np.random.Generator, policy: EffectivePolicy, batch: int)
     above = np.where(rng.random((batch, points)) < 0.5, since, np.nan)
     degraded = rng.random(batch) < 0.5
     mins = np.array([t.min_score for t in policy.triggers])
-    episode = np.where(degraded, mins[rng.integers(0, points, batch)], np.nan)
+    picked = rng.integers(0, points, batch)
+    ranks = np.array([ACTION_RANK[t.action] for t in policy.triggers], dtype=np.float64)
+    episode = np.where(degraded, mins[picked], np.nan)
+    episode_rank = np.where(degraded, ranks[picked], np.nan)
+    changed = np.where(rng.random(batch) < 0.5, T0 - rng.integers(1, 7200, batch), np.nan)
+    waiting = degraded & (rng.random(batch) < 0.3)
+    reoffer_at = np.where(waiting, T0 + rng.integers(-600, 600, batch), np.nan)
     times = np.sort(T0 - rng.integers(1, 7200, state.action_times.shape).astype(np.float64))
     times[rng.random(times.shape) < 0.4] = np.nan
     times = np.sort(times, axis=1)  # NaNs sort last; the state keeps them first
     times = np.array([np.concatenate([r[np.isnan(r)], r[~np.isnan(r)]]) for r in times])
-    return GuardArrays(above, degraded, episode, times)
+    return GuardArrays(
+        above_since=above,
+        degraded=degraded,
+        episode_rank=episode_rank,
+        episode_min_score=episode,
+        action_times=times,
+        changed_at=changed.astype(np.float64),
+        reoffer_at=reoffer_at.astype(np.float64),
+        reoffer_rank=np.where(waiting, episode_rank, np.nan),
+        reoffer_min_score=np.where(waiting, episode, np.nan),
+    )
 
 
 def _same_bits(a: NDArray[Any], b: NDArray[Any]) -> bool:
@@ -191,8 +208,8 @@ def _row(r: StepResult, b: int) -> dict[str, NDArray[Any]]:
             "recovered",
         )
     }
-    for name in ("above_since", "degraded", "episode_min_score", "action_times"):
-        out[f"state.{name}"] = getattr(r.state, name)[b]
+    for f in fields(GuardArrays):
+        out[f"state.{f.name}"] = getattr(r.state, f.name)[b]
     return {k: np.asarray(v) for k, v in out.items()}
 
 
@@ -229,10 +246,7 @@ def test_each_member_is_evaluated_exactly_as_in_a_batch_of_one(
             alone_values[0, s, : kept.size] = kept
             alone_mask[0, s, : kept.size] = True
         alone_state = GuardArrays(
-            state.above_since[b : b + 1],
-            state.degraded[b : b + 1],
-            state.episode_min_score[b : b + 1],
-            state.action_times[b : b + 1],
+            **{f.name: getattr(state, f.name)[b : b + 1] for f in fields(GuardArrays)}
         )
         alone = step(
             case.policy,

@@ -166,7 +166,10 @@ def test_run_recorded_lists_actions_detection_delay_and_false_rollbacks(tmp_path
     assert 0 < result.detection_delay_seconds <= 300
     assert result.false_rollbacks == 0
     wire = result.wire()
-    assert set(wire["actions"][0]) == {"time", "action", "score", "falseRollback"}
+    assert {"time", "trigger", "wanted", "action", "score", "requiresApproval", "executed"} <= set(
+        wire["actions"][0]
+    )
+    assert {"phase", "falseRollback"} <= set(wire["actions"][0])
     assert "detectionDelaySeconds" in wire
 
 

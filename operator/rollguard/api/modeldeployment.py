@@ -16,7 +16,7 @@ from rollguard.api.base import (
     NamespacedRef,
     StatusModel,
 )
-from rollguard.api.policy import Mode
+from rollguard.api.policy import Action, Mode
 
 Phase = Literal[
     "Healthy",
@@ -154,13 +154,32 @@ class GuardState(StatusModel):
     degraded: bool = Field(
         default=False, description="Whether the score has not yet cleared clearBelow."
     )
+    episode_action: Action | None = Field(
+        default=None, description="Action of the most severe trigger point fired in this episode."
+    )
     episode_min_score: float | None = Field(
-        default=None, description="minScore of the highest trigger point fired in this episode."
+        default=None, description="minScore of the most severe trigger point fired in this episode."
     )
     action_times: list[float] = Field(
         default_factory=list,
         max_length=101,
-        description="Unix seconds of recent automatic actions (cooldown and action budget).",
+        description="Unix seconds of recent executed Rollbacks and Pauses (the action budget).",
+    )
+    changed_at: float | None = Field(
+        default=None,
+        description="Unix seconds of the newest executed revision change (a Rollback): the "
+        "cooldown runs from it.",
+    )
+    reoffer_at: float | None = Field(
+        default=None,
+        description="A trigger point blocked by cooldown is offered again at this time (the "
+        "cooldown's end) if the episode persists.",
+    )
+    reoffer_action: Action | None = Field(
+        default=None, description="Action of the point blocked by cooldown."
+    )
+    reoffer_min_score: float | None = Field(
+        default=None, description="minScore of the point blocked by cooldown."
     )
 
 
@@ -192,7 +211,9 @@ class ModelDeploymentStatus(StatusModel):
     last_decision: str | None = Field(default=None, description="Newest RollbackDecision.")
     guard: GuardState = Field(default_factory=GuardState, description="Decision-core state.")
     policy_hash: str | None = Field(
-        default=None, description="specHash of the policy the guard state belongs to."
+        default=None,
+        description="Hash of the judging fields (evaluation, signals, impact, triggers, "
+        "clearBelow) of the policy the guard state belongs to: an edit of anything else keeps it.",
     )
     healthy_since: float | None = Field(
         default=None, description="Unix seconds since the current revision is healthy (bake)."

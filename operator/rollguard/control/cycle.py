@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
 
+import numpy as np
 from pydantic import ValidationError
 
 from rollguard.api.base import duration_seconds
@@ -27,13 +28,18 @@ from rollguard.api.modeldeployment import (
     Phase,
 )
 from rollguard.control import observe, reasons
-from rollguard.control.decisions import DecisionSummary, confirmed_history, create_decision
+from rollguard.control.decisions import (
+    DecisionSummary,
+    confirmed_history,
+    create_decision,
+    next_link,
+)
 from rollguard.control.policy import PolicyContext
-from rollguard.domain import engine
+from rollguard.domain import engine, machine
 from rollguard.domain.conditions import set_ready
 from rollguard.domain.decide import build_spec, decide, policy_snapshot
 from rollguard.domain.evidence import last_evaluation
-from rollguard.domain.loading import format_validation_error
+from rollguard.domain.loading import validation_summary
 from rollguard.domain.revisions import (
     ReplicaSetRecord,
     approved_revisions,
@@ -144,7 +150,7 @@ def _prepare(
             obj,
             status=status,
             reason=reasons.SPEC_INVALID,
-            message=format_validation_error("spec", err),
+            message=validation_summary(err, prefix="spec"),
             now=now,
             invalid=True,
         )
@@ -281,12 +287,30 @@ def _not_ready(
         )
 
 
-def decision_name(member: Member, trigger_index: int, since: float) -> str:
-    """Deterministic per episode and trigger point: a crash between creating a decision and
-    recording it makes the next cycle find the same name, not create a second decision."""
+def decision_name(member: Member, trigger_index: int, since: float, sequence: int) -> str:
+    """Deterministic per episode, trigger point and place in the chain: a crash between
+    creating a decision and recording it makes the next cycle find the same name, not create
+    a second decision; a point offered again (after a cooldown) gets a name of its own."""
     uid = member.obj["metadata"].get("uid", "")
-    digest = hashlib.sha256(f"{uid}|{trigger_index}|{since:.0f}".encode()).hexdigest()[:10]
+    seed = f"{uid}|{trigger_index}|{since:.0f}|{sequence}"
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:10]
     return f"{member.name[:200]}-{digest}"
+
+
+def _escalation_now(m: Member, recorder: observe.Recorder) -> tuple[bool, dict[str, Any]]:
+    """Whether the member is escalated to humans now, and the status update when a human has
+    cleared it (``rollguard clear``) since it escalated."""
+    escalated_at = m.status.escalated_at
+    cleared = _cleared_at(m)
+    if escalated_at is None or cleared is None or cleared <= escalated_at:
+        return escalated_at is not None, {}
+    recorder.transition(
+        obj=m.obj,
+        reason=reasons.ESCALATION_CLEARED,
+        message=f"ModelDeployment {m.namespace}/{m.name}: escalation cleared by a human; "
+        "automatic actions resume",
+    )
+    return False, {"escalated_at": None, "escalation_reason": None}
 
 
 def run_cycle(
@@ -337,21 +361,29 @@ def run_cycle(
     report.metrics_error = failures[0] if failures else None
     measurements, samples = to_measurements(batch)
 
+    judging = machine.judging_hash(eff)
     states: list[GuardState] = []
+    open_now: list[bool] = []
+    escalations: list[tuple[bool, dict[str, Any]]] = []
     for m in members:
-        guard = (
-            m.status.guard
-            if m.status.policy_hash == policy.spec_hash
-            else GuardState(action_times=m.status.guard.action_times)
+        guard = machine.carried_state(
+            m.status.guard, stored_hash=m.status.policy_hash, policy_hash=judging
         )
-        executed = [
-            d.executed_at
-            for d in decisions.get((m.namespace, m.name), ())
-            if d.executed_at is not None
-        ]
-        times = sorted(set(guard.action_times) | set(executed))
-        states.append(guard.model_copy(update={"action_times": times}))
-    result = engine.step(eff, measurements, engine.state_to_arrays(eff, states), now=now)
+        mine = decisions.get((m.namespace, m.name), ())
+        executed = [(d.executed_at, d.action) for d in mine if d.executed_at is not None]
+        states.append(machine.absorb_executions(guard, executed))
+        open_now.append(any(not d.final for d in mine))
+        escalations.append(_escalation_now(m, recorder))
+    can_fire = np.array(
+        [
+            machine.may_fire(open_decision=o, escalated=e)
+            for o, (e, _) in zip(open_now, escalations, strict=True)
+        ],
+        dtype=np.bool_,
+    )
+    result = engine.step(
+        eff, measurements, engine.state_to_arrays(eff, states), now=now, can_fire=can_fire
+    )
     after = engine.arrays_to_states(eff, result.state)
 
     writes: list[tuple[Member, ModelDeploymentStatus, bool]] = []
@@ -359,21 +391,7 @@ def run_cycle(
         m = member  # replaced by what the API server has when a decision is about to be made
         mine = decisions.get((m.namespace, m.name), ())
         active = next((d for d in mine if not d.final), None)
-        escalated = m.status.escalated_at is not None
-        escalated_update: dict[str, Any] = {}
-        cleared = _cleared_at(m)
-        if (
-            escalated
-            and cleared is not None
-            and m.status.escalated_at is not None
-            and cleared > m.status.escalated_at
-        ):
-            escalated = False
-            escalated_update = {"escalated_at": None, "escalation_reason": None}
-            recorder.transition(
-                obj=m.obj, reason=reasons.ESCALATION_CLEARED,
-                message=f"ModelDeployment {m.namespace}/{m.name}: escalation cleared by a human; automatic actions resume",
-            )  # fmt: skip
+        escalated, escalated_update = escalations[b]
         fired = int(result.fired[b])
         audit_head = m.status.audit
         if fired >= 0 and active is None and not escalated:
@@ -397,11 +415,11 @@ def run_cycle(
         observe.SCORE.labels(namespace=m.namespace, model_deployment=m.name).set(
             score if score is not None else float("nan")
         )
-        healthy_since = m.status.healthy_since if m.status.current_revision == m.current else None
-        healthy = (
-            score is not None and score < eff.clear_below and not bool(result.state.degraded[b])
-        )
-        healthy_since = (healthy_since or now) if healthy else None
+        healthy_since = machine.healthy_since(
+            previous=m.status.healthy_since, same_revision=m.status.current_revision == m.current,
+            score=score, degraded=bool(result.state.degraded[b]), clear_below=eff.clear_below,
+            now=now,
+        )  # fmt: skip
         bake = m.spec.bake_time or default_bake_time(eff.risk_tier)
         approved = approved_revisions(
             records=m.records, previous=m.status.approved_revisions, spec_refs=m.spec.approved_revisions or [],
@@ -427,14 +445,15 @@ def run_cycle(
                 operator_version=operator_version,
             )  # fmt: skip
             since = draft.trigger.above_since.timestamp()
+            sequence, _ = next_link(mine, audit_head)
             created = create_decision(
-                cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since),
+                cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since, sequence),
                 spec=spec, audit_head=audit_head, known=mine, policy_key=policy.key,
             )  # fmt: skip
             report.created.append(created)
             last_decision = created["metadata"]["name"]
             active = DecisionSummary.of(created)
-            if str(result.blocked[b]) == "budget":
+            if machine.escalation(str(result.blocked[b])) == machine.ESCALATION_BUDGET:
                 # Beyond the action budget humans take over: this is what stops a fight with
                 # a GitOps tool that keeps re-applying the bad revision.
                 budget = eff.safety.max_actions_per_window
@@ -477,7 +496,7 @@ def run_cycle(
             update={
                 "phase": phase, "message": message, "current_revision": m.current, "stable_revision": stable,
                 "approved_revisions": approved, "last_evaluation": evaluation, "last_decision": last_decision,
-                "guard": after[b], "policy_hash": policy.spec_hash, "healthy_since": healthy_since,
+                "guard": after[b], "policy_hash": judging, "healthy_since": healthy_since,
                 "conditions": conditions, "observed_generation": generation,
                 **escalated_update,
             }
@@ -639,5 +658,5 @@ def _cleared_at(m: Member) -> datetime | None:
 
 
 def _in_cooldown(m: Member, cooldown: float, now: float) -> bool:
-    times = m.status.guard.action_times
-    return bool(times) and now - max(times) < cooldown
+    changed = m.status.guard.changed_at
+    return changed is not None and now - changed < cooldown

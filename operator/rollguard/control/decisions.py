@@ -12,6 +12,7 @@ from rollguard.api import API_VERSION
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.modeldeployment import AuditHead, ModelDeploymentStatus
+from rollguard.api.policy import Action
 from rollguard.control import observe, reasons
 from rollguard.domain.audit import GENESIS, link_hash
 from rollguard.execution.kube import ApiError, Cluster
@@ -39,6 +40,7 @@ class DecisionSummary:
     sequence: int
     hash: str
     requires_approval: bool = False
+    action: Action = "Hold"  # the recommended action
     acts: bool = False  # a Rollback or Pause in Enforce mode: it may change the Deployment
     exported: bool = False  # its final audit line is written
 
@@ -66,6 +68,7 @@ class DecisionSummary:
             sequence=int(audit.get("sequence") or annotations.get(ANNOTATION_SEQUENCE) or 0),
             hash=str(audit.get("hash") or ""),
             requires_approval=bool(spec.get("requiresApproval")),
+            action=_action((spec.get("recommended") or {}).get("action")),
             acts=spec.get("mode") != "DryRun"
             and (spec.get("recommended") or {}).get("action") in ("Rollback", "Pause"),
             exported=bool(audit.get("exported")),
@@ -109,6 +112,18 @@ def confirmed_history(
     return [DecisionSummary.of(item) for item in items], head
 
 
+def next_link(known: Sequence[DecisionSummary], audit_head: AuditHead) -> tuple[int, str]:
+    """The sequence number and previous hash of the next decision in the chain."""
+    newest = max([*known], key=lambda d: d.sequence, default=None)
+    if newest is not None and newest.sequence >= audit_head.sequence:
+        return newest.sequence + 1, newest.hash or audit_head.hash
+    return audit_head.sequence + 1, audit_head.hash or audit_head.pruned_hash
+
+
+def _action(value: Any) -> Action:
+    return "Rollback" if value == "Rollback" else "Pause" if value == "Pause" else "Hold"
+
+
 def create_decision(
     *,
     cluster: Cluster,
@@ -125,11 +140,7 @@ def create_decision(
     with the evidence, so a crash before sealing loses nothing."""
     meta = member_obj["metadata"]
     namespace = meta["namespace"]
-    newest = max([*known], key=lambda d: d.sequence, default=None)
-    if newest is not None and newest.sequence >= audit_head.sequence:
-        sequence, previous = newest.sequence + 1, newest.hash or audit_head.hash
-    else:
-        sequence, previous = audit_head.sequence + 1, audit_head.hash or audit_head.pruned_hash
+    sequence, previous = next_link(known, audit_head)
     body = {
         "apiVersion": API_VERSION,
         "kind": "RollbackDecision",

@@ -23,6 +23,7 @@ from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control import observe, reasons
 from rollguard.control.decisions import linked, seal
+from rollguard.domain import machine
 from rollguard.execution.kube import ApiError, Cluster
 from rollguard.execution.rollback import pause, rollback
 from rollguard.monitoring.promql import lookback_seconds
@@ -197,20 +198,23 @@ def _created(step: _Step) -> float:
 def _new(step: _Step) -> bool:
     spec = step.spec
     rec = spec.recommended
-    if spec.mode == "DryRun":
+    first = machine.first_phase(
+        mode=spec.mode, action=rec.action, requires_approval=spec.requires_approval
+    )
+    if first == "DryRun":
         step.move(
             "DryRun",
             reasons.DRY_RUN_RECORDED,
             f"DryRun: {rec.action} recorded, Deployment untouched",
         )
-    elif rec.action == "Hold":
+    elif first == "Succeeded":
         step.move(
             "Succeeded",
             reasons.HOLD_RECORDED,
             f"Hold recorded; nothing to execute: {rec.reason}",
             outcome={"summary": "Hold: recorded only"},
         )
-    elif spec.requires_approval:
+    elif first == "PendingApproval":
         step.move(
             "PendingApproval",
             reasons.APPROVAL_REQUIRED,
@@ -230,16 +234,19 @@ def _pending(step: _Step) -> bool:
     spec = step.spec
     policy = spec.policy.effective
     approval = spec.approval
+    outcome = machine.approval_outcome(policy, approval, created=_created(step), now=step.now)
+    if outcome is None:
+        return False
     if approval is not None:
         approvers = policy.authorization.approvers
-        if approvers and approval.by not in approvers:
+        if outcome == "NotAllowed":
             step.move(
                 "Rejected",
                 reasons.APPROVER_NOT_ALLOWED,
                 f"{approval.by} is not among the policy's approvers ({', '.join(approvers)}); nothing executed",
                 warning=True,
             )
-        elif approval.decision == "Approve":
+        elif outcome == "Granted":
             step.move(
                 "Approved",
                 reasons.APPROVAL_GRANTED,
@@ -252,9 +259,7 @@ def _pending(step: _Step) -> bool:
                 f"Rejected by {approval.by}: {approval.reason}",
             )
         return True
-    if step.now - _created(step) < duration_seconds(policy.authorization.approval_timeout):
-        return False
-    if policy.authorization.on_timeout == "Execute":
+    if outcome == "TimeoutExecute":
         step.move(
             "Approved",
             reasons.APPROVAL_TIMEOUT_EXECUTE,
@@ -396,13 +401,12 @@ def _validating(step: _Step) -> bool:
     # through the ranges inside the queries (rate(...[1m]) looks back a minute), and through
     # one scrape interval. Only evaluations that see nothing older than the rollout count.
     settle = max((lookback_seconds(sig.query) for sig in policy.signals), default=0.0)
-    observe_from = (
-        validation.rollout_completed_at.timestamp()
-        + duration_seconds(policy.evaluation.window)
-        + settle
-        + step.life.scrape_interval
+    observe_from, until = machine.validation_span(
+        policy,
+        completed_at=validation.rollout_completed_at.timestamp(),
+        settle=settle,
+        scrape_interval=step.life.scrape_interval,
     )
-    until = observe_from + duration_seconds(policy.validation.window)
     status = ModelDeploymentStatus.model_validate(step.model_deployment().get("status") or {})
     evaluation = status.last_evaluation
     worst, last, count = (
@@ -428,7 +432,7 @@ def _validating(step: _Step) -> bool:
         worst = score if worst is None else max(worst, score)
         last = score
         seen = evaluation.time.timestamp()
-        if score >= policy.clear_below:
+        if machine.validation_failed(policy, score):
             message = f"impact score {score:.3f} at {evaluation.time.isoformat()} is not below clearBelow {policy.clear_below}"
             step.move(
                 "Failed",

@@ -4,7 +4,8 @@ Callers: the ModelDeployment handler (after ``engine.step``, for each member wit
 ``fired >= 0``), ``rollguard simulate`` and ``replay``. PURE and scalar.
 
 The recommendation is the fired point's action, except that a Rollback without an approved
-older revision, or a Pause without a rollout in progress, becomes a Hold (with the reason).
+older revision, or a Pause without a rollout in progress, becomes a Hold with the reason
+(``machine.recommend``).
 Approval is never needed for a Hold; otherwise it is needed exactly when the recommended
 option lies outside the auto-approval boundary (see ``options``), and ``approvalReason``
 names each failed condition with its numbers.
@@ -33,6 +34,7 @@ from rollguard.api.modeldeployment import Business, GuardState
 from rollguard.api.policy import Action, EffectivePolicy, Mode
 from rollguard.domain.engine import StepResult
 from rollguard.domain.evidence import impact_evidence, signal_evidence, to_time
+from rollguard.domain.machine import recommend
 from rollguard.domain.options import (
     blocked_detail,
     boundary_failures,
@@ -42,6 +44,7 @@ from rollguard.domain.options import (
     rollback_target,
     within_summary,
 )
+from rollguard.domain.scoring import ImpactModel, weighted_score
 from rollguard.domain.tiers import spec_hash
 
 MAX_WORST_SIGNALS = 3
@@ -65,12 +68,24 @@ class DecisionDraft:
     approval_reason: str
 
 
-def _score_composition(impact: ImpactEvidence) -> str:
+def _score_composition(
+    policy: EffectivePolicy, impact: ImpactEvidence, signals: Sequence[SignalEvidence]
+) -> str:
     total = 0.0
     for c in impact.categories:
         total += c.weight
     terms = " + ".join(f"{c.name} {num(c.weight)}x{c.severity:.2f}" for c in impact.categories)
-    return f"score {impact.score:.2f} = ({terms}) / {num(total)}"
+    mean = f"({terms}) / {num(total)}"
+    if not impact.forced_by:
+        return f"score {impact.score:.2f} = {mean}"
+    severity = {s.name: s.severity for s in signals}
+    keys = ", ".join(f"{name} at severity {severity[name]:.2f}" for name in impact.forced_by)
+    weighted = weighted_score(ImpactModel.of(policy), [c.severity for c in impact.categories])
+    plural = "s" if len(impact.forced_by) > 1 else ""
+    return (
+        f"score {impact.score:.2f}: key signal{plural} {keys} (the weighted mean {mean} = "
+        f"{weighted:.2f} does not count once a key signal reaches severity 1)"
+    )
 
 
 def _worst_signals(signals: Sequence[SignalEvidence]) -> str:
@@ -128,12 +143,15 @@ def decide(
     by_action = {o.action: o for o in choices}
 
     wanted: Action = point.action
-    action: Action = wanted
+    action, why_not = recommend(
+        wanted,
+        has_target=target.revision is not None,
+        rollout_in_progress=revisions.rollout_in_progress,
+    )
     fallback = ""
-    if wanted == "Rollback" and target.revision is None:
-        action, fallback = "Hold", f"Rollback wanted but {target.reason}; holding instead. "
-    elif wanted == "Pause" and not revisions.rollout_in_progress:
-        action, fallback = "Hold", "Pause wanted but no rollout in progress; holding instead. "
+    if action != wanted:
+        because = target.reason if wanted == "Rollback" else why_not
+        fallback = f"{wanted} wanted but {because}; holding instead. "
     chosen = by_action[action]
 
     held, need = pair(score, point.min_score)
@@ -149,7 +167,8 @@ def decide(
         to_revision=to_revision,
         to_template_hash=target.revision.template_hash if to_revision and target.revision else None,
         reason=(
-            f"{fallback}{move}: {_score_composition(impact)}; {dwell}; {_worst_signals(signals)}"
+            f"{fallback}{move}: {_score_composition(policy, impact, signals)}; {dwell}; "
+            f"{_worst_signals(signals)}"
         )[:4096],
     )
 

@@ -38,7 +38,7 @@ from rollguard.domain.guard import (
     record_action,
     state_to_arrays,
 )
-from rollguard.domain.scoring import ImpactModel, category_severity, impact_score
+from rollguard.domain.scoring import ImpactModel, category_severity, impact_score, key_forced
 from rollguard.domain.severity import SignalLimits, severities
 from rollguard.domain.stats import (
     SampleRows,
@@ -132,8 +132,13 @@ def _check_shapes(policy: EffectivePolicy, m: Measurements, state: GuardArrays) 
     expected = {
         "above_since": (batch, len(policy.triggers)),
         "degraded": (batch,),
+        "episode_rank": (batch,),
         "episode_min_score": (batch,),
         "action_times": (batch, action_slots(policy)),
+        "changed_at": (batch,),
+        "reoffer_at": (batch,),
+        "reoffer_rank": (batch,),
+        "reoffer_min_score": (batch,),
     }
     for name, shape in expected.items():
         got = getattr(state, name).shape
@@ -171,7 +176,8 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
     With ``newest`` (the newest recentSamples of each window), a signal is judged by whichever
     of the two conclusive tests finds it more severe: a step change shows in the newest samples
     long before it moves the whole window's bound. Missing data is judged on the whole window
-    only (onMissingData never applies to the newest samples)."""
+    only (onMissingData never applies to the newest samples). A key signal at severity 1 sets
+    the score to 1 whatever the weights (``scoring.key_forced``)."""
     limits = SignalLimits.of(policy)
     severity, inconclusive = severities(limits, whole.lower, whole.upper, ~whole.conclusive)
     recent: Bool = np.zeros(severity.shape, dtype=np.bool_)
@@ -201,7 +207,9 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
         inconclusive=inconclusive,
         severity=severity,
         category_severity=categories,
-        score=impact_score(model, categories, unknown_all),
+        score=impact_score(
+            model, categories, unknown_all, key_forced(model, severity, inconclusive)
+        ),
     )
 
 
@@ -257,11 +265,13 @@ def step(
     state: GuardArrays,
     *,
     now: float,
+    can_fire: Bool | None = None,
 ) -> StepResult:
-    """Evaluate every batch member once at time ``now`` (Unix seconds)."""
+    """Evaluate every batch member once at time ``now`` (Unix seconds). ``can_fire`` (B,)
+    marks the members that may fire (no open decision, not escalated); default all."""
     _check_shapes(policy, measurements, state)
     judged = evaluate(policy, measurements)
-    moved = advance(Rules.of(policy), judged.score, state, now=now)
+    moved = advance(Rules.of(policy), judged.score, state, now=now, can_fire=can_fire)
     return StepResult(
         value=judged.stats.mean,
         lower=judged.stats.lower,

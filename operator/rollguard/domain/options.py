@@ -89,11 +89,11 @@ def blocked_detail(
     policy: EffectivePolicy, blocked: str, state_before: GuardState, now: float
 ) -> str:
     if blocked == BLOCKED_COOLDOWN:
-        if not state_before.action_times:
+        if state_before.changed_at is None:
             return f"cooldown: safety.cooldown {policy.safety.cooldown} is still running"
-        ago = max(0.0, now - max(state_before.action_times))
+        ago = max(0.0, now - state_before.changed_at)
         return (
-            f"cooldown: the last automatic action was {format_duration(float(round(ago)))} ago "
+            f"cooldown: the last revision change was {format_duration(float(round(ago)))} ago "
             f"< safety.cooldown {policy.safety.cooldown}"
         )
     if blocked == BLOCKED_BUDGET:
@@ -103,7 +103,7 @@ def blocked_detail(
         arrays = state_to_arrays(policy, [state_before])
         used = int(actions_in_window(policy, arrays.action_times, now)[0])
         return (
-            f"budget: {used} automatic actions in the last {budget.window} ≥ "
+            f"budget: {used} executed actions in the last {budget.window} ≥ "
             f"safety.maxActionsPerWindow {budget.count} per {budget.window}"
         )
     return ""

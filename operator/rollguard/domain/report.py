@@ -142,19 +142,41 @@ def simulation_markdown(result: SimulationResult) -> str:
 
 
 def recorded_text(result: RecordedResult) -> str:
-    """A plain-text listing of what the policy would have done on recorded data."""
+    """A plain-text listing of what the operator would have done on recorded data: every
+    decision and escalation in time order, as in the JSON."""
+    human = (
+        "nobody approves"
+        if result.approve_after_seconds is None
+        else f"a human approves {result.approve_after_seconds:g}s after a decision needs one"
+    )
     lines = [
         f"{result.evaluations} evaluations from {result.start} to {result.end} "
-        f"(grid step {result.step_seconds:g}s)"
+        f"(grid step {result.step_seconds:g}s; {human})"
     ]
     lines += [f"warning: {w}" for w in result.warnings]
     if not result.actions and not result.escalations:
-        lines.append("No action: the policy would not have fired.")
+        lines.append("No decision: the policy would not have fired.")
+    rows: list[tuple[str, int, str]] = []
     for a in result.actions:
-        flag = " FALSE ROLLBACK" if a.false_rollback else ""
-        lines.append(f"{a.time}  {a.action:<8} score {_num(a.score)}{flag}")
+        what = a.action if a.action == a.wanted else f"{a.action} ({a.wanted} wanted)"
+        approval = "needs approval" if a.requires_approval else "automatic"
+        if a.blocked:
+            approval += f" ({a.blocked})"
+        done = f"executed {a.executed_at}" if a.executed else "not executed"
+        flag = "  FALSE ROLLBACK" if a.false_rollback else ""
+        rows.append(
+            (
+                a.time,
+                0,
+                f"{a.time}  {what:<8} score {_num(a.score)}, {approval}, {done}, "
+                f"ends {a.phase}{flag}",
+            )
+        )
     for e in result.escalations:
-        lines.append(f"{e.time}  {e.action:<8} score {_num(e.score)} blocked ({e.reason})")
+        rows.append(
+            (e.time, 1, f"{e.time}  escalated ({e.reason}): {e.action} score {_num(e.score)}")
+        )
+    lines += [text for _, _, text in sorted(rows, key=lambda r: (r[0], r[1]))]
     if result.regression_start is not None:
         delay = result.detection_delay_seconds
         lines.append(

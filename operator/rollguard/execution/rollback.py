@@ -97,12 +97,21 @@ def rollback(
             "as judged; someone changed it since, so it is left alone",
             from_template_hash=current_hash,
         )
+    operations: list[dict[str, Any]] = [
+        {"op": "replace", "path": "/spec/template", "value": template}
+    ]
+    resumed = ""
+    if live["spec"].get("paused"):
+        # A paused Deployment does not roll out a new template: a rollback left paused would
+        # never complete (``kubectl rollout undo`` refuses one for that reason).
+        operations.append({"op": "replace", "path": "/spec/paused", "value": False})
+        resumed = " and resumed its paused rollout"
     try:
         cluster.patch_deployment(
             namespace=namespace,
             name=deployment,
             generation=int(live["metadata"]["generation"]),
-            operations=[{"op": "replace", "path": "/spec/template", "value": template}],
+            operations=operations,
         )
     except ApiException as err:
         # A failed `test` operation (422) or a conflict (409): the Deployment changed between
@@ -118,7 +127,7 @@ def rollback(
     return ExecutionResult(
         "Patched",
         f"Patched Deployment {namespace}/{deployment} from revision {current} to the template "
-        f"of revision {target.revision}",
+        f"of revision {target.revision}{resumed}",
         from_template_hash=current_hash,
         to_template_hash=to_template_hash,
     )
