@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from rollguard import __version__, commands
+from rollguard.api.base import duration_seconds
 from rollguard.api.crd import write_crds
+from rollguard.api.policy import EffectivePolicy
 from rollguard.control.settings import SettingsError
 from rollguard.domain import calibration, inventory, journal, report
 from rollguard.domain.loading import (
@@ -41,8 +43,10 @@ from rollguard.domain.replay import replay
 from rollguard.domain.scenarios import load_scenarios
 from rollguard.domain.series import load_series, parse_timestamp, to_csv
 from rollguard.domain.simulate import simulate, total_steps, trace
+from rollguard.domain.virtual import Setting
 from rollguard.monitoring.backtest import fetch
 from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
+from rollguard.monitoring.promql import lookback_seconds
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -137,13 +141,60 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
         help="exit 1 when the policy does worse than this earlier report",
     )
     p.add_argument("--json", action="store_true", help="print the JSON result to stdout")
+    _operator_setting_args(p)
+
+
+def _operator_setting_args(p: argparse.ArgumentParser) -> None:
+    """What a run over recorded data assumes about people and the Deployment (--series and
+    backtest): the operator's cycle and decision lifecycle run in memory on it."""
+    g = p.add_argument_group("recorded data (--series, backtest)")
+    g.add_argument(
+        "--approve-after",
+        type=_approval_delay,
+        default=None,
+        metavar="DURATION|never",
+        help="a human approves a decision that needs one this long after it is made "
+        "(never: nobody does, so it expires or onTimeout decides) (never)",
+    )
+    g.add_argument(
+        "--revisions",
+        type=_positive,
+        default=2,
+        help="revisions the Deployment has, the newest current and the others approved (2)",
+    )
+    g.add_argument(
+        "--rollout-in-progress",
+        action="store_true",
+        help="the current revision is still rolling out (a Pause can act on it)",
+    )
+
+
+def _approval_delay(text: str) -> float | None:
+    if text == "never":
+        return None
+    try:
+        return duration_seconds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"a duration such as 90s or 5m, or never: {err}") from err
+
+
+def _operator_setting(args: argparse.Namespace, policy: EffectivePolicy, step: float) -> Setting:
+    return Setting(
+        revisions=max(2, args.revisions),
+        rollout_in_progress=args.rollout_in_progress,
+        approve_after=args.approve_after,
+        settle=max((lookback_seconds(s.query) for s in policy.signals), default=0.0),
+        scrape_interval=step,
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
     policy = load_policy(path=args.policy)
     if args.series is not None:
         series = load_series(path=args.series, signals=[s.name for s in policy.signals])
-        recorded = run_recorded(policy, series)
+        recorded = run_recorded(
+            policy, series, setting=_operator_setting(args, policy, series.step)
+        )
         text = report.to_json(recorded)
         if args.out is not None:
             _write(args.out / "recorded.json", text)
@@ -236,6 +287,7 @@ def _backtest_args(p: argparse.ArgumentParser) -> None:
         metavar="TIME",
         help="with --save-series: mark samples from TIME on as a known regression (ground truth)",
     )
+    _operator_setting_args(p)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -263,7 +315,7 @@ def _backtest(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise InputError(f"--regression-from: {err}") from err
         args.save_series.write_text(to_csv(series, regression_from=regression))
-    recorded = run_recorded(policy, series)
+    recorded = run_recorded(policy, series, setting=_operator_setting(args, policy, series.step))
     print(report.to_json(recorded) if args.json else report.recorded_text(recorded), end="")
     return EXIT_OK
 

@@ -45,7 +45,7 @@ def test_fraud_playbook_states_the_numbers(capsys: pytest.CaptureFixture[str]) -
         "Alone: Pause, Hold, while the score is at most 0.5",
         "`alice`, `bob`",
         "Nobody answers within 10m: the action is executed anyway.",
-        "at most 2 automatic action(s) per 1h",
+        "at most 2 executed Rollback(s) and Pause(s) per 1h",
         "available within 5m",
     ):
         assert expected in text, expected

@@ -458,7 +458,7 @@ def run_cycle(
                 # a GitOps tool that keeps re-applying the bad revision.
                 budget = eff.safety.max_actions_per_window
                 escalation = (
-                    f"action budget spent ({budget.count} automatic action(s) per {budget.window}); "
+                    f"action budget spent ({budget.count} executed action(s) per {budget.window}); "
                     f"decision {last_decision} waits for a human"
                 )
                 escalated_update = {"escalated_at": now_dt, "escalation_reason": escalation}

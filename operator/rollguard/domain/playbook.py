@@ -190,7 +190,8 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "## When it acts: the trigger curve",
         "",
         "An action fires when the score has stayed at or above a point's score for its dwell "
-        "time; of the points satisfied, the one with the highest score wins.",
+        "time; of the points satisfied, the most severe wins: the stronger action "
+        "(Hold < Pause < Rollback), then the higher score.",
         "",
         *_curve_rows(policy.triggers),
         "",
@@ -199,8 +200,12 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "```",
         "",
         f"A deployment that triggered counts as recovered only once its score is below "
-        f"{_n(policy.clear_below)} (hysteresis): hovering near a threshold makes one decision, "
-        "not one per evaluation.",
+        f"{_n(policy.clear_below)} (hysteresis). Until then a point fires only when it is more "
+        "severe than everything fired so far (a stronger action, or the same action at a "
+        "higher score): hovering near a threshold makes one decision, not one per evaluation, "
+        "and a Pause can be followed by a Rollback. One decision at a time: while one is "
+        "open, no new one is made. A Rollback with no approved older revision, or a Pause "
+        "with no rollout in progress, is recorded as a Hold.",
         "",
         "## What rollguard does alone, and what needs whom",
         "",
@@ -213,9 +218,12 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "",
         "## Safety",
         "",
-        f"- Cooldown: after an automatic action, none on the same ModelDeployment for "
-        f"{safety.cooldown}; a trigger meanwhile waits for a human.",
-        f"- Action budget: at most {budget.count} automatic action(s) per {budget.window}; "
+        f"- Cooldown: after an executed Rollback, no automatic revision change on the same "
+        f"ModelDeployment for {safety.cooldown}; a trigger meanwhile waits for a human, and "
+        "if nobody approves it, it is offered again when the cooldown ends while the "
+        "deployment is still degraded. A Hold or Pause starts no cooldown.",
+        f"- Action budget: at most {budget.count} executed Rollback(s) and Pause(s) per "
+        f"{budget.window}; "
         "beyond it the ModelDeployment is Escalated and automatic actions stop until a human "
         "runs `rollguard clear`.",
         "",

@@ -6,8 +6,9 @@ does what the operator's cycle and the decision's lifecycle do, in the same orde
 same rules (``machine``, ``engine``, ``decide``, ``revisions``): absorb executed actions,
 score and advance the guard (only while no decision is open and nothing is escalated), keep
 the revision approvals (Git and bake), make a decision when a point fires, then move the open
-decision as far as it goes now: approval (a simulated human approves ``approve_after`` seconds
-after a decision needs one, or never), execution, rollout (done at once) and validation.
+decision as far as it goes now: approval (a simulated human, the policy's first approver,
+approves ``approve_after`` seconds after a decision needs one, or never), execution, rollout
+(done at once) and validation.
 
 Its Deployment: revisions 1..N, N current, 1..N-1 approved through Git (``Setting``). A
 rollback to a revision makes that revision's template the newest revision, as
@@ -215,8 +216,13 @@ class VirtualMember:
                 )
             elif d.phase == "PendingApproval":
                 after = self.setting.approve_after
+                approvers = policy.authorization.approvers
                 approval = (
-                    Approval(decision="Approve", by=APPROVER, reason="simulated")
+                    Approval(
+                        decision="Approve",
+                        by=approvers[0] if approvers else APPROVER,
+                        reason="simulated",
+                    )
                     if after is not None and now >= d.time + after
                     else None
                 )
