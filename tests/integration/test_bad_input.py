@@ -324,7 +324,7 @@ CLI_CORPUS = [
     row(series("series-span-absurd", CSV_HEADER + "1,error_rate,0.1\n1e15,error_rate,0.1\n"), cli("check its timestamps")),
     row(series("series-unknown-signal", CSV_HEADER + "1,nosuch,1\n2,nosuch,1\n"), cli("'nosuch' is not a signal of the policy")),
     row(series("series-not-text", b"\x00\xff" * 64), cli("not UTF-8")),
-    row(Run("simulate-scenario-negative-duration", ("simulate", "--policy", POLICY, "--scenarios", "{dir}/bad.yaml"), {"bad.yaml": "name: bad\nduration: -1h\n"}), cli("bad.yaml: duration")),
+    row(Run("simulate-scenario-negative-duration", ("simulate", "--policy", POLICY, "--scenarios", "{dir}/bad.yaml"), {"bad.yaml": "name: bad\nduration: -1h\n"}), cli("  duration: ")),
     row(Run("simulate-baseline-not-a-report", ("simulate", "--policy", POLICY, "--scenarios", SCENARIO, "--seeds", "2", "--check", "{dir}/baseline.json"), {"baseline.json": "{}"}), cli("baseline.json")),
     row(Run("simulate-seeds-absurd", ("simulate", "--policy", POLICY, "--scenarios", SCENARIO, "--seeds", str(10**19))), cli("--seeds")),
     row(backtest("backtest-from-garbage", "--from", "yesterday-ish"), cli("--from/--to")),

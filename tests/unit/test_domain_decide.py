@@ -41,6 +41,12 @@ def samples_for(score: float, n: int = 20) -> Samples:
     )
 
 
+def whole_window_policy() -> EffectivePolicy:
+    """The factory policy with its newest-samples test as wide as the 20-sample windows
+    here, so every number below is the whole window's."""
+    return policy_of(evaluation={"recentSamples": 20})
+
+
 def decision(
     score: float = 0.75,
     *,
@@ -50,7 +56,7 @@ def decision(
     state_before: GuardState | None = None,
     now: float = T0,
 ) -> DecisionDraft:
-    p = policy or policy_of()
+    p = policy or whole_window_policy()
     before = state_before or GuardState()
     s = samples_for(score)
     r = step(p, measurements_from_samples([[s]]), state_to_arrays(p, [before]), now=now)
@@ -212,7 +218,7 @@ def test_the_recommendation_reason_states_the_arithmetic() -> None:
     assert reason.startswith("Rollback 7 → 6: score 0.75 = (revenue 1x0.75) / 1; ")
     assert "trigger 0 (Rollback): score 0.75 ≥ 0.7 sustained 0s ≥ 0s" in reason
     assert (
-        "worst signals: error_rate: lower bound 0.085 (mean 0.085, n=20, 90% CI) > limit 0.01"
+        "worst signals: error_rate: lower bound 0.085 (mean 0.085, n=20, 95% CI) > limit 0.01"
         in reason
     )
     assert d.recommended.to_template_hash == "h6"
@@ -288,7 +294,7 @@ def test_bound_samples_keeps_the_newest_finite_samples_in_time_order() -> None:
 
 
 def test_last_evaluation_summarises_the_step_for_the_status() -> None:
-    p = policy_of()
+    p = whole_window_policy()
     s = samples_for(0.75)
     r = step(
         p, measurements_from_samples([[s], [None]]), state_to_arrays(p, [GuardState()] * 2), now=T0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from domain_factory import ONE_SIGNAL, T0, awkward_series, bits, policy_of
+from domain_factory import ONE_SIGNAL, T0, awkward_series, bits, policy_of, value_for_score
 
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import simrun
@@ -217,11 +217,27 @@ def test_the_pair_false_alarms_no_more_often_than_one_test() -> None:
     assert two <= 0.05 + 0.006
 
 
-def test_recent_samples_below_min_samples_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"recentSamples: 4 is below minSamples 5"):
-        policy_of(evaluation={"minSamples": 5, "recentSamples": 4})
+def test_recent_samples_are_tested_on_their_own_count_and_refused_beyond_what_is_recorded() -> None:
+    # Below minSamples is fine: the newest samples need only their own count.
+    assert (
+        policy_of(evaluation={"minSamples": 5, "recentSamples": 3}).evaluation.recent_samples == 3
+    )
+    assert policy_of().evaluation.recent_samples == 3  # the tier's default
+    with pytest.raises(ValueError, match=r"recentSamples: 400 exceeds the 300 samples"):
+        policy_of(evaluation={"recentSamples": 400})
     with pytest.raises(ValueError, match="recentSamples"):
         policy_of(evaluation={"recentSamples": 1})
+
+
+def test_three_newest_samples_of_a_clear_step_breach_while_the_window_is_mostly_healthy() -> None:
+    policy = policy_of(evaluation={"minSamples": 5, "confidence": 0.9})
+    healthy, bad = value_for_score(0.0), value_for_score(0.8)
+    window = np.array([[[healthy + 0.0005 * (k % 3) for k in range(17)] + [bad, bad * 1.01, bad]]])
+    result = evaluate(
+        policy, Measurements(window, np.ones_like(window, bool), np.ones((1, 1), bool))
+    )
+    assert bool(result.recent[0, 0])
+    assert float(result.score[0]) > 0.5
 
 
 def test_many_evaluation_times_with_recent_samples_equal_each_evaluation_alone() -> None:

@@ -85,7 +85,7 @@ def test_journal_lists_expected_against_observed_validation_and_review() -> None
     )
     assert [e.name for e in book.entries] == ["fraud-1", "fraud-2"]  # oldest first
     text = journal.to_text(book)
-    assert "Rollback 4->3  phase Succeeded  score 0.85" in text
+    assert "Rollback 4->3  phase Succeeded  score 0.845" in text
     assert "loss avoided (impact-hours): expected 0.760, observed 0.800" in text
     assert "validation: Passed;  review: Partial, regression Real, by bob" in text
     assert "review: not reviewed" in text

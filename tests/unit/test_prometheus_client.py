@@ -339,3 +339,26 @@ def test_recorded_source_answers_the_queries_measure_sends() -> None:
     np.testing.assert_array_equal(batch.samples[0][0].timestamps, NOW - 60 + 10 * np.arange(7))
     with pytest.raises(QueryError, match="no recorded series"):
         source.query_range(query="up", start=NOW - 60, end=NOW, step=10)
+
+
+def test_recorded_source_leaves_a_gap_empty_instead_of_repeating_the_last_value() -> None:
+    # s0 every 10 s, with nothing recorded for 60 s: a gap well inside the 5-minute lookback.
+    gap = range(8, 14)
+    text = "timestamp,signal,value\n" + "".join(
+        f"{NOW - 200 + 10 * k},s0,{k}\n" for k in range(21) if k not in gap
+    )
+    recorded = parse_series(text, source="gap.csv", json_format=False)
+    labels = {"namespace": "ml", "deployment": "web"}
+    source = RecordedSource(series=recorded, queries={"q": "s0"}, labels=labels)
+    kept = [k for k in range(21) if k not in gap]
+    # At the recording's own step: exactly the recorded samples, the gap stays empty.
+    [same] = source.query_range(query="q", start=NOW - 200, end=NOW, step=10)
+    np.testing.assert_array_equal(same.timestamps, [NOW - 200 + 10 * k for k in kept])
+    np.testing.assert_array_equal(same.values, kept)
+    # At a finer step a point is held until the recording's next grid point, never into the
+    # gap: 70 s holds sample 7, 80 s to 135 s have nothing.
+    [fine] = source.query_range(query="q", start=NOW - 200, end=NOW, step=5)
+    offsets = (fine.timestamps - (NOW - 200)).tolist()
+    assert 75.0 in offsets and fine.values[offsets.index(75.0)] == 7
+    assert not [t for t in offsets if 80.0 <= t < 140.0]
+    assert fine.values[offsets.index(140.0)] == 14

@@ -13,6 +13,7 @@ from rollguard.api.policy import EffectivePolicy
 from rollguard.domain.loading import load_policy
 from rollguard.domain.report import simulation_markdown, to_json
 from rollguard.domain.scenarios import Scenario, load_scenario
+from rollguard.domain.simdecisions import ESCALATIONS
 from rollguard.domain.simrun import run_scenario
 from rollguard.domain.simulate import simulate, simulate_scenario, trace
 
@@ -51,10 +52,22 @@ def test_gitops_reapplying_a_flapping_revision_is_stopped_by_the_budget(
     policy: EffectivePolicy,
 ) -> None:
     data = simulate_scenario(policy, scenario("flapping", policy), seeds=50)
-    # Budget: 2 automatic actions per 6 h; the third fire after the second re-apply escalates.
-    assert (data.actions <= 2).all()
+    # Budget: 2 executed actions per 6 h. The fire after the second re-apply escalates: its
+    # decision waits for a human (who approves after the scenario's 10 minutes), and nothing
+    # fires after it.
+    assert (data.actions <= 3).all()
     assert (data.escalations >= 1).all()
     assert data.false_rollbacks.sum() == 0
+    run = run_scenario(policy, scenario("flapping", policy), list(range(10)))
+    budget = ESCALATIONS.index("budget")
+    for b in range(10):
+        (escalated,) = np.flatnonzero(run.escalation[:, b] == budget)
+        assert run.blocked[escalated, b] and not run.executions[escalated, b]
+        assert (run.fired[escalated + 1 :, b] < 0).all()
+        automatic = run.executions[:, b] & run.executed[:, b]  # executed when decided
+        assert automatic.sum() <= 2
+        approved = np.flatnonzero(run.executions[escalated:, b])
+        assert approved.size <= 1 and (approved * 30 == 600).all()
 
 
 def test_missing_data_alone_never_triggers(policy: EffectivePolicy) -> None:

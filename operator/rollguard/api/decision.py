@@ -82,6 +82,12 @@ class Samples(Model):
 
     timestamps: list[Finite] = Field(max_length=MAX_SAMPLES, description="Unix seconds.")
     values: list[Finite] = Field(max_length=MAX_SAMPLES, description="Sample values.")
+    step: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Seconds between the times the query was evaluated at, from the window's "
+        "start (the range query's step): where the samples lie in the window, which shows a "
+        "series that began inside it (warming up).",
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> Samples:
@@ -107,6 +113,14 @@ class SignalEvidence(Model):
     on_missing_data: OnMissingData = Field(description="What missing data counts as.")
     severity: float = Field(description="Severity in [0, 1].")
     message: Text = Field(default="", description="How the severity was reached.")
+    # Left out while false, so the audit hash of a decision recorded before the field existed
+    # does not change.
+    warming_up: bool = Field(
+        default=False,
+        exclude_if=lambda warming: not warming,
+        description="Too few samples because the series is younger than the window (after a "
+        "rollout or a rollback): Inconclusive whatever onMissingData says.",
+    )
 
 
 class CategoryImpact(Model):
@@ -165,6 +179,12 @@ class RevisionContext(Model):
         default=False, description="Whether the Deployment was still rolling out."
     )
     history: list[RevisionInfo] = Field(max_length=64, description="Known revisions, newest first.")
+    born: Finite | None = Field(
+        default=None,
+        description="Unix seconds since which the current revision can have data (its "
+        "ReplicaSet's creation, or the rollback that made it current): a signal with too few "
+        "samples less than a window after it was warming up. Unknown when absent.",
+    )
 
 
 class Option(Model):

@@ -125,6 +125,12 @@ class SignalEvaluation(StatusModel):
     samples: int = 0
     severity: float = 0.0
     message: str = ""
+    warming_up: bool = Field(
+        default=False,
+        exclude_if=lambda warming: not warming,
+        description="Too few samples because the series is younger than the window (after a "
+        "rollout or a rollback): Inconclusive whatever onMissingData says.",
+    )
 
 
 class CategoryEvaluation(StatusModel):

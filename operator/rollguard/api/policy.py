@@ -126,7 +126,9 @@ class Signal(Model):
     critical: Finite = Field(description="The value at which this signal's severity reaches 1.")
     on_missing_data: OnMissingData = Field(
         default="Inconclusive",
-        description="Inconclusive (default): missing data never triggers; Breach: it counts as severity 1.",
+        description="Inconclusive (default): missing data never triggers; Breach: it counts as "
+        "severity 1. A series younger than the window after a rollout is warming up, never "
+        "missing: Inconclusive either way.",
     )
     key: bool = Field(
         default=False,

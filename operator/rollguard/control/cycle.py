@@ -45,6 +45,7 @@ from rollguard.domain.revisions import (
     approved_revisions,
     current_revision,
     parse_human_hashes,
+    revision_born,
     revision_context,
 )
 from rollguard.domain.tiers import default_bake_time
@@ -359,7 +360,6 @@ def run_cycle(
     report.queries = batch.queries_issued
     failures = [run.error for run in batch.runs if run.error]
     report.metrics_error = failures[0] if failures else None
-    measurements, samples = to_measurements(batch)
 
     judging = machine.judging_hash(eff)
     states: list[GuardState] = []
@@ -374,6 +374,12 @@ def run_cycle(
         states.append(machine.absorb_executions(guard, executed))
         open_now.append(any(not d.final for d in mine))
         escalations.append(_escalation_now(m, recorder))
+    # Since when each current revision can have data: a younger series is warming up.
+    born = [
+        revision_born(m.records, current=m.current, changed_at=st.changed_at)
+        for m, st in zip(members, states, strict=True)
+    ]
+    measurements, samples = to_measurements(batch, born=born)
     can_fire = np.array(
         [
             machine.may_fire(open_decision=o, escalated=e)
@@ -433,6 +439,7 @@ def run_cycle(
                 approved=approved,
                 current=m.current,
                 rollout_in_progress=m.rollout_in_progress,
+                born=born[b],
             )
             draft = decide(
                 eff, result, b, samples=samples[b], queries=[s.query for s in batch.samples[b]],
@@ -453,7 +460,9 @@ def run_cycle(
             report.created.append(created)
             last_decision = created["metadata"]["name"]
             active = DecisionSummary.of(created)
-            if machine.escalation(str(result.blocked[b])) == machine.ESCALATION_BUDGET:
+            blocked, action = str(result.blocked[b]), spec.recommended.action
+            after[b] = machine.after_decision(after[b], blocked=blocked, action=action)
+            if machine.escalation(blocked, action) == machine.ESCALATION_BUDGET:
                 # Beyond the action budget humans take over: this is what stops a fight with
                 # a GitOps tool that keeps re-applying the bad revision.
                 budget = eff.safety.max_actions_per_window

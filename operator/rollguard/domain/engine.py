@@ -14,6 +14,13 @@ T = trigger points (policy order), C = impact categories (policy order).
 One step: window statistics -> signal severities -> category severities -> impact score
 (``evaluate``, stateless) -> threshold curve with dwell tracking -> hysteresis (episodes) ->
 safety (cooldown, budget) (``guard.advance``, whose docstring states the rules).
+
+Warm-up is not missing data (``warmup`` states the rule): a signal with too few samples whose
+series is younger than the window is Inconclusive whatever onMissingData says, and
+``warming_up`` says so. ``evaluate`` reads ``born`` and ``began`` from the ``Measurements``
+(whose sample positions carry no time, so ``began`` comes from whoever knows the samples'
+times); ``evaluate_rows`` reads ``began`` from its rows, which are on the time grid, and takes
+``born`` with the evaluation times. Both give the same bits (tested).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain.guard import (
     BLOCKED_BUDGET,
@@ -45,9 +53,11 @@ from rollguard.domain.stats import (
     WindowStats,
     newest_rows_stats,
     newest_window_stats,
+    rows_began_inside,
     rows_stats,
     window_stats,
 )
+from rollguard.domain.warmup import warming_up, young
 
 __all__ = [
     "BLOCKED_BUDGET",
@@ -86,11 +96,18 @@ class Measurements:
     timestamps, only on the order of the samples. ``available[b, s]`` is False when the query
     itself failed (Prometheus down): that signal is Inconclusive regardless of the mask.
     ``samples.measurements_from_samples`` builds one from recorded samples.
+
+    Warm-up (``warmup``): ``born[b]`` is the Unix time since which member b's current
+    revision can have data (its rollout start), NaN when unknown; ``began[b, s]`` says that
+    signal's samples began inside the window (``stats.began_inside`` of the window laid out
+    on its time grid). Either absent: unknown, no member warming up on that ground.
     """
 
     values: F64  # (B, S, N)
     mask: Bool  # (B, S, N)
     available: Bool  # (B, S)
+    born: F64 | None = None  # (B,) Unix seconds, NaN: unknown
+    began: Bool | None = None  # (B, S)
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,9 @@ class Evaluation:
 
     stats: WindowStats  # of the test that decided each signal
     recent: Bool  # the newest evaluation.recentSamples decided the signal, not the whole window
-    inconclusive: Bool  # too few samples or query failed (and onMissingData is Inconclusive)
+    inconclusive: Bool  # too few samples or query failed (and onMissingData is Inconclusive,
+    #                     or the signal is warming up)
+    warming_up: Bool  # too few samples, and the series is younger than the window
     severity: F64  # in [0, 1]
     category_severity: F64  # in [0, 1]
     score: F64  # impact score in [0, 1]; NaN when every signal is Inconclusive
@@ -115,7 +134,9 @@ class StepResult:
     upper: F64  # (B, S) upper confidence bound
     count: I64  # (B, S) samples used
     recent: Bool  # (B, S) decided by the newest evaluation.recentSamples, not the whole window
-    inconclusive: Bool  # (B, S) too few samples or query failed (and onMissingData is Inconclusive)
+    inconclusive: Bool  # (B, S) too few samples or query failed (and onMissingData is
+    #                     Inconclusive, or the signal is warming up)
+    warming_up: Bool  # (B, S) too few samples, and the series is younger than the window
     severity: F64  # (B, S) in [0, 1]
     category_severity: F64  # (B, C) in [0, 1]
     score: F64  # (B,) impact score in [0, 1]; NaN when every signal is Inconclusive
@@ -157,6 +178,10 @@ def _check_measurements(policy: EffectivePolicy, m: Measurements) -> int:
     batch = int(m.values.shape[0])
     if m.available.shape != (batch, signals):
         raise ValueError(f"measurements.available must be ({batch}, {signals})")
+    if m.born is not None and np.shape(m.born) != (batch,):
+        raise ValueError(f"measurements.born must be ({batch},)")
+    if m.began is not None and np.shape(m.began) != (batch, signals):
+        raise ValueError(f"measurements.began must be ({batch}, {signals})")
     return batch
 
 
@@ -170,16 +195,30 @@ def paired_confidence(policy: EffectivePolicy) -> float:
     return 1.0 - (1.0 - confidence) / 2.0
 
 
-def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | None) -> Evaluation:
+def _young(policy: EffectivePolicy, now: float | F64 | None, born: F64 | None) -> Bool | None:
+    """``warmup.young`` over the policy's window; None when born is not given."""
+    if born is None:
+        return None
+    if now is None:
+        raise ValueError("born needs now: the evaluation time")
+    return young(now, born, duration_seconds(policy.evaluation.window))
+
+
+def _judge(
+    policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | None, warming: Bool
+) -> Evaluation:
     """Window statistics (..., S) -> severities, category severities and the impact score.
 
     With ``newest`` (the newest recentSamples of each window), a signal is judged by whichever
     of the two conclusive tests finds it more severe: a step change shows in the newest samples
     long before it moves the whole window's bound. Missing data is judged on the whole window
-    only (onMissingData never applies to the newest samples). A key signal at severity 1 sets
-    the score to 1 whatever the weights (``scoring.key_forced``)."""
+    only (onMissingData never applies to the newest samples), and a signal ``warming`` up is
+    never a breach. A key signal at severity 1 sets the score to 1 whatever the weights
+    (``scoring.key_forced``)."""
     limits = SignalLimits.of(policy)
-    severity, inconclusive = severities(limits, whole.lower, whole.upper, ~whole.conclusive)
+    severity, inconclusive = severities(
+        limits, whole.lower, whole.upper, ~whole.conclusive, warming
+    )
     recent: Bool = np.zeros(severity.shape, dtype=np.bool_)
     stats = whole
     if newest is not None:
@@ -205,6 +244,7 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
         stats=stats,
         recent=recent,
         inconclusive=inconclusive,
+        warming_up=warming,
         severity=severity,
         category_severity=categories,
         score=impact_score(
@@ -213,8 +253,11 @@ def _judge(policy: EffectivePolicy, whole: WindowStats, newest: WindowStats | No
     )
 
 
-def evaluate(policy: EffectivePolicy, measurements: Measurements) -> Evaluation:
-    """Score every batch member on its window: the stateless half of ``step``."""
+def evaluate(
+    policy: EffectivePolicy, measurements: Measurements, *, now: float | None = None
+) -> Evaluation:
+    """Score every batch member on its window ending at ``now`` (Unix seconds; needed only
+    when the measurements carry ``born``): the stateless half of ``step``."""
     _check_measurements(policy, measurements)
     available = np.asarray(measurements.available, dtype=np.bool_)
     mask = np.asarray(measurements.mask, dtype=np.bool_) & available[:, :, None]
@@ -229,20 +272,41 @@ def evaluate(policy: EffectivePolicy, measurements: Measurements) -> Evaluation:
             measurements.values,
             mask,
             newest=ev.recent_samples,
-            min_samples=ev.min_samples,
+            min_samples=ev.recent_samples,
             confidence=confidence,
         )
-    return _judge(policy, whole, newest)
+    began = None if measurements.began is None else np.asarray(measurements.began, np.bool_)
+    warming = warming_up(whole.conclusive, _young(policy, now, measurements.born), began)
+    return _judge(policy, whole, newest, warming)
 
 
 def evaluate_rows(
-    policy: EffectivePolicy, rows: SampleRows, starts: I64, window: int
+    policy: EffectivePolicy,
+    rows: SampleRows,
+    starts: I64,
+    window: int,
+    *,
+    now: F64 | None = None,
+    born: F64 | None = None,
 ) -> Evaluation:
     """Score every member of time-major ``rows`` (T, ..., S) on the windows of ``window`` rows
     starting at each of ``starts`` (J,): fields are (J, ..., S), (J, ..., C) and (J, ...).
-    Each (time, member) gets exactly the numbers ``evaluate`` gives for that window alone."""
+    Each (time, member) gets exactly the numbers ``evaluate`` gives for that window alone,
+    with the measurements' ``began`` laid out from the window (``stats.began_inside``) and
+    their ``born``.
+
+    Rows are on the time grid, so whether a series began inside a window is read from them.
+    ``born`` (Unix seconds, NaN unknown) is per member, (...), or per window and member,
+    (J, ...) (a member whose revision changes mid-run); it needs ``now`` (J,), each window's
+    evaluation time."""
     if rows.x.shape[-1] != len(policy.signals):
         raise ValueError(f"rows must end with the policy's {len(policy.signals)} signals")
+    starts = np.asarray(starts, dtype=np.int64)
+    members = rows.x.shape[1:-1]
+    if born is not None and np.shape(born) not in (members, (starts.size, *members)):
+        raise ValueError(f"born must be {members} or {(starts.size, *members)}")
+    if born is not None and (now is None or np.shape(now) != (starts.size,)):
+        raise ValueError(f"born needs now, one evaluation time per window: ({starts.size},)")
     ev = policy.evaluation
     confidence = paired_confidence(policy)
     whole = rows_stats(rows, starts, window, min_samples=ev.min_samples, confidence=confidence)
@@ -253,10 +317,13 @@ def evaluate_rows(
             starts,
             window,
             newest=ev.recent_samples,
-            min_samples=ev.min_samples,
+            min_samples=ev.recent_samples,
             confidence=confidence,
         )
-    return _judge(policy, whole, newest)
+    times = None if now is None else np.reshape(now, (-1, *(1,) * len(members)))
+    began = None if whole.conclusive.all() else rows_began_inside(rows, starts, window)
+    warming = warming_up(whole.conclusive, _young(policy, times, born), began)
+    return _judge(policy, whole, newest, warming)
 
 
 def step(
@@ -270,7 +337,7 @@ def step(
     """Evaluate every batch member once at time ``now`` (Unix seconds). ``can_fire`` (B,)
     marks the members that may fire (no open decision, not escalated); default all."""
     _check_shapes(policy, measurements, state)
-    judged = evaluate(policy, measurements)
+    judged = evaluate(policy, measurements, now=now)
     moved = advance(Rules.of(policy), judged.score, state, now=now, can_fire=can_fire)
     return StepResult(
         value=judged.stats.mean,
@@ -279,6 +346,7 @@ def step(
         count=judged.stats.count,
         recent=judged.recent,
         inconclusive=judged.inconclusive,
+        warming_up=judged.warming_up,
         severity=judged.severity,
         category_severity=judged.category_severity,
         score=judged.score,

@@ -38,8 +38,8 @@ def optional(x: float) -> float | None:
 
 
 def signal_status(result: StepResult, b: int, s: int) -> SignalStatus:
-    """Inconclusive, Breach (severity above 0, including missing data under
-    onMissingData Breach) or Ok."""
+    """Inconclusive (warming up included: ``warming_up`` says which), Breach (severity above
+    0, including missing data under onMissingData Breach) or Ok."""
     if result.inconclusive[b, s]:
         return "Inconclusive"
     return "Breach" if result.severity[b, s] > 0 else "Ok"
@@ -53,10 +53,16 @@ def explain_signal(policy: EffectivePolicy, result: StepResult, b: int, s: int) 
         lower=float(result.lower[b, s]),
         upper=float(result.upper[b, s]),
         count=int(result.count[b, s]),
-        min_samples=policy.evaluation.min_samples,
+        # The newest samples are tested on their own count (evaluation.recentSamples).
+        min_samples=(
+            policy.evaluation.recent_samples or policy.evaluation.min_samples
+            if bool(result.recent[b, s])
+            else policy.evaluation.min_samples
+        ),
         confidence=paired_confidence(policy),
         severity=float(result.severity[b, s]),
         newest=bool(result.recent[b, s]),
+        warming_up=bool(result.warming_up[b, s]),
     )
 
 
@@ -90,6 +96,7 @@ def signal_evidence(
                 on_missing_data=signal.on_missing_data,
                 severity=float(result.severity[b, s]),
                 message=explain_signal(policy, result, b, s),
+                warming_up=bool(result.warming_up[b, s]),
             )
         )
     return out
@@ -134,6 +141,7 @@ def last_evaluation(
                 samples=int(result.count[b, s]),
                 severity=float(result.severity[b, s]),
                 message=explain_signal(policy, result, b, s),
+                warming_up=bool(result.warming_up[b, s]),
             )
             for s, signal in enumerate(policy.signals)
         ],

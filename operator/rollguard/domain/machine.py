@@ -93,11 +93,30 @@ def may_fire(*, open_decision: bool, escalated: bool) -> bool:
     return not open_decision and not escalated
 
 
-def escalation(blocked: str) -> str | None:
-    """Why a fired point escalates its member to humans, or None: beyond the action budget
-    automatic actions stop (this is what ends a fight with a GitOps tool that keeps
-    re-applying the bad revision). A cooldown only asks a human for this one decision."""
-    return ESCALATION_BUDGET if blocked == "budget" else None
+def escalation(blocked: str, action: Action) -> str | None:
+    """Why a decision recommending ``action`` for a point fired with ``blocked`` escalates
+    its member to humans, or None: beyond the action budget automatic actions stop (this is
+    what ends a fight with a GitOps tool that keeps re-applying the bad revision). A cooldown
+    only asks a human for this one decision, and a Hold needs nobody."""
+    return ESCALATION_BUDGET if blocked == "budget" and action != "Hold" else None
+
+
+def after_decision(state: GuardState, *, blocked: str, action: Action) -> GuardState:
+    """The guard state once a decision recommends ``action`` for a point the guard fired with
+    ``blocked``. A point blocked by cooldown waits for the cooldown's end to be offered again;
+    but when it fell back to a Hold there is nothing to offer again (a Hold is never blocked),
+    so the episode rises to it like any other fired point."""
+    if blocked != "cooldown" or action != "Hold" or state.reoffer_min_score is None:
+        return state
+    return state.model_copy(
+        update={
+            "episode_action": state.reoffer_action,
+            "episode_min_score": state.reoffer_min_score,
+            "reoffer_at": None,
+            "reoffer_action": None,
+            "reoffer_min_score": None,
+        }
+    )
 
 
 def recommend(wanted: Action, *, has_target: bool, rollout_in_progress: bool) -> tuple[Action, str]:

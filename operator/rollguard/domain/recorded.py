@@ -9,6 +9,9 @@ what the operator's range query over the same Prometheus data returns. Recorded 
 be changed by an action, so the series is what happened *without* the policy: a rollback
 does not end a regression in it, and its validation then fails and escalates, as it would
 in the operator on that data. What a human does is part of the simulation (``Setting``).
+Warm-up is judged as in the operator: each window is laid out on the series' grid, so a series
+that began inside it shows (``stats.began_inside``), and the member knows when its revision
+rolled out (``virtual``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from rollguard.api.decision import Samples
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain import engine
 from rollguard.domain.series import Series, SeriesError
+from rollguard.domain.stats import began_inside
 from rollguard.domain.virtual import Setting, VirtualDecision, VirtualMember
 
 # A year of evaluations every 30 s; a longer run is a mistake in the series' timestamps.
@@ -150,9 +154,8 @@ def run_recorded(
             for s in range(len(names))
         ]
         before = len(member.decisions), len(member.escalations)
-        member.evaluate(
-            engine.Measurements(v, m, available), now=float(now), samples=samples, queries=queries
-        )
+        measured = engine.Measurements(v, m, available, began=began_inside(m))
+        member.evaluate(measured, now=float(now), samples=samples, queries=queries)
         escalations += _escalations(member, before)
     return _result(policy, series, member, escalations, evaluations=len(eval_times))
 
@@ -164,7 +167,7 @@ def _escalations(member: VirtualMember, before: tuple[int, int]) -> list[Escalat
     out = [
         Escalation(time=rfc3339(d.time), action=d.wanted, score=_score(d.score), reason="cooldown")
         for d in member.decisions[decisions:]
-        if d.blocked == "cooldown"
+        if d.blocked == "cooldown" and d.requires_approval
     ]
     newest = member.decisions[-1] if member.decisions else None
     for e in member.escalations[escalations:]:

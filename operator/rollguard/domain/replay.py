@@ -1,12 +1,13 @@
 """Replay: re-evaluate a recorded RollbackDecision from its own evidence and compare.
 
 ``rollguard replay`` and the audit tooling call ``replay``. It rebuilds the measurements from
-the recorded samples (a batch of one), the guard state from ``stateBefore``, runs the same
-``engine.step`` and ``decide`` the operator ran at ``evaluatedAt`` under the recorded policy
-snapshot, and lists every difference. A decision whose evidence was not tampered with
-replays to the same result bit for bit: sums are sequential and independent of the batch
-(see ``stats``), floats round-trip exactly through JSON, and the operator evaluates at whole
-seconds so ``evaluatedAt`` round-trips too. PURE.
+the recorded samples (a batch of one; warm-up from the window ending at ``evaluatedAt``, the
+samples' recorded ``step`` and ``revisions.born``), the guard state from ``stateBefore``,
+runs the same ``engine.step`` and ``decide`` the operator ran at ``evaluatedAt`` under the
+recorded policy snapshot, and lists every difference. A decision whose evidence was not
+tampered with replays to the same result bit for bit: sums are sequential and independent of
+the batch (see ``stats``), floats round-trip exactly through JSON, and the operator evaluates
+at whole seconds so ``evaluatedAt`` round-trips too. PURE.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollguard.api.base import duration_seconds
 from rollguard.api.decision import RollbackDecisionSpec, Samples
 from rollguard.api.modeldeployment import Business
 from rollguard.domain.decide import build_spec, decide
@@ -94,9 +96,10 @@ def replay(spec: RollbackDecisionSpec, *, business: Business | None = None) -> R
             business = Business(revenue_per_hour=money.revenue_per_hour, currency=money.currency)
 
     now = spec.evaluated_at.timestamp()
+    since = now - duration_seconds(policy.evaluation.window)
     result = step(
         policy,
-        measurements_from_samples([samples]),
+        measurements_from_samples([samples], born=[spec.revisions.born], since=since, until=now),
         state_to_arrays(policy, [spec.state_before]),
         now=now,
     )

@@ -100,12 +100,18 @@ DEFINITIONS = """\
 - **Episode**: a regression in force, from its start (or GitOps re-applying it) until it ends by
   itself, a rollback cures it, or the run ends. Episodes shorter than the policy window that
   were never detected are not counted.
-- **Detection time**: first Rollback or Pause fired during the episode (blocked or not) minus
-  the episode start.
-- **False rollbacks per run**: Rollback decisions (not blocked) while no regression is in force.
+- **Detection time**: first Rollback or Pause fired during the episode (a decision made, blocked
+  or not) minus the episode start.
+- **False rollbacks per run**: executed Rollbacks (automatic or approved) decided while no
+  regression is in force.
 - **Missed-regression rate**: episodes in which no Rollback or Pause fired, over all episodes.
 - **Impact avoided**: sum of (score without acting - score with acting) x interval, same series.
-- **Escalations**: fires blocked by cooldown or action budget (left to a human).
+- **Actions**: executed Rollbacks and Pauses, as the operator runs them: one open decision at a
+  time, a Pause only during a rollout, a Rollback only to an approved older revision, actions
+  outside autoApprove after a human's approval (the scenario's approvalDelay) or onTimeout.
+- **Escalations**: each time humans were needed. A decision blocked by cooldown waits for a
+  human's approval; a fire beyond the action budget or a failed rollback validation stops
+  automatic actions for the rest of the run.
 - Intervals: percentile bootstrap over seeds (resampled within each scenario)."""
 
 

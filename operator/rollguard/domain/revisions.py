@@ -35,6 +35,7 @@ class ReplicaSetRecord:
     template_hash: str
     image: str | None
     template: Mapping[str, Any]
+    created: float | None = None  # metadata.creationTimestamp, Unix seconds
 
     @classmethod
     def from_object(cls, rs: Mapping[str, Any]) -> ReplicaSetRecord | None:
@@ -54,7 +55,32 @@ class ReplicaSetRecord:
             template_hash=str(labels.get(TEMPLATE_HASH_LABEL, "")),
             image=containers[0].get("image"),
             template=template,
+            created=_parse_time(meta.get("creationTimestamp")),
         )
+
+
+def _parse_time(raw: object) -> float | None:
+    """An API timestamp (RFC 3339 text, or a datetime from a client model) as Unix seconds."""
+    if isinstance(raw, datetime):
+        return raw.timestamp() if raw.tzinfo else raw.replace(tzinfo=UTC).timestamp()
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def revision_born(
+    records: Iterable[ReplicaSetRecord], *, current: int, changed_at: float | None
+) -> float | None:
+    """Since when the current revision can have data (``engine.Measurements.born``): the later
+    of its ReplicaSet's creation and the newest executed Rollback (``changed_at``), which
+    makes an old ReplicaSet current again, created long before; None when neither is known."""
+    created = next((r.created for r in history(records) if r.revision == current), None)
+    known = [t for t in (created, changed_at) if t is not None]
+    return max(known) if known else None
 
 
 def history(records: Iterable[ReplicaSetRecord]) -> list[ReplicaSetRecord]:
@@ -159,9 +185,11 @@ def revision_context(
     approved: Sequence[ApprovedRevision],
     current: int,
     rollout_in_progress: bool,
+    born: float | None = None,
     limit: int = 64,
 ) -> RevisionContext:
-    """The revisions as a decision records them: newest first, each marked approved or not."""
+    """The revisions as a decision records them: newest first, each marked approved or not;
+    ``born``, the current revision's ``revision_born`` the evaluation used, for replay."""
     approvals = {a.template_hash: a for a in approved}
     infos = []
     for record in history(records)[:limit]:
@@ -174,7 +202,9 @@ def revision_context(
                 source=approval.source if approval else None,
             )
         )
-    return RevisionContext(current=current, rollout_in_progress=rollout_in_progress, history=infos)
+    return RevisionContext(
+        current=current, rollout_in_progress=rollout_in_progress, history=infos, born=born
+    )
 
 
 def parse_human_hashes(annotations: Mapping[str, str] | None) -> list[str]:

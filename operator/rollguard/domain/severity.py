@@ -5,6 +5,8 @@ confidence bound is compared with the limit, for ``min`` the UPPER bound, so noi
 not escalate. Severity is 0 at or inside the limit and rises linearly to 1 at ``critical``,
 clamped to [0, 1]. An Inconclusive signal has severity 0, unless the policy says
 ``onMissingData: Breach``: then it has severity 1 and counts as a breach, not as Inconclusive.
+Warm-up is not missing data: a signal whose series is younger than the window (``warmup``
+states the rule) stays Inconclusive whatever onMissingData says.
 
 Callers: ``engine.step`` (vectorised) and ``evidence`` (``explain`` for one signal). PURE.
 """
@@ -52,11 +54,14 @@ class SignalLimits:
         )
 
 
-def severities(limits: SignalLimits, lower: F64, upper: F64, missing: Bool) -> tuple[F64, Bool]:
+def severities(
+    limits: SignalLimits, lower: F64, upper: F64, missing: Bool, warming: Bool | None = None
+) -> tuple[F64, Bool]:
     """Severity per (..., signal) and which signals remain Inconclusive.
 
     ``missing`` marks signals without a conclusive measurement (too few samples or a failed
-    query); their bounds are ignored. A NaN bound counts as missing too.
+    query); their bounds are ignored. A NaN bound counts as missing too. ``warming`` marks
+    signals warming up: missing, but never a breach under onMissingData Breach.
     """
     # The resolver guarantees critical lies strictly beyond the limit, so both spans are > 0.
     # Only the bound that matters is computed, one signal at a time.
@@ -77,6 +82,8 @@ def severities(limits: SignalLimits, lower: F64, upper: F64, missing: Bool) -> t
     if not missing.any():
         return measured, missing
     breach = missing & limits.breach_on_missing
+    if warming is not None:
+        breach &= ~warming
     severity: F64 = np.where(missing, np.where(breach, 1.0, 0.0), measured)
     return severity, missing & ~breach
 
@@ -109,11 +116,13 @@ def explain(
     confidence: float,
     severity: float,
     newest: bool = False,
+    warming_up: bool = False,
 ) -> str:
     """How one signal's severity was reached, with the numbers, for a decision or a status.
 
     ``value``, ``lower`` and ``upper`` are NaN when the signal was not conclusive. ``newest``:
     the numbers are those of the window's newest samples (evaluation.recentSamples).
+    ``warming_up``: too few samples because the series is younger than the window.
     """
     name = signal.name
     if count < max(min_samples, 1):
@@ -122,6 +131,16 @@ def explain(
             if count == 0
             else f"{count} samples < minSamples {min_samples}"
         )
+        if warming_up:
+            despite = (
+                " (warm-up, not missing data: onMissingData Breach does not apply)"
+                if signal.on_missing_data == "Breach"
+                else ""
+            )
+            return (
+                f"{name}: Inconclusive, warming up: {why}, the series is younger than the "
+                f"window{despite}; severity 0"
+            )
         if signal.on_missing_data == "Breach":
             return f"{name}: {why}; severity 1 (onMissingData Breach)"
         return f"{name}: Inconclusive, {why}; severity 0"

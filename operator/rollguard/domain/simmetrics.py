@@ -6,14 +6,18 @@ PURE. Definitions (also in the Markdown report):
 * regression episode: a stretch of time during which a regression event is in force in the
   acted run, from its start (or from GitOps re-applying it) until it ends by itself, is
   cured by a rollback, or the run ends;
-* detection time: first Rollback or Pause that fires (blocked or not) during an episode, minus
-  the episode's start; undetected episodes have none;
-* false-rollback rate: Rollback decisions (fired, not blocked) at evaluations where no
-  regression is in force, per run (seed);
+* detection time: first Rollback or Pause point that fires (a decision is made, whatever it
+  recommends and whether or not it is blocked) during an episode, minus the episode's start;
+  undetected episodes have none;
+* false-rollback rate: executed Rollbacks (automatically or after an approval) decided at
+  evaluations where no regression is in force, per run (seed);
 * missed-regression rate: episodes in force for longer than the policy's window during which no
   Rollback or Pause fired, over those episodes plus the detected ones;
 * impact avoided: sum over evaluations of (score without acting - score with acting) x
-  interval, in score-minutes per run; the no-action run uses the very same series.
+  interval, in score-minutes per run; the no-action run uses the very same series;
+* escalations: each time humans were needed: a decision blocked by cooldown waits for an
+  approval; a fire beyond the action budget or a failed rollback validation stops automatic
+  actions for the rest of the run.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from rollguard.api.base import Model
-from rollguard.api.policy import EffectivePolicy
+from rollguard.api.policy import ACTIONS, EffectivePolicy
 from rollguard.domain import bootstrap
 from rollguard.domain.scenarios import Scenario
-from rollguard.domain.simrun import ACTIONS, ScenarioRun
+from rollguard.domain.simrun import ScenarioRun
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -49,7 +53,7 @@ class PerSeed:
     impact: F64  # score-minutes without acting
     impact_avoided: F64
     actions: F64  # executed Rollbacks and Pauses
-    escalations: F64  # fired but blocked (cooldown or budget): left to a human
+    escalations: F64  # humans needed: cooldown-blocked decisions, budget, failed validation
     delays: F64  # (K,) detection times of detected episodes, seconds
     owner: I64  # (K,) index of the seed each delay belongs to
     first_delay: F64  # (B,) detection time of the seed's first episode, NaN if none
@@ -92,7 +96,7 @@ def per_seed(run: ScenarioRun, policy: EffectivePolicy) -> PerSeed:
     action = np.array([ACTIONS.index(p.action) for p in policy.triggers] or [2])
     kind = np.where(run.fired >= 0, action[np.maximum(run.fired, 0)], -1)  # (J, B)
     responds = (kind == 0) | (kind == 1)
-    rollback = (kind == 0) & ~run.blocked
+    rollback = run.executed & (run.recommended == ACTIONS.index("Rollback"))
     any_active = np.asarray(run.active.any(axis=1))[:, tl.eval_index].T  # (J, B)
     false_rollbacks = (rollback & ~any_active).sum(axis=0).astype(np.float64)
 
@@ -125,8 +129,8 @@ def per_seed(run: ScenarioRun, policy: EffectivePolicy) -> PerSeed:
         missed=np.bincount(seed[eligible & ~detected], minlength=n_b).astype(np.float64),
         impact=impact,
         impact_avoided=impact - impact_acted,
-        actions=run.executed.sum(axis=0).astype(np.float64),
-        escalations=(responds & run.blocked).sum(axis=0).astype(np.float64),
+        actions=run.executions.sum(axis=0).astype(np.float64),
+        escalations=(run.escalation > 0).sum(axis=0).astype(np.float64),
         delays=delays[detected],
         owner=seed[detected],
         first_delay=first_delay,
@@ -162,7 +166,10 @@ class Metrics(Model):
     impact_avoided: Estimate = Field(description="Score-minutes avoided per run.")
     impact_avoided_fraction: Estimate = Field(description="Impact avoided / impact without acting.")
     actions_per_run: Estimate = Field(description="Executed Rollbacks and Pauses per run.")
-    escalations_per_run: Estimate = Field(description="Blocked fires (left to humans) per run.")
+    escalations_per_run: Estimate = Field(
+        description="Times humans were needed per run: a decision blocked by cooldown, a fire "
+        "beyond the action budget or a failed validation (the last two stop automatic actions)."
+    )
 
 
 class ScenarioResult(Model):

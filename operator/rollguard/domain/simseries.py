@@ -1,11 +1,15 @@
 """The simulated series of one batch of seeds, and what executed actions do to them.
 
-PURE: numpy + rollguard.domain; no I/O, no clock. Only ``rollguard.domain.simrun`` uses it.
+PURE: numpy + rollguard.domain; no I/O, no clock. Only the Monte Carlo uses it
+(``rollguard.domain.simrun`` and ``simdecisions``).
 
 Each seed is held twice: copy 0, the counterfactual that never acts, and copy 1, the acted
 copy. Both come from the same noise; a Rollback removes every curable regression from the
 acted copy's future (until a ``reapply`` event brings it back) and a Pause stops a curable ramp
-(a rollout in progress) from growing. A sample's value depends only on the noise and on which
+(a rollout in progress) from growing. The scenario also says what the Deployment is doing, as
+the operator sees it: a rollout is in progress while a curable ramp is still ramping
+(``rolling_out``), and an approved older revision exists to roll back to while the seed runs a
+bad revision (``rollback_target``). A sample's value depends only on the noise and on which
 cures and freezes apply at its time, and an action only changes samples after it, so the rows
 the engine reads are composed when needed, a block of evaluation times at a time, from the
 current cures and freezes: the same values the series would have held had every action
@@ -21,6 +25,7 @@ from numpy.typing import NDArray
 
 from rollguard.domain.generate import (
     compose,
+    effect_end,
     effect_span,
     generate_noise,
     magnitudes,
@@ -67,10 +72,44 @@ class SimSeries:
         self.reapply = scenario.reapply_times
         self.curable = np.array([e.curable for e in scenario.effects], dtype=np.bool_)
         self.grows = np.array([e.shape == "ramp" for e in scenario.effects], dtype=np.bool_)
+        # When a new bad revision arrives: a curable regression begins, or GitOps re-applies.
+        starts = [
+            e.start_s for e, cures in zip(scenario.effects, self.curable, strict=True) if cures
+        ]
+        self.releases = np.array(sorted([*starts, *self.reapply]), dtype=np.float64)
 
     @property
     def samples(self) -> int:
         return int(self.t.size)
+
+    @property
+    def seeds(self) -> int:
+        return int(self.noise.shape[1])
+
+    def rolling_out(self, seeds: I64, *, at: float, index: int) -> Bool:
+        """(len(seeds),) whether the acted copy of each of ``seeds`` has a rollout in progress
+        at ``at`` seconds (newest sample ``index``): a curable ramp in force and not cured that
+        is still ramping, or was paused before it finished (a paused rollout is still in
+        progress)."""
+        out = np.zeros(seeds.size, dtype=np.bool_)
+        for e, effect in enumerate(self.scenario.effects):
+            if not (self.curable[e] and self.grows[e]):
+                continue
+            if not effect.start_s <= at < effect_end(self.scenario, effect):
+                continue
+            done = effect.start_s + (effect.ramp_s or 0.0)
+            ramping = (self.frozen[seeds, e] < done) | (at < done)
+            out |= ramping & self.live[seeds, e, index]
+        return out
+
+    def rollback_target(self, rolled_back_at: F64, *, at: float) -> Bool:
+        """Whether each seed has an approved older revision to roll back to at ``at`` seconds,
+        given when its last rollback took effect (NaN: never): it runs a bad revision from the
+        start, and again once one arrives after its rollback (``releases``)."""
+        arrived = np.searchsorted(self.releases, at, side="right")
+        before = np.searchsorted(self.releases, rolled_back_at, side="right")
+        target: Bool = np.isnan(rolled_back_at) | (arrived > before)
+        return target
 
     def _values(
         self,

@@ -2,7 +2,8 @@
 
 PURE: numpy + rollguard.api/domain; no I/O, no clock, randomness only from the seeds.
 Called by the CLI (and the benchmark). For each scenario, seeds ``seed .. seed + seeds - 1``
-run through the operator's own engine (``rollguard.domain.simrun``), in batches of at most
+run through the operator's own engine and decision rules (``rollguard.domain.simrun``, which
+makes the decisions ``simulate --series`` makes on the same samples), in batches of at most
 ``chunk`` seeds; per-seed outcomes are summarised with bootstrap intervals
 (``rollguard.domain.simmetrics``). A seed's outcome never depends on the batch it ran in, so
 ``trace`` can re-run one seed alone to plot it.

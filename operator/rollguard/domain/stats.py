@@ -2,7 +2,8 @@
 
 Called by ``engine.evaluate`` on one window per batch member (``window_stats``, the last axis
 holds the samples), by ``engine.evaluate_rows`` on many windows over time-major rows at once
-(``rows_stats``: the simulator) and by tests. PURE.
+(``rows_stats``: the simulator) and by tests. PURE. ``began_inside`` and
+``rows_began_inside`` read where a window's samples lie for warm-up (``warmup``).
 
 The interval is a noise filter, not an exact probability statement: samples of a PromQL
 ``rate()`` over overlapping ranges are autocorrelated, so the true uncertainty of the mean is
@@ -34,8 +35,10 @@ from rollguard.domain.student_t import t_cdf, t_quantile, t_two_sided
 __all__ = [
     "SampleRows",
     "WindowStats",
+    "began_inside",
     "newest_rows_stats",
     "newest_window_stats",
+    "rows_began_inside",
     "rows_stats",
     "t_cdf",
     "t_quantile",
@@ -327,6 +330,40 @@ def _newest_rows_sums(rows: SampleRows, starts: I64, window: int, newest: int) -
         dev = np.where(take, rows.x[ix] - mean, 0.0)
         squares += dev * dev
     return _Sums(taken, mean, squares)
+
+
+def began_inside(valid: Bool) -> Bool:
+    """(...) from (..., N) samples laid out on the window's time grid, oldest first: whether
+    the series began inside the window: its samples fill every slot from some slot after the
+    window's first to its last (``warmup`` states the rule). ``rows_began_inside`` on one
+    window."""
+    valid = np.asarray(valid, dtype=np.bool_)
+    if valid.shape[-1] == 0:
+        return np.zeros(valid.shape[:-1], dtype=np.bool_)
+    index: list[slice | I64] = [slice(n, n + 1) for n in range(valid.shape[-1])]
+    began: Bool = _began(np.moveaxis(valid, -1, 0), index)[0]
+    return began
+
+
+def rows_began_inside(rows: SampleRows, starts: I64, window: int) -> Bool:
+    """(J, ...): ``began_inside`` of each window of ``window`` rows starting at each of
+    ``starts``; rows are on the time grid (row t one step after row t - 1)."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if window < 1 or starts.size == 0 or _all_valid(rows, starts, window):
+        return np.zeros((starts.size, *rows.valid.shape[1:]), dtype=np.bool_)
+    return _began(rows.valid, _row_indices(starts, window))
+
+
+def _began(valid: Bool, index: list[slice | I64]) -> Bool:
+    """Row by row, oldest first: a sample in some slot after the first, none missing since."""
+    seen = valid[index[0]].copy()
+    broken = np.zeros(seen.shape, dtype=np.bool_)
+    for ix in index[1:]:
+        now = valid[ix]
+        broken |= seen & ~now
+        seen |= now
+    began: Bool = seen & ~broken & ~valid[index[0]]
+    return began
 
 
 def _rows_count(rows: SampleRows, index: list[slice | I64], shape: tuple[int, ...]) -> I64:

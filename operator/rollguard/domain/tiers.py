@@ -59,6 +59,7 @@ class TierDefaults:
     window: str
     min_samples: int
     confidence: float
+    recent_samples: int
     margin_relative: float
     triggers: tuple[Trigger, ...]
     clear_below: float
@@ -96,6 +97,7 @@ TIERS: dict[RiskTier, TierDefaults] = {
         window="10m",
         min_samples=10,
         confidence=0.99,
+        recent_samples=3,
         margin_relative=0.5,
         triggers=_curve(("Rollback", 0.8, "5m"), ("Rollback", 0.5, "30m"), ("Hold", 0.2, "10m")),
         clear_below=0.1,
@@ -113,6 +115,7 @@ TIERS: dict[RiskTier, TierDefaults] = {
         window="5m",
         min_samples=10,
         confidence=0.95,
+        recent_samples=3,
         margin_relative=0.25,
         triggers=_curve(("Rollback", 0.8, "2m"), ("Rollback", 0.5, "10m"), ("Hold", 0.2, "5m")),
         clear_below=0.1,
@@ -130,6 +133,7 @@ TIERS: dict[RiskTier, TierDefaults] = {
         window="2m",
         min_samples=8,
         confidence=0.90,
+        recent_samples=3,
         margin_relative=0.1,
         triggers=_curve(("Rollback", 0.7, "0s"), ("Rollback", 0.4, "2m"), ("Hold", 0.15, "2m")),
         clear_below=0.05,
@@ -145,8 +149,9 @@ TIERS: dict[RiskTier, TierDefaults] = {
     "critical": TierDefaults(
         interval="10s",
         window="1m",
-        min_samples=6,
+        min_samples=4,
         confidence=0.80,
+        recent_samples=3,
         margin_relative=0.05,
         triggers=_curve(("Rollback", 0.5, "0s"), ("Rollback", 0.25, "1m"), ("Hold", 0.1, "1m")),
         clear_below=0.05,
@@ -172,6 +177,7 @@ _TABLE_ROWS: tuple[tuple[str, Callable[[TierDefaults], str]], ...] = (
     ("evaluation.window", lambda t: t.window),
     ("evaluation.minSamples", lambda t: str(t.min_samples)),
     ("evaluation.confidence", lambda t: f"{t.confidence:.2f}"),
+    ("evaluation.recentSamples", lambda t: str(t.recent_samples)),
     ("signal margin (relative)", lambda t: _num(t.margin_relative)),
     (
         "triggers",
@@ -233,7 +239,7 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
     the tier's margin applies (or lies so far beyond it that the span overflows), when a trigger
     point sits at or below ``clearBelow`` (the deployment would recover and degrade again at
     the same score, defeating hysteresis), when ``minSamples`` exceeds what a decision can
-    record or ``recentSamples`` is below it, or when the evaluation interval or window is too
+    record (or ``recentSamples`` does), or when the evaluation interval or window is too
     short to mean anything.
     """
     tier = TIERS[spec.risk_tier]
@@ -243,7 +249,7 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
         window=_pick(ev.window, tier.window),
         min_samples=_pick(ev.min_samples, tier.min_samples),
         confidence=_pick(ev.confidence, tier.confidence),
-        recent_samples=ev.recent_samples,
+        recent_samples=_pick(ev.recent_samples, tier.recent_samples),
     )
     if duration_seconds(evaluation.interval) < MIN_INTERVAL_SECONDS:
         raise ValueError(
@@ -261,10 +267,10 @@ def resolve(spec: RollbackPolicySpec) -> EffectivePolicy:
             "a decision records per signal, so every signal would stay Inconclusive"
         )
     recent = evaluation.recent_samples
-    if recent is not None and recent < evaluation.min_samples:
+    if recent is not None and recent > MAX_SAMPLES:
         raise ValueError(
-            f"evaluation.recentSamples: {recent} is below minSamples {evaluation.min_samples}, "
-            "so the newest samples could never be conclusive on their own"
+            f"evaluation.recentSamples: {recent} exceeds the {MAX_SAMPLES} samples a decision "
+            "records per signal, so the newest samples could never be tested on their own"
         )
 
     signals: list[EffectiveSignal] = []

@@ -12,13 +12,16 @@ approves ``approve_after`` seconds after a decision needs one, or never), execut
 
 Its Deployment: revisions 1..N, N current, 1..N-1 approved through Git (``Setting``). A
 rollback to a revision makes that revision's template the newest revision, as
-``kubectl rollout undo`` does; nothing else changes the Deployment.
+``kubectl rollout undo`` does; nothing else changes the Deployment. Since when the current
+revision can have data (``engine.Measurements.born``, warm-up) follows the operator's rule
+(``revisions.revision_born``): ``Setting.born`` at the start (unknown by default), the
+rollback's execution after one.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,7 +30,12 @@ from rollguard.api.modeldeployment import ApprovedRevision, ApprovedRevisionRef,
 from rollguard.api.policy import Action, EffectivePolicy
 from rollguard.domain import engine, machine
 from rollguard.domain.decide import DecisionDraft, decide
-from rollguard.domain.revisions import ReplicaSetRecord, approved_revisions, revision_context
+from rollguard.domain.revisions import (
+    ReplicaSetRecord,
+    approved_revisions,
+    revision_born,
+    revision_context,
+)
 from rollguard.domain.tiers import default_bake_time
 
 APPROVER = "simulated-approver"
@@ -43,6 +51,8 @@ class Setting:
     settle: float = 0.0  # the queries' own lookback (rate(...[1m]): 60 s), for validation
     scrape_interval: float = 15.0
     bake_time: str | None = None  # ModelDeployment.spec.bakeTime; None: the tier's default
+    born: float | None = None  # Unix seconds the current revision started rolling out (its
+    #                            ReplicaSet's creation); None: unknown
 
 
 @dataclass
@@ -93,7 +103,12 @@ class VirtualMember:
         n = max(1, self.setting.revisions)
         self.records = [
             ReplicaSetRecord(
-                name=f"rs-{k}", revision=k, template_hash=f"t{k}", image=None, template={}
+                name=f"rs-{k}",
+                revision=k,
+                template_hash=f"t{k}",
+                image=None,
+                template={},
+                created=self.setting.born if k == n else None,
             )
             for k in range(1, n + 1)
         ]
@@ -123,12 +138,14 @@ class VirtualMember:
         samples: list[Samples | None],
         queries: list[str],
     ) -> engine.StepResult:
-        """One evaluation at ``now`` of the member's window ``measured`` (a batch of one),
-        then its open decision's lifecycle. ``samples`` are the same windows as bounded
-        samples, for a decision's evidence."""
+        """One evaluation at ``now`` of the member's window ``measured`` (a batch of one; its
+        ``born`` is the member's own), then its open decision's lifecycle. ``samples`` are
+        the same windows as bounded samples, for a decision's evidence."""
         policy = self.policy
         executed = [(d.executed_at, d.action) for d in self.decisions if d.executed_at is not None]
         state_before = machine.absorb_executions(self.guard, executed)
+        born = revision_born(self.records, current=self.current, changed_at=state_before.changed_at)
+        measured = replace(measured, born=np.array([math.nan if born is None else born]))
         can = machine.may_fire(
             open_decision=self.open_decision is not None, escalated=self.escalated is not None
         )
@@ -168,7 +185,7 @@ class VirtualMember:
                 0,
                 samples=samples,
                 queries=queries,
-                revisions=self.context(),
+                revisions=self.context(born),
                 business=None,
                 state_before=state_before,
                 now=now,
@@ -177,12 +194,13 @@ class VirtualMember:
         self._advance(now, known)
         return result
 
-    def context(self) -> RevisionContext:
+    def context(self, born: float | None = None) -> RevisionContext:
         return revision_context(
             records=self.records,
             approved=self.approved,
             current=self.current,
             rollout_in_progress=self.rollout_in_progress,
+            born=born,
         )
 
     def _open(self, draft: DecisionDraft, result: engine.StepResult, now: float) -> None:
@@ -199,7 +217,9 @@ class VirtualMember:
                 target_hash=draft.recommended.to_template_hash,
             )
         )
-        if machine.escalation(blocked) is not None:
+        action = draft.recommended.action
+        self.guard = machine.after_decision(self.guard, blocked=blocked, action=action)
+        if machine.escalation(blocked, action) is not None:
             self.escalations.append(Escalated(now, machine.ESCALATION_BUDGET))
 
     def _advance(self, now: float, score: float | None) -> None:
@@ -260,6 +280,7 @@ class VirtualMember:
                 template_hash=r.template_hash,
                 image=r.image,
                 template=r.template,
+                created=r.created,
             )
             for r in self.records
         ]

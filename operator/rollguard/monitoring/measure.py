@@ -148,10 +148,17 @@ def measure(
     )
 
 
-def to_measurements(batch: MeasurementBatch) -> tuple[Measurements, list[list[Samples | None]]]:
+def to_measurements(
+    batch: MeasurementBatch, *, born: Sequence[float | None] | None = None
+) -> tuple[Measurements, list[list[Samples | None]]]:
     """The engine's input (values/mask of shape (B, S, N), available (B, S)) and, per target
     and signal, the bounded samples it was built from (None where unavailable), which the
-    decision records as evidence so that replay computes the same numbers."""
+    decision records as evidence so that replay computes the same numbers.
+
+    ``born``: per target, since when its current revision can have data (Unix seconds, None
+    unknown; ``revisions.revision_born``). The samples record the query's step, so that where
+    they lie in the window (a series that began inside it) is known to the engine and to
+    replay alike: both are warm-up, not missing data."""
     rows: list[list[Samples | None]] = []
     for per_signal in batch.samples:
         row: list[Samples | None] = []
@@ -160,7 +167,7 @@ def to_measurements(batch: MeasurementBatch) -> tuple[Measurements, list[list[Sa
                 row.append(None)
                 continue
             ts, vs = bound_samples(got.timestamps, got.values, since=batch.start, until=batch.end)
-            row.append(Samples(timestamps=ts, values=vs))
+            row.append(Samples(timestamps=ts, values=vs, step=batch.step))
         rows.append(row)
     if not rows:
         signals = len(batch.signals)
@@ -170,7 +177,7 @@ def to_measurements(batch: MeasurementBatch) -> tuple[Measurements, list[list[Sa
             available=np.zeros((0, signals), dtype=np.bool_),
         )
         return empty, rows
-    return measurements_from_samples(rows), rows
+    return measurements_from_samples(rows, born=born, since=batch.start, until=batch.end), rows
 
 
 _EMPTY: F64 = np.zeros(0, dtype=np.float64)

@@ -3,8 +3,22 @@
 Used wherever ``rollguard.monitoring.measure`` should run without Prometheus: backtesting a
 policy on a recording (``rollguard simulate`` on real data) and tests. The file format and its
 parsing are ``rollguard.domain.series`` (CSV ``timestamp,signal,value`` or JSON); this module
-only maps queries to recorded signals and evaluates them like Prometheus would at each step:
-the newest sample at or before the evaluation time, if it is no older than the lookback.
+only maps queries to recorded signals and answers each range query as Prometheus would.
+
+What a recording holds is each signal's *query result* on the recording's grid (what a range
+query of it returned), not raw scrapes: a grid point without a sample is a time at which the
+query returned nothing. ``measure`` sends each signal's query (an instant-vector expression
+such as ``sum(rate(...[1m]))``) as ``/api/v1/query_range``, which evaluates it at start,
+start + step, ... up to end. The stand-in answers at the same times with the value of the
+recording's newest grid point at or before each one, and only while that point holds a
+sample: a gap in the recording stays a gap, its last value is never repeated through it. That
+is what Prometheus does for the series rollguard queries: a scraped series or a rule's output
+that stops gets a staleness marker, after which an instant selector returns nothing, so the
+5-minute lookback (``LOOKBACK_SECONDS``) only bridges the time between two evaluations of a
+live series; it still bounds how long a point is held when the recording's grid is coarser
+than 5 minutes. (A range selector, ``x[5m]``, returns raw samples only; ``rate`` and friends
+over it are what the recording already holds.) At the recording's own step and grid the
+answer is exactly the recorded samples in [start, end], as ``simulate --series`` sees them.
 
 A recording holds one deployment. Queries are recognised by their exact text: the
 per-deployment rendering of each signal's query and, for batchable ones, the batched
@@ -103,19 +117,20 @@ class RecordedSource:
             raise ValueError(f"bad range: start={start} end={end} step={step}")
         self.queries_served += 1
         row = self.series.signals.index(signal)
-        present = self.series.mask[row]
-        times, values = self.series.times[present], self.series.values[row, present]
+        recorded = self.series
         at = start + np.arange(int(np.floor((end - start) / step + 1e-9)) + 1) * step
-        # Index of the newest sample at or before each evaluation time (-1: none yet).
-        newest = np.searchsorted(times, at, side="right") - 1
-        fresh = newest >= 0
-        fresh[fresh] &= at[fresh] - times[newest[fresh]] <= self.lookback
+        # The recording's newest grid point at or before each evaluation time; it answers only
+        # when it holds a sample (a missing point is the end of the series until the next one).
+        point = np.floor((at - recorded.start) / recorded.step + 1e-9).astype(np.int64)
+        fresh = (point >= 0) & (point < recorded.mask.shape[1])
+        fresh[fresh] &= recorded.mask[row, point[fresh]]
+        fresh[fresh] &= at[fresh] - recorded.times[point[fresh]] <= self.lookback
         if not fresh.any():
             return []
         return [
             Series(
                 labels=dict(self.labels),
                 timestamps=at[fresh].astype(np.float64),
-                values=values[newest[fresh]].astype(np.float64),
+                values=recorded.values[row, point[fresh]].astype(np.float64),
             )
         ]

@@ -177,9 +177,18 @@ class FakeCluster:
 
     # -- setup (not part of the Cluster interface) ------------------------------------------
 
-    def add_deployment(self, *, namespace: str, name: str, revisions: int, rolling: bool) -> None:
+    def add_deployment(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        revisions: int,
+        rolling: bool,
+        created: float | None = None,
+    ) -> None:
         """A Deployment whose history holds ``revisions`` ReplicaSets (1..revisions), at the
-        newest; ``rolling``: its rollout to it has not finished yet."""
+        newest; ``rolling``: its rollout to it has not finished yet; ``created``: the newest
+        ReplicaSet's creationTimestamp (none by default, none on the older ones)."""
         uid = str(uuid.uuid4())
         deployment: dict[str, Any] = {
             "apiVersion": "apps/v1",
@@ -201,7 +210,8 @@ class FakeCluster:
             "status": {},
         }
         for revision in range(1, revisions + 1):
-            self._add_replica_set(deployment, _template(revision), revision)
+            born = created if revision == revisions else None
+            self._add_replica_set(deployment, _template(revision), revision, created=born)
         self._roll_out(deployment)
         if rolling:
             # Mid-rollout: one new Pod up, surge Pod counted, old ones still serving.
@@ -222,7 +232,12 @@ class FakeCluster:
         return copy.deepcopy(obj)
 
     def _add_replica_set(
-        self, deployment: Mapping[str, Any], template: Mapping[str, Any], revision: int
+        self,
+        deployment: Mapping[str, Any],
+        template: Mapping[str, Any],
+        revision: int,
+        *,
+        created: float | None,
     ) -> None:
         meta = deployment["metadata"]
         template_hash = _template_hash(template)
@@ -238,6 +253,7 @@ class FakeCluster:
                 "uid": str(uuid.uuid4()),
                 "labels": {**rs_template["metadata"]["labels"]},
                 "annotations": {REVISION_ANNOTATION: str(revision)},
+                **({} if created is None else {"creationTimestamp": _rfc3339(created)}),
                 "ownerReferences": [
                     {
                         "apiVersion": "apps/v1",
@@ -293,7 +309,7 @@ class FakeCluster:
             if same is not None:
                 same["metadata"]["annotations"][REVISION_ANNOTATION] = str(newest + 1)
             else:
-                self._add_replica_set(deployment, wanted, newest + 1)
+                self._add_replica_set(deployment, wanted, newest + 1, created=self.now)
             meta["annotations"][REVISION_ANNOTATION] = str(newest + 1)
         if deployment["spec"].get("paused"):
             deployment["status"]["observedGeneration"] = meta["generation"]
@@ -463,15 +479,25 @@ class FakeCluster:
 
 
 def build_cluster(
-    *, now: float, revisions: int, rollout_in_progress: bool, policy_name: str = POLICY
+    *,
+    now: float,
+    revisions: int,
+    rollout_in_progress: bool,
+    policy_name: str = POLICY,
+    created: float | None = None,
 ) -> FakeCluster:
-    """The starting state: the Deployment at revision ``revisions`` and the ModelDeployment
-    approving every older revision through Git (spec.approvedRevisions)."""
+    """The starting state: the Deployment at revision ``revisions`` (its ReplicaSet created at
+    ``created``, when given) and the ModelDeployment approving every older revision through
+    Git (spec.approvedRevisions)."""
     if revisions < 1:
         raise ValueError(f"revisions must be at least 1, got {revisions}")
     cluster = FakeCluster(now=now)
     cluster.add_deployment(
-        namespace=NAMESPACE, name=NAME, revisions=revisions, rolling=rollout_in_progress
+        namespace=NAMESPACE,
+        name=NAME,
+        revisions=revisions,
+        rolling=rollout_in_progress,
+        created=created,
     )
     spec: dict[str, Any] = {
         "deploymentRef": {"name": NAME},

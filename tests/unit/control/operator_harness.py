@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -179,12 +179,19 @@ def recorded_eval_times(policy: EffectivePolicy, series: RecordedSeries) -> list
     return [float(t) for t in times]
 
 
-def policy_context(policy_spec: Mapping[str, Any], *, name: str = POLICY) -> PolicyContext:
+def policy_context(
+    policy_spec: Mapping[str, Any], *, name: str = POLICY, generation: int = 1
+) -> PolicyContext:
     """The policy as the policy handler loads it (``rollguard.control.policy.load``)."""
     obj = {
         "apiVersion": API_VERSION,
         "kind": "RollbackPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1, "uid": "policy-uid"},
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "generation": generation,
+            "uid": "policy-uid",
+        },
         "spec": dict(policy_spec),
     }
     return load(obj)
@@ -234,6 +241,12 @@ class _Driver:
         self.metrics_errors: list[tuple[float, str]] = []
         self.evaluations = 0
         self._escalated_at: str | None = None
+
+    def edit_policy(self, policy_spec: Mapping[str, Any]) -> None:
+        """A user edits the RollbackPolicy: the policy handler loads the next generation, which
+        the following cycles use (decisions already made keep their own snapshot)."""
+        self.context = policy_context(policy_spec, generation=self.context.generation + 1)
+        self.source.policy = self.context.effective
 
     def decisions(self) -> list[dict[str, Any]]:
         items = self.fake.list_objects(
@@ -314,18 +327,24 @@ def run_operator(
     revisions: int = 2,
     eval_times: Sequence[float] | None = None,
     keep_decisions: int = 20,
+    policy_at: Callable[[float], Mapping[str, Any]] | None = None,
+    created: float | None = None,
 ) -> OperatorRun:
     """The operator's decisions on ``series`` under the RollbackPolicy spec ``policy_spec``
     (camelCase, as a user writes it), evaluated at ``eval_times`` (default: the grid of
     ``run_recorded``) with the series' step as the scrape interval.
 
     The Deployment starts at revision ``revisions`` (rolling out when
-    ``rollout_in_progress``), every older revision approved in the ModelDeployment's spec. At
+    ``rollout_in_progress``; its ReplicaSet created at ``created`` when given), every older
+    revision approved in the ModelDeployment's spec. At
     each time t: ``run_cycle`` (reading the API, not watch caches) with the stored decisions
     as the handler's index holds them, ``advance`` on each decision it created; with
     ``approve_after``, alice approves each decision that has waited that many seconds for
     approval; then ``advance`` on every decision with lifecycle work left (the decision
-    daemons, which poll every few seconds, here once per evaluation)."""
+    daemons, which poll every few seconds, here once per evaluation). With ``policy_at``,
+    the policy spec in force at t is ``policy_at(t)`` (``policy_spec`` before the first
+    evaluation): a spec that differs from the one in force is an edit, loaded as the next
+    generation before that cycle."""
     context = policy_context(policy_spec)
     names = [s.name for s in context.effective.signals]
     if series.signals != names:
@@ -339,10 +358,16 @@ def run_operator(
         now=times[0] if times else series.start,
         revisions=revisions,
         rollout_in_progress=rollout_in_progress,
+        created=created,
     )
     driver = _Driver(context, series, fake, keep=keep_decisions)
+    in_force = dict(policy_spec)
     for now in times:
         fake.now = now
+        edited = dict(policy_at(now)) if policy_at is not None else in_force
+        if edited != in_force:
+            in_force = edited
+            driver.edit_policy(in_force)
         driver.cycle(now)
         if approve_after is not None:
             driver.approve_due(now, approve_after)
