@@ -202,7 +202,7 @@ CLUSTER_CORPUS = [
     row(rbp("p-interval-zero", {"evaluation.interval": "0s"}), invalid("evaluation.interval")),
     row(rbp("p-min-samples-beyond-evidence", {"evaluation.minSamples": 301}), invalid("evaluation.minSamples")),
     row(rbp("p-recent-samples-one", {"evaluation.recentSamples": 1}), admission("spec.evaluation.recentSamples")),
-    row(rbp("p-recent-below-min-samples", {"evaluation.recentSamples": 3, "evaluation.minSamples": 8}), invalid("evaluation.recentSamples")),
+    row(rbp("p-recent-samples-beyond-recorded", {"evaluation.recentSamples": 400}), invalid("evaluation.recentSamples")),
     row(mdep("m-bake-time-over-30-days", {"bakeTime": "1000h"}), invalid("bakeTime")),
     # Weights, objective, margin and critical that contradict each other.
     row(rbp("p-weights-all-zero", {"impact.categories.0.weight": 0}), admission("weights must not all be 0")),

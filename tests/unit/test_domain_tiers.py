@@ -191,7 +191,7 @@ def test_tier_table_markdown_renders_every_row_from_the_tier_data() -> None:
     lines = table.strip().splitlines()
     assert lines[0] == "| setting | low | medium | high | critical |"
     assert len(lines) == 2 + 15
-    assert "| evaluation.recentSamples | 3 | 3 | 3 | 3 |" in lines
+    assert "| evaluation.recentSamples | 4 | 4 | 3 | 3 |" in lines
     assert "| evaluation.confidence | 0.99 | 0.95 | 0.90 | 0.80 |" in lines
     assert (
         "| triggers | Rollback ≥0.8 for 5m; Rollback ≥0.5 for 30m; Hold ≥0.2 for 10m | "

@@ -322,13 +322,16 @@ def test_after_a_rollback_a_new_incurable_regression_finds_no_revision_to_roll_b
 
 
 def test_warm_up_after_a_rollback_is_judged_alike(policy: EffectivePolicy) -> None:
-    # error_rate breaches on missing data; its samples stop right after the rollback at 30.5
-    # min for 5 minutes: windows younger than the rolled-back revision are warming up instead.
+    # error_rate breaches on missing data; its samples stop right after the rollback for 5
+    # minutes: windows younger than the rolled-back revision are warming up instead, so the
+    # rollback stays the only action.
     signals = [policy.signals[0].model_copy(update={"on_missing_data": "Breach"})]
     breach = policy.model_copy(update={"signals": signals + policy.signals[1:]})
     base = noise_free(scenario("error-burst", policy))
-    gap = {"kind": "gap", "start": "30m45s", "samples": 20, "signals": ["error_rate"]}
+    [rolled] = np.flatnonzero(assert_agree(breach, base)[0].executions).tolist()
+    after = (rolled + 1) * duration_seconds(policy.evaluation.interval) + 15
+    gap = {"kind": "gap", "start": f"{after:g}s", "samples": 20, "signals": ["error_rate"]}
     events = [*base.model_dump(by_alias=True)["events"], gap]
     sc = Scenario.model_validate({**base.model_dump(by_alias=True), "events": events})
     t = assert_agree(breach, sc)[0]
-    assert np.flatnonzero(t.executions).tolist() == [60]
+    assert np.flatnonzero(t.executions).tolist() == [rolled]
