@@ -55,8 +55,9 @@ class Evaluation(Model):
             "Also test the newest this-many samples of the window, and judge each signal by "
             "whichever test finds it more severe, so a step change is seen before it moves "
             "the mean of the whole window. Both tests then run at 1 - (1 - confidence) / 2, "
-            "which keeps the false-alarm rate of the pair at that of one test. At least "
-            "minSamples. Unset: the whole window only."
+            "which keeps the false-alarm rate of the pair at that of one test. The newest "
+            "samples need only their own count (not minSamples). Unset: the tier's default "
+            "(4 for low and medium, 3 for high and critical)."
         ),
     )
 
