@@ -155,7 +155,15 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
             assert rollguard_main(argv) == 0
         if point == "RollbackRecommended":
             scenario.set_profile("errors")
-        wait_for(f"the operator to die after {point}", lambda: _died(operator), timeout=120)
+        # The lowest-priority restart first waits out its dead predecessor's peering record
+        # (60 s) on a machine that may be busy: a generous limit, it is a condition wait.
+        limit = 240 if priority == 1 else 120
+        wait_for(
+            f"the operator to die after {point}",
+            lambda: _died(operator),
+            timeout=limit,
+            operator=operator,
+        )
         kills += 1
         assert f"ROLLGUARD_CRASH_AFTER={point}@{scenario.ns}: killing" in operator.tail(200)
     _crash_at(operator, None)
