@@ -5,9 +5,10 @@ drill report (devenv.drillreport)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from operator_fixtures import (
     wait_for,
 )
 
-from devenv.apiproxy import ApiProxy, Request
+from devenv.apiproxy import ApiProxy, Matcher, Request
 from devenv.drillreport import record
 from devenv.faultproxy import FaultProxy, Mode
 from devenv.launcher import EnvInfo, Environment
@@ -94,100 +95,175 @@ def test_prometheus_failing_in_every_way_never_rolls_back_and_recovery_is_automa
     )
 
 
-# The transitions of one decision, in order; the operator is killed right after each.
-CRASH_POINTS = (
-    "RollbackRecommended",
-    "ApprovalRequired",
-    "ApprovalGranted",
-    "ExecutionStarted",
-    "RollbackExecuted",
-    "RolloutCompleted",
-    "ValidationSucceeded",
+# The writes of one decision, in order: the operator is SIGKILLed by the API proxy the moment
+# each is persisted, before the answer reaches it (no audit line, no Event for that step).
+DECISIONS = "/apis/rollguard.dev/v1alpha1/namespaces/{ns}/rollbackdecisions"
+
+
+def _created(ns: str) -> Matcher:
+    return lambda method, path, _body: method == "POST" and path == DECISIONS.format(ns=ns)
+
+
+def _status(ns: str, phase: str | None = None, validation: str | None = None) -> Matcher:
+    """A status write of a decision in ``ns`` that sets ``phase`` or ``validation.<field>``."""
+
+    def matches(method: str, path: str, body: object) -> bool:
+        prefix = DECISIONS.format(ns=ns) + "/"
+        if method != "PATCH" or not (path.startswith(prefix) and path.endswith("/status")):
+            return False
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, dict):
+            return False
+        if phase is not None and status.get("phase") != phase:
+            return False
+        return validation is None or bool((status.get("validation") or {}).get(validation))
+
+    return matches
+
+
+def _deployment_patch(ns: str) -> Matcher:
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/fraud"
+    return lambda method, p, _body: method == "PATCH" and p == path
+
+
+CRASH_POINTS: tuple[tuple[str, Callable[[str], Matcher]], ...] = (
+    ("decision created", _created),
+    ("PendingApproval persisted", lambda ns: _status(ns, "PendingApproval")),
+    ("Approved persisted", lambda ns: _status(ns, "Approved")),
+    ("Executing persisted", lambda ns: _status(ns, "Executing")),
+    ("Deployment patched", _deployment_patch),
+    ("rollout completion persisted", lambda ns: _status(ns, validation="rolloutCompletedAt")),
+    ("Succeeded persisted", lambda ns: _status(ns, "Succeeded")),
 )
 
 
-def _crash_at(
-    operator: OperatorProcess, reason: str | None, namespace: str = "", priority: int = 0
-) -> None:
-    """Restart the operator so that it kills itself right after ``reason`` in ``namespace``
-    (None: for good), with peering ``priority`` (0: a random one)."""
-    operator.stop(signal.SIGKILL)
-    operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
-    operator.argv.append(f"--priority={priority or 'auto'}")
-    if reason is None:
-        operator.env.pop("ROLLGUARD_CRASH_AFTER", None)
-    else:
-        operator.env["ROLLGUARD_CRASH_AFTER"] = f"{reason}@{namespace}"
-    operator.start()
+def _kill(operator: OperatorProcess) -> Callable[[], None]:
+    def action() -> None:
+        if operator.process is not None and operator.process.poll() is None:
+            os.killpg(operator.process.pid, signal.SIGKILL)
+
+    return action
 
 
 def _died(operator: OperatorProcess) -> bool:
     return operator.process is not None and operator.process.poll() is not None
 
 
+def _trail(proxy: ApiProxy, since: float) -> str:
+    """The operator's writes through the proxy since ``since``, for a failure message."""
+    writes = [r for r in proxy.since(since) if r.method not in ("GET", "HEAD") and not r.watch]
+    return "\n".join(
+        f"{r.at - since:7.1f}s {r.method} {r.path} {r.status} {r.phase}" for r in writes[-40:]
+    )
+
+
+def _proxied(
+    local_environment: Environment | None, operator: OperatorProcess, env: EnvInfo, name: str
+) -> tuple[ApiProxy, str]:
+    """A new API proxy, and the session operator's kubeconfig pointed at it (from its next
+    start); returns the proxy and the direct kubeconfig, to put back afterwards."""
+    if local_environment is None:
+        pytest.skip("needs the session's own CA to serve the proxy's certificate")
+    proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
+    direct = operator.env["KUBECONFIG"]
+    operator.env["KUBECONFIG"] = str(
+        proxy.kubeconfig(Path(direct), Path(direct).with_name(f"{name}.kubeconfig"))
+    )
+    return proxy, direct
+
+
 @pytest.fixture
-def crashing(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+def tripping(
+    local_environment: Environment | None, operator: OperatorProcess, env: EnvInfo
+) -> Iterator[ApiProxy]:
+    """The session operator reaching the API server through a proxy that can kill it, and put
+    back on the direct path, with its default priority, afterwards."""
+    proxy, direct = _proxied(local_environment, operator, env, "tripping")
     try:
-        yield operator
+        yield proxy
     finally:
-        if operator.env.get("ROLLGUARD_CRASH_AFTER") or _died(operator):
-            _crash_at(operator, None)
+        operator.stop(signal.SIGKILL)
+        operator.env["KUBECONFIG"] = direct
+        operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+        operator.start()
+        proxy.stop()
 
 
 def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
-    crashing: OperatorProcess, scenario: Scenario, kubectl: Kubectl, env: EnvInfo
-) -> None:
-    operator = crashing
+    tripping: ApiProxy, operator: OperatorProcess, scenario: Scenario, kubectl: Kubectl,
+    env: EnvInfo,
+) -> None:  # fmt: skip
     grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
     scenario.setup(policy=needs_approval())
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
-    kills = 0
-    for index, point in enumerate(CRASH_POINTS):
-        # The restart that must pick up the decision just created gets the lowest priority:
-        # it waits, paused by peering, until its dead predecessor's record expires, and sees
-        # no further event for the decision. Later restarts outrank every dead record.
-        priority = 1 if point == "ApprovalRequired" else 1000 * (index + 1)
-        _crash_at(operator, point, scenario.ns, priority)
-        if point == "ApprovalGranted":
-            name = scenario.decisions()[0]["metadata"]["name"]
-            argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
-                    f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
-            assert rollguard_main(argv) == 0
-        if point == "RollbackRecommended":
-            scenario.set_profile("errors")
-        # The lowest-priority restart first waits out its dead predecessor's peering record
-        # (60 s) on a machine that may be busy: a generous limit, it is a condition wait.
-        limit = 240 if priority == 1 else 120
-        wait_for(
-            f"the operator to die after {point}",
-            lambda: _died(operator),
-            timeout=limit,
+    began = time.monotonic()
+    kills, name, final = 0, "", None
+    try:
+        for index, (point, matcher) in enumerate(CRASH_POINTS):
+            # The restart that must pick up the decision just created gets the lowest priority:
+            # it waits, paused by peering, until its dead predecessor's record expires, and then
+            # sees no further event for the decision. Later restarts outrank every dead record.
+            priority = 1 if index == 1 else 1000 * (index + 1)
+            wire = tripping.trip(point, matcher(scenario.ns), _kill(operator))
+            operator.stop(signal.SIGKILL)
+            operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+            operator.argv.append(f"--priority={priority}")
+            operator.start()
+            if point == "Approved persisted":
+                name = scenario.decisions()[0]["metadata"]["name"]
+                argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
+                        f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
+                assert rollguard_main(argv) == 0
+            if index == 0:
+                scenario.set_profile("errors")
+            # The lowest-priority restart first waits out its dead predecessor's peering record
+            # (60 s) on a machine that may be busy: a generous limit, it is a condition wait.
+            try:
+                wait_for(
+                    f"the operator to be killed after: {point}",
+                    lambda w=wire: w.fired and _died(operator),  # type: ignore[misc]
+                    timeout=240 if priority == 1 else 120,
+                    operator=operator,
+                )
+            except AssertionError as err:
+                raise AssertionError(f"{err}\nits writes:\n{_trail(tripping, began)}") from None
+            kills += 1
+        operator.stop(signal.SIGKILL)
+        operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+        operator.argv.append(f"--priority={1000 * (len(CRASH_POINTS) + 1)}")
+        operator.start()
+        [decision] = scenario.decisions()
+        name = decision["metadata"]["name"]
+        final_decision(scenario, name, operator, timeout=120)
+        final = wait_for(
+            "the final audit line",
+            lambda: (
+                (d := scenario.get("rollbackdecisions", name))["status"]["audit"]["exported"] and d
+            ),
             operator=operator,
         )
-        kills += 1
-        assert f"ROLLGUARD_CRASH_AFTER={point}@{scenario.ns}: killing" in operator.tail(200)
-    _crash_at(operator, None)
-    [decision] = scenario.decisions()
-    name = decision["metadata"]["name"]
-    final_decision(scenario, name, operator, timeout=120)
-    final = wait_for(
-        "the final audit line",
-        lambda: (d := scenario.get("rollbackdecisions", name))["status"]["audit"]["exported"] and d,
-        operator=operator,
-    )
-    assert final["status"]["phase"] == "Succeeded", final["status"]
-    # Generation 1: created; 2: the errors revision; 3: the one rollback. No second patch.
-    assert _generation(scenario) == 3
-    assert scenario.profile() == "healthy"
-    executed = _events(operator, scenario, "RollbackExecuted")
-    assert executed == 1
-    record(
-        "operator SIGKILLed after each of 7 decision steps",
-        faults=kills,
-        survived=kills,
-        duplicate_actions=executed - 1 + (_generation(scenario) - 3),
-        lost_decisions=0 if final["status"]["phase"] in FINAL else 1,
-    )
+        assert final["status"]["phase"] == "Succeeded", final["status"]
+        # Generation 1: created; 2: the errors revision; 3: the one rollback.
+        assert _generation(scenario) == 3
+        assert scenario.profile() == "healthy"
+        kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
+        assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+    finally:
+        patches = [
+            r
+            for r in tripping.since(began)
+            if _deployment_patch(scenario.ns)(r.method, r.path, None) and 200 <= r.status < 300
+        ]
+        # A kill is survived when the restarted operator went on to the next write (or, after
+        # the last one, to the sealed, exported decision).
+        exported = final is not None and bool(final["status"]["audit"]["exported"])
+        record(
+            f"operator SIGKILLed right after each of {len(CRASH_POINTS)} writes of a decision",
+            faults=len(CRASH_POINTS),
+            survived=max(kills - 1, 0) + exported,
+            duplicate_actions=max(len(patches) - 1, 0),
+            lost_decisions=0 if final is not None and final["status"]["phase"] in FINAL else 1,
+        )
 
 
 TOP_PRIORITY = 2**31  # above every `--priority=auto` (which picks from [1, 2**31))
@@ -324,13 +400,7 @@ def throttled(
 ) -> Iterator[ApiProxy]:
     """The session operator restarted to reach the API server through a throttling proxy, and
     put back on the direct path afterwards."""
-    if local_environment is None:
-        pytest.skip("needs the session's own CA to serve the proxy's certificate")
-    proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
-    direct = operator.env["KUBECONFIG"]
-    operator.env["KUBECONFIG"] = str(
-        proxy.kubeconfig(Path(direct), Path(direct).with_name("throttled.kubeconfig"))
-    )
+    proxy, direct = _proxied(local_environment, operator, env, "throttled")
     operator.restart(signal.SIGTERM)
     try:
         yield proxy

@@ -1,7 +1,9 @@
 """A proxy in front of kube-apiserver for one client (the operator under test): it forwards
 every request, watches included (streamed as they come), records each one, and can throttle:
 answer HTTP 429 with Retry-After, as API Priority and Fairness does under load, to the first
-requests of every (method, path) while armed.
+requests of every (method, path) while armed, and can trip: run a callback (the drills SIGKILL
+the operator) the moment a chosen write has been persisted, before its answer reaches the
+client, so the client dies knowing nothing of its own write.
 
 It terminates TLS with a serving certificate from the environment's own CA (so the client's
 kubeconfig changes only its server address), and passes the client's bearer token on over a
@@ -17,6 +19,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,21 @@ class Request:
     path: str
     watch: bool
     status: int
+    phase: str = ""  # for a status write: the phase it sets, if any
+
+
+Matcher = Callable[[str, str, object], bool]  # (method, path, JSON body or None) -> matches
+
+
+@dataclass
+class Tripwire:
+    """Fires ``action`` once, after the first request that ``matches`` and that the API
+    server answered with success; the client gets no answer to it."""
+
+    label: str
+    matches: Matcher
+    action: Callable[[], None]
+    fired: bool = False
 
 
 @dataclass
@@ -80,6 +98,7 @@ class ApiProxy:
         self.port = free_port()
         self.requests: list[Request] = []
         self.throttle: Throttle | None = None
+        self.tripwire: Tripwire | None = None
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -127,6 +146,14 @@ class ApiProxy:
             self.throttle = None
         return refused
 
+    def trip(self, label: str, matches: Matcher, action: Callable[[], None]) -> Tripwire:
+        """Arm a tripwire (replacing any other): ``action`` runs once, right after the first
+        successful request that ``matches``."""
+        wire = Tripwire(label, matches, action)
+        with self._lock:
+            self.tripwire = wire
+        return wire
+
     def since(self, start: float) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.at >= start]
@@ -151,11 +178,24 @@ class ApiProxy:
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self._serving).start()
 
-    def _note(self, request: web.Request, watch: bool, status: int) -> None:
+    def _note(self, request: web.Request, watch: bool, status: int, body: object = None) -> None:
+        phase = ""
+        if isinstance(body, dict) and isinstance(body.get("status"), dict):
+            phase = str(body["status"].get("phase") or "")
         with self._lock:
             self.requests.append(
-                Request(time.monotonic(), request.method, request.path, watch, status)
+                Request(time.monotonic(), request.method, request.path, watch, status, phase)
             )
+
+    def _tripped(self, method: str, path: str, body: object, status: int) -> Tripwire | None:
+        with self._lock:
+            wire = self.tripwire
+            if wire is None or wire.fired or not 200 <= status < 300:
+                return None
+            if not wire.matches(method, path, body):
+                return None
+            wire.fired = True
+            return wire
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         watch = request.query.get("watch") in ("true", "1")
@@ -192,7 +232,13 @@ class ApiProxy:
         except (aiohttp.ClientError, OSError) as err:
             self._note(request, watch, 502)
             return web.Response(status=502, text=json.dumps({"message": str(err)}))
-        self._note(request, watch, upstream.status)
+        sent = _json(data)
+        self._note(request, watch, upstream.status, sent)
+        wire = self._tripped(request.method, request.path, sent, upstream.status)
+        if wire is not None:
+            upstream.release()
+            wire.action()
+            return web.Response(status=503, text=json.dumps({"message": f"tripped: {wire.label}"}))
         response = web.StreamResponse(
             status=upstream.status,
             headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP},
@@ -207,3 +253,13 @@ class ApiProxy:
         finally:
             upstream.release()
         return response
+
+
+def _json(data: bytes) -> object:
+    """A request body as JSON, or None (no body, or not JSON)."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import sys
 import threading
 from collections.abc import Mapping
@@ -139,20 +137,6 @@ def serve_metrics(port: int) -> None:
         start_http_server(port, registry=REGISTRY)
 
 
-def _crash_point(reason: str, namespace: str | None) -> None:
-    """Drills: with ``ROLLGUARD_CRASH_AFTER=<reason>[@<namespace>]`` the process kills itself
-    (SIGKILL, no cleanup) right after persisting a transition of that reason (of an object in
-    that namespace), and after its audit line: the recovery drills use it to stop the operator
-    at every step of a decision."""
-    point = os.environ.get("ROLLGUARD_CRASH_AFTER")
-    if not point:
-        return
-    want, _, where = point.partition("@")
-    if want == reason and (not where or where == namespace):
-        log.warning("ROLLGUARD_CRASH_AFTER=%s: killing the process", point)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 class AuditLog:
     """One JSON object per line, to stdout or a file (opened for append)."""
 
@@ -197,7 +181,6 @@ class Recorder:
             }
         )
         log.info("%s: %s", reason, message)
-        _crash_point(reason, meta.get("namespace"))
         try:
             self.cluster.event(
                 regarding=obj,

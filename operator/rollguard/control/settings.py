@@ -4,7 +4,6 @@ wrong setting fails fast with a message that names it."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -58,8 +57,3 @@ class Settings:
             if not ns or len(ns) > 63:
                 raise SettingsError(f"--namespace: {ns!r} is not a namespace name")
         return self
-
-
-def env_default(name: str, default: str | None = None) -> str | None:
-    """The value of ROLLGUARD_<NAME>, or ``default``."""
-    return os.environ.get(f"ROLLGUARD_{name}", default)
