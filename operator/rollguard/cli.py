@@ -632,6 +632,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         help="seconds per Prometheus request [ROLLGUARD_QUERY_TIMEOUT]",
     )
     p.add_argument(
+        "--query-offset",
+        type=float,
+        default=_env("QUERY_OFFSET", "1"),
+        help="seconds after an evaluation instant before it is evaluated, for Prometheus to "
+        "ingest the samples up to it: above your slowest scrape, backtests reproduce every "
+        "evaluation exactly [ROLLGUARD_QUERY_OFFSET]",
+    )
+    p.add_argument(
         "--decision-poll",
         type=float,
         default=_env("DECISION_POLL", "2"),

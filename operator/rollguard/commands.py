@@ -318,6 +318,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         keep_decisions=args.keep_decisions,
         scrape_interval=args.scrape_interval,
         query_timeout=args.query_timeout,
+        query_offset=args.query_offset,
         decision_poll=args.decision_poll,
         peering=args.peering,
         priority=args.priority,

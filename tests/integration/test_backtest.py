@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
-from operator_fixtures import FAST_POLICY, wait_for
+from operator_fixtures import FAST_POLICY, Scenario, wait_for
 
 from devenv.launcher import EnvInfo
-from devenv.testing import deployment_manifest
+from devenv.operatorproc import OperatorProcess
+from devenv.testing import deployment_manifest, fast_policy
+from rollguard.api import API_VERSION
 from rollguard.cli import main
+from rollguard.domain.recorded import rfc3339
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +85,67 @@ def test_backtest_of_a_deployment_without_data_is_a_one_line_error(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "no samples" in err and err.count("\n") == 1
+
+
+def _decision_row(decision: dict[str, Any]) -> tuple[str, int, str, str, bool, float]:
+    spec = decision["spec"]
+    at = datetime.fromisoformat(spec["evaluatedAt"].replace("Z", "+00:00")).timestamp()
+    score = float(f"{spec['impact']['score']:.6g}")
+    return (
+        rfc3339(at),
+        spec["trigger"]["index"],
+        spec["trigger"]["action"],
+        spec["recommended"]["action"],
+        spec["requiresApproval"],
+        score,
+    )
+
+
+def test_the_live_operators_decisions_are_the_backtest_of_the_same_data(
+    operator: OperatorProcess,
+    scenario: Scenario,
+    env: EnvInfo,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A scripted incident under two triggers (a Hold at once, then a Rollback sustained 4 s):
+    the operator's decisions, each at its evaluation instant, are exactly what `rollguard
+    backtest` makes of the same Prometheus data at the operator's own instants."""
+    spec = fast_policy()
+    spec["triggers"] = [
+        {"action": "Hold", "minScore": 0.3, "sustainedFor": "0s"},
+        {"action": "Rollback", "minScore": 0.6, "sustainedFor": "4s"},
+    ]
+    scenario.setup(policy=spec)
+    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    healthy = time.time()
+    # A window (20 s) and more of healthy history before the incident, so that the backtest,
+    # which starts from nothing at --from, carries the operator's state by then.
+    wait_for("25 s of healthy history", lambda: time.time() - healthy > 25, timeout=60)
+    scenario.set_profile("errors")
+    rollback = wait_for(
+        "the Rollback decision",
+        lambda: [
+            d for d in scenario.decisions() if d["spec"]["recommended"]["action"] == "Rollback"
+        ],
+        operator=operator,
+    )[0]
+    live = sorted(_decision_row(d) for d in scenario.decisions())
+    assert [row[3] for row in live] == ["Hold", "Rollback"], live
+    end = datetime.fromisoformat(rollback["spec"]["evaluatedAt"].replace("Z", "+00:00"))
+
+    policy = tmp_path / "policy.yaml"
+    document = {"apiVersion": API_VERSION, "kind": "RollbackPolicy", "metadata": {"name": "p"}}
+    policy.write_text(yaml.safe_dump({**document, "spec": spec}))
+    argv = [
+        "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",
+        f"--namespace={scenario.ns}", "--deployment=fraud",
+        f"--from={int(healthy)}", f"--to={end.timestamp():.3f}", "--step=1", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    backtest = json.loads(capsys.readouterr().out)
+    offline = [
+        (a["time"], a["trigger"], a["wanted"], a["action"], a["requiresApproval"], a["score"])
+        for a in backtest["actions"]
+    ]
+    assert offline == live, (offline, live, operator.tail())

@@ -22,6 +22,7 @@ def test_run_help_documents_every_setting_with_its_environment_variable(
         ("--metrics-port", "ROLLGUARD_METRICS_PORT"),
         ("--audit-log", "ROLLGUARD_AUDIT_LOG"),
         ("--keep-decisions", "ROLLGUARD_KEEP_DECISIONS"),
+        ("--query-offset", "ROLLGUARD_QUERY_OFFSET"),
     ]:
         assert flag in text and env in text
 
@@ -36,6 +37,8 @@ def test_run_help_documents_every_setting_with_its_environment_variable(
         (["--prometheus-url", "http://p:9090", "--metrics-port", "eighty"], "--metrics-port"),
         (["--prometheus-url", "http://p:9090", "--query-timeout", "inf"], "--query-timeout"),
         (["--prometheus-url", "http://p:9090", "--decision-poll", "nan"], "--decision-poll"),
+        (["--prometheus-url", "http://p:9090", "--query-offset", "-1"], "--query-offset"),
+        (["--prometheus-url", "http://p:9090", "--query-offset", "nan"], "--query-offset"),
         (["--prometheus-url", "http://p:9090", "--priority", "high"], "--priority"),
         (
             ["--prometheus-url", "http://p:9090", "--audit-log", "/no/such/dir/audit.jsonl"],

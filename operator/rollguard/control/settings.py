@@ -24,6 +24,7 @@ class Settings:
     keep_decisions: int = 20
     scrape_interval: float = 15.0
     query_timeout: float = 5.0
+    query_offset: float = 1.0
     decision_poll: float = 2.0
     peering: str = "rollguard"
     priority: int = 0
@@ -49,6 +50,10 @@ class Settings:
         ):
             if not (value > 0 and math.isfinite(value)):
                 raise SettingsError(f"{name}: must be a positive number of seconds, got {value}")
+        if not (0 <= self.query_offset <= 300 and math.isfinite(self.query_offset)):
+            raise SettingsError(
+                f"--query-offset: must be between 0 and 300 seconds, got {self.query_offset}"
+            )
         if self.audit_log != "-":
             parent = Path(self.audit_log).parent
             if not parent.is_dir():

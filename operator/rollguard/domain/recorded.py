@@ -20,12 +20,13 @@ import math
 from datetime import UTC, datetime
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import Field
 
 from rollguard.api.base import Model, duration_seconds
 from rollguard.api.decision import Samples
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain import engine
+from rollguard.domain import engine, schedule
 from rollguard.domain.series import Series, SeriesError
 from rollguard.domain.stats import began_inside
 from rollguard.domain.virtual import Setting, VirtualDecision, VirtualMember
@@ -116,8 +117,8 @@ def run_recorded(
     setting: Setting | None = None,
     eval_times: np.ndarray | None = None,
 ) -> RecordedResult:
-    """Every decision ``policy`` would have made on ``series``, evaluated every interval from
-    the first sample (or at ``eval_times``, Unix seconds on the series' grid)."""
+    """Every decision ``policy`` would have made on ``series``, evaluated at the operator's
+    instants (``evaluation_times``) or at ``eval_times`` (Unix seconds on the series' grid)."""
     names = [s.name for s in policy.signals]
     if series.signals != names:
         raise ValueError(f"series signals {series.signals} are not the policy's {names}")
@@ -138,7 +139,7 @@ def run_recorded(
             f"{policy.evaluation.interval} is more than {MAX_EVALUATIONS}; check its timestamps"
         )
     if eval_times is None:
-        eval_times = series.start + np.arange(interval, last - series.start + 1e-9, interval)
+        eval_times = evaluation_times(policy, series)
     times = series.start + (np.arange(n_k + pad) - pad) * step_s
     member = VirtualMember(policy, setting)
     queries = [s.query for s in policy.signals]
@@ -158,6 +159,17 @@ def run_recorded(
         member.evaluate(measured, now=float(now), samples=samples, queries=queries)
         escalations += _escalations(member, before)
     return _result(policy, series, member, escalations, evaluations=len(eval_times))
+
+
+def evaluation_times(policy: EffectivePolicy, series: Series) -> NDArray[np.float64]:
+    """The instants the operator evaluates ``policy`` at (``schedule``: the multiples of its
+    interval) that ``series`` covers after its first sample. A sample lies at each of them
+    when the series' grid is aligned to its step (as a backtest's is) and the step divides
+    the interval; otherwise each evaluation takes the newest sample before its instant."""
+    last = series.start + (series.values.shape[1] - 1) * series.step
+    interval = duration_seconds(policy.evaluation.interval)
+    at = schedule.instants(start=series.start + series.step, end=last, interval=interval)
+    return np.array(at, dtype=np.float64)
 
 
 def _escalations(member: VirtualMember, before: tuple[int, int]) -> list[Escalation]:

@@ -21,6 +21,7 @@ from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import advance
 from rollguard.control.observe import ERRORS
 from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.domain import schedule
 from rollguard.domain.revisions import ReplicaSetRecord
 from rollguard.execution.kube import ApiError
 from rollguard.handlers.caches import IndexedReads
@@ -144,6 +145,7 @@ def _cycle(
     bound: list[dict[str, Any]],
     decisions: Mapping[tuple[str, str], list[DecisionSummary]],
     reads: IndexedReads,
+    at: float,
 ) -> str | None:
     runtime = current()
     report = run_cycle(
@@ -155,7 +157,7 @@ def _cycle(
         decisions=decisions,
         scrape_interval=runtime.settings.scrape_interval,
         operator_version=runtime.settings.operator_version,
-        now=now(),
+        now=at,
         reads=reads,
     )
     for obj in report.gone:
@@ -217,8 +219,11 @@ async def evaluate_policy(
     replica_sets_by_owner: kopf.Index[tuple[str, str], ReplicaSetRecord],
     **_: Any,
 ) -> None:
-    """Evaluate the policy's ModelDeployments every evaluation.interval until it is deleted."""
+    """Evaluate the policy's ModelDeployments at every instant of its evaluation interval
+    (``domain.schedule``) until it is deleted."""
     reads = IndexedReads(current().cluster, deployments_by_name, replica_sets_by_owner)
+    offset = current().settings.query_offset
+    last: float | None = None
     while not stopped:
         snapshot = dict(body)  # the live body may change while a cycle runs
         meta = snapshot["metadata"]
@@ -236,19 +241,23 @@ async def evaluate_policy(
             await asyncio.to_thread(_mark, bound, reasons.POLICY_INVALID, message, invalid=False)
             await stopped.wait(INVALID_RETRY)
             continue
+        interval = duration_seconds(policy.effective.evaluation.interval)
+        at = schedule.next_instant(wall=time.time(), last=last, interval=interval, offset=offset)
+        due = at + offset - time.time()
+        if due > 0:
+            # Sleep until the instant is due, then read the policy and its objects afresh.
+            await stopped.wait(due)
+            continue
+        last = at
         decisions = {
             k: GHOSTS.live_decisions(list(decisions_by_model_deployment.get(k, []))) for k in keys
         }
-        started = time.monotonic()
         metrics_error: str | None = None
         try:
-            metrics_error = await asyncio.to_thread(_cycle, policy, bound, decisions, reads)
+            metrics_error = await asyncio.to_thread(_cycle, policy, bound, decisions, reads, at)
         except MonitoringError as err:
             metrics_error = str(err)
         except Exception as err:
             ERRORS.labels(kind="cycle").inc()
             log.exception("Evaluation cycle of RollbackPolicy %s/%s failed: %s", *key, err)
         await asyncio.to_thread(_write_status, snapshot, policy, None, len(keys), metrics_error)
-        # One cycle per interval, start to start (a slow cycle shortens the pause after it).
-        interval = duration_seconds(policy.effective.evaluation.interval)
-        await stopped.wait(max(interval - (time.monotonic() - started), 0.0))

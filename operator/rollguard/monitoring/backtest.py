@@ -2,7 +2,10 @@
 fetched from Prometheus and laid on the grid the recorded-series runner uses.
 
 Called by ``rollguard backtest``; the decisions are then made by the same code as
-``rollguard simulate --series`` and the operator.
+``rollguard simulate --series`` and the operator, at the operator's own evaluation instants
+(``domain.schedule``): the range starts on the step's grid, as the operator's range queries
+do, so with a step that divides the evaluation interval every instant is a sample time and
+each evaluation sees the samples the operator's query at that instant saw.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def fetch(
         raise SeriesError(f"--to must be after --from (got {start} .. {end})")
     if not (math.isfinite(step) and step > 0):
         raise SeriesError(f"--step must be a positive number of seconds, got {step}")
+    start = math.floor(start / step) * step
     points = (end - start) / step + 1
     if points > MAX_GRID_POINTS:
         raise SeriesError(

@@ -33,7 +33,6 @@ import numpy as np
 from fake_cluster import NAME, NAMESPACE, POLICY, DeploymentPatch, FakeCluster, build_cluster
 
 from rollguard.api import API_VERSION
-from rollguard.api.base import duration_seconds
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.policy import EffectivePolicy
 from rollguard.control.cycle import run_cycle
@@ -41,6 +40,7 @@ from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import Lifecycle, advance
 from rollguard.control.observe import AuditLog, Recorder
 from rollguard.control.policy import PolicyContext, load
+from rollguard.domain.recorded import evaluation_times
 from rollguard.domain.revisions import REVISION_ANNOTATION
 from rollguard.domain.series import Series as RecordedSeries
 from rollguard.execution.kube import Cluster
@@ -171,12 +171,8 @@ class OperatorRun:
 
 
 def recorded_eval_times(policy: EffectivePolicy, series: RecordedSeries) -> list[float]:
-    """The evaluation times of ``run_recorded``: series.start + k * interval, k >= 1, up to
-    the last grid point (its very expression, so the floats are the same)."""
-    interval = duration_seconds(policy.evaluation.interval)
-    last = series.start + (series.values.shape[1] - 1) * series.step
-    times = series.start + np.arange(interval, last - series.start + 1e-9, interval)
-    return [float(t) for t in times]
+    """The evaluation times of ``run_recorded``: the operator's instants the series covers."""
+    return [float(t) for t in evaluation_times(policy, series)]
 
 
 def policy_context(

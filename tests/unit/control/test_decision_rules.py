@@ -37,7 +37,7 @@ from rollguard.domain.series import Series, parse_series
 from rollguard.domain.tiers import resolve
 from rollguard.domain.virtual import Setting
 
-T0 = 1_700_000_000
+T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15
 FIRST_JUDGED = 105  # a series bad from T0 is first judged here: its 8th sample (minSamples)
 VALIDATION_SEES = 135  # validation judges from window (2m) + scrape interval after a rollback

@@ -31,7 +31,7 @@ from rollguard.domain.series import Series, SeriesError, parse_series
 from rollguard.domain.tiers import resolve
 from rollguard.domain.virtual import Setting
 
-T0 = 1_700_000_000
+T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15
 EXAMPLES = int(os.environ.get("ROLLGUARD_DIFFERENTIAL_EXAMPLES", "150"))
 

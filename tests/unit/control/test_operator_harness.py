@@ -15,7 +15,7 @@ from rollguard.domain.revisions import REVISION_ANNOTATION
 from rollguard.domain.series import Series, parse_series
 from rollguard.domain.tiers import resolve
 
-T0 = 1_700_000_000
+T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15  # seconds between samples, and the high tier's evaluation interval
 WINDOW = 120  # the high tier's evaluation window
 

@@ -21,7 +21,7 @@ from rollguard.domain.series import Series, parse_series
 from rollguard.domain.tiers import resolve
 from rollguard.domain.virtual import Setting, VirtualMember
 
-T0 = 1_700_000_000
+T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15
 WINDOW = 120  # the high tier's window; minSamples 8
 
