@@ -17,7 +17,6 @@ DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
 BECAME_DEGRADED = "BecameDegraded"
 RECOVERED = "Recovered"
 BECAME_INCONCLUSIVE = "BecameInconclusive"
-REVISION_APPROVED = "RevisionApproved"
 ESCALATED = "Escalated"
 ESCALATION_CLEARED = "EscalationCleared"
 

@@ -2,8 +2,10 @@
 
 Exactly once and never over someone else's edit: the Deployment is read, checked to still be
 at the revision the decision judged, and patched with a JSON Patch that tests its
-metadata.generation (it moves only when someone changes the spec). Already at the target means done, with no patch, so running this again after
-a crash or on a second replica changes nothing.
+metadata.generation (it moves only when someone changes the spec). A refused patch is re-read:
+an edit that left the revision and its pod template alone (a scale) is retried, any other is
+a Conflict. Already at the target means done, with no patch, so running this again after a
+crash or on a second replica changes nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def _hash_of_revision(records: list[ReplicaSetRecord], revision: int | None) -> 
     return next((r.template_hash for r in records if r.revision == revision), None)
 
 
+ATTEMPTS = 3
+"""Patches tried per execution. A refused patch (409, or 422 from the generation test) is
+re-read: an edit that left the revision and its pod template alone (a scale, an autoscaler,
+a label) is retried on the new generation; any other edit is a Conflict, never overwritten."""
+
+
+def _refused(err: ApiException) -> bool:
+    return err.status in (409, 422)
+
+
+def _template_changed(live: dict[str, Any], judged: dict[str, Any] | None) -> bool:
+    """Whether the pod template moved since the first read (None: this is the first)."""
+    return judged is not None and live["spec"].get("template") != judged
+
+
 def rollback(
     *,
     cluster: Cluster,
@@ -70,66 +87,73 @@ def rollback(
     to_template_hash: str,
 ) -> ExecutionResult:
     """Return ``deployment`` to the revision whose pod-template-hash is ``to_template_hash``."""
-    live = cluster.deployment(namespace=namespace, name=deployment)
-    records = history(cluster.replica_sets(namespace=namespace, deployment=live))
-    target = next((r for r in records if r.template_hash == to_template_hash), None)
-    if target is None:
+    judged: dict[str, Any] | None = None  # the pod template as first read
+    refusal = ""
+    for _ in range(ATTEMPTS):
+        live = cluster.deployment(namespace=namespace, name=deployment)
+        records = history(cluster.replica_sets(namespace=namespace, deployment=live))
+        target = next((r for r in records if r.template_hash == to_template_hash), None)
+        if target is None:
+            return ExecutionResult(
+                "TargetMissing",
+                f"no ReplicaSet of Deployment {namespace}/{deployment} has pod-template-hash "
+                f"{to_template_hash}; its history may have been pruned (revisionHistoryLimit)",
+            )
+        template = rollback_template(target)
+        current = current_revision(live)
+        current_hash = _hash_of_revision(records, current)
+        if _same_template(live["spec"]["template"], template):
+            return ExecutionResult(
+                "AlreadyDone",
+                f"Deployment {namespace}/{deployment} already runs the template of revision "
+                f"{target.revision}",
+                from_template_hash=current_hash,
+                to_template_hash=to_template_hash,
+            )
+        if current != from_revision or _template_changed(live, judged):
+            changed = f"is at revision {current}, not {from_revision} as judged"
+            if current == from_revision:
+                changed = "has a new pod template (its new revision is not numbered yet)"
+            return ExecutionResult(
+                "Conflict",
+                f"Deployment {namespace}/{deployment} {changed}; someone changed it "
+                f"{'while it was being patched' if refusal else 'since'}{refusal}, so it is "
+                "left alone",
+                from_template_hash=current_hash,
+            )
+        judged = live["spec"].get("template")
+        operations: list[dict[str, Any]] = [
+            {"op": "replace", "path": "/spec/template", "value": template}
+        ]
+        resumed = ""
+        if live["spec"].get("paused"):
+            # A paused Deployment does not roll out a new template: a rollback left paused
+            # would never complete (``kubectl rollout undo`` refuses one for that reason).
+            operations.append({"op": "replace", "path": "/spec/paused", "value": False})
+            resumed = " and resumed its paused rollout"
+        try:
+            cluster.patch_deployment(
+                namespace=namespace,
+                name=deployment,
+                generation=int(live["metadata"]["generation"]),
+                operations=operations,
+            )
+        except ApiException as err:
+            if not _refused(err):
+                raise
+            refusal = f" (HTTP {err.status}: {_api_message(err)})"
+            continue  # re-read: the next pass sees what changed
         return ExecutionResult(
-            "TargetMissing",
-            f"no ReplicaSet of Deployment {namespace}/{deployment} has pod-template-hash "
-            f"{to_template_hash}; its history may have been pruned (revisionHistoryLimit)",
-        )
-    template = rollback_template(target)
-    current = current_revision(live)
-    current_hash = _hash_of_revision(records, current)
-    if _same_template(live["spec"]["template"], template):
-        return ExecutionResult(
-            "AlreadyDone",
-            f"Deployment {namespace}/{deployment} already runs the template of revision "
-            f"{target.revision}",
+            "Patched",
+            f"Patched Deployment {namespace}/{deployment} from revision {current} to the "
+            f"template of revision {target.revision}{resumed}",
             from_template_hash=current_hash,
             to_template_hash=to_template_hash,
         )
-    if current != from_revision:
-        return ExecutionResult(
-            "Conflict",
-            f"Deployment {namespace}/{deployment} is at revision {current}, not {from_revision} "
-            "as judged; someone changed it since, so it is left alone",
-            from_template_hash=current_hash,
-        )
-    operations: list[dict[str, Any]] = [
-        {"op": "replace", "path": "/spec/template", "value": template}
-    ]
-    resumed = ""
-    if live["spec"].get("paused"):
-        # A paused Deployment does not roll out a new template: a rollback left paused would
-        # never complete (``kubectl rollout undo`` refuses one for that reason).
-        operations.append({"op": "replace", "path": "/spec/paused", "value": False})
-        resumed = " and resumed its paused rollout"
-    try:
-        cluster.patch_deployment(
-            namespace=namespace,
-            name=deployment,
-            generation=int(live["metadata"]["generation"]),
-            operations=operations,
-        )
-    except ApiException as err:
-        # A failed `test` operation (422) or a conflict (409): the Deployment changed between
-        # the read and the patch. The caller re-runs this function, which then sees the edit.
-        if err.status in (409, 422):
-            return ExecutionResult(
-                "Conflict",
-                f"Deployment {namespace}/{deployment} changed while it was being patched "
-                f"(HTTP {err.status}: {_api_message(err)}); not overwritten",
-                from_template_hash=current_hash,
-            )
-        raise
     return ExecutionResult(
-        "Patched",
-        f"Patched Deployment {namespace}/{deployment} from revision {current} to the template "
-        f"of revision {target.revision}{resumed}",
-        from_template_hash=current_hash,
-        to_template_hash=to_template_hash,
+        "Conflict",
+        f"Deployment {namespace}/{deployment} changed under each of {ATTEMPTS} patches"
+        f"{refusal}; not overwritten",
     )
 
 
@@ -137,30 +161,39 @@ def pause(
     *, cluster: Cluster, namespace: str, deployment: str, from_revision: int
 ) -> ExecutionResult:
     """Pause the Deployment's rollout (``spec.paused``), if it is still at ``from_revision``."""
-    live = cluster.deployment(namespace=namespace, name=deployment)
-    if live["spec"].get("paused"):
-        return ExecutionResult(
-            "AlreadyDone", f"Deployment {namespace}/{deployment} is already paused"
-        )
-    current = current_revision(live)
-    if current != from_revision:
-        return ExecutionResult(
-            "Conflict",
-            f"Deployment {namespace}/{deployment} is at revision {current}, not {from_revision}",
-        )
-    try:
-        cluster.patch_deployment(
-            namespace=namespace,
-            name=deployment,
-            generation=int(live["metadata"]["generation"]),
-            operations=[{"op": "add", "path": "/spec/paused", "value": True}],
-        )
-    except ApiException as err:
-        if err.status in (409, 422):
+    judged: dict[str, Any] | None = None
+    refusal = ""
+    for _ in range(ATTEMPTS):
+        live = cluster.deployment(namespace=namespace, name=deployment)
+        if live["spec"].get("paused"):
             return ExecutionResult(
-                "Conflict", f"Deployment {namespace}/{deployment} changed (HTTP {err.status})"
+                "AlreadyDone", f"Deployment {namespace}/{deployment} is already paused"
             )
-        raise
+        current = current_revision(live)
+        if current != from_revision or _template_changed(live, judged):
+            return ExecutionResult(
+                "Conflict",
+                f"Deployment {namespace}/{deployment} is at revision {current}, not "
+                f"{from_revision}, or has a new pod template{refusal}",
+            )
+        judged = live["spec"].get("template")
+        try:
+            cluster.patch_deployment(
+                namespace=namespace,
+                name=deployment,
+                generation=int(live["metadata"]["generation"]),
+                operations=[{"op": "add", "path": "/spec/paused", "value": True}],
+            )
+        except ApiException as err:
+            if not _refused(err):
+                raise
+            refusal = f" (HTTP {err.status}: {_api_message(err)})"
+            continue
+        return ExecutionResult(
+            "Patched", f"Paused Deployment {namespace}/{deployment} at revision {current}"
+        )
     return ExecutionResult(
-        "Patched", f"Paused Deployment {namespace}/{deployment} at revision {current}"
+        "Conflict",
+        f"Deployment {namespace}/{deployment} changed under each of {ATTEMPTS} patches"
+        f"{refusal}; not overwritten",
     )

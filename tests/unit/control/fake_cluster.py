@@ -6,6 +6,14 @@ playing the Deployment controller: a changed pod template gets the next revision
 template it has a ReplicaSet for reuses it, renumbered, as after ``kubectl rollout undo``)
 and rolls out at once unless the Deployment is paused.
 
+Knobs for what the operator must survive (each documented where it is defined): another
+client's edit of the Deployment (``edit_deployment``, ``revision_template``), the controller
+pruning an old revision (``prune_revision``), a rollout that never completes
+(``stall_rollouts``), and a race on the operator's next Deployment PATCH: refused with a 409
+(``conflict_next_deployment_patch``) or preceded by another writer's edit, which makes
+the operator's generation test fail with the API server's own 422
+(``edit_before_next_deployment_patch``).
+
 Not modelled: CRD schema validation and pruning, CEL rules, admission, RBAC, watches.
 """
 
@@ -162,8 +170,12 @@ class FakeCluster:
         self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         self.replica_set_objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
-        self.deployment_patches: list[DeploymentPatch] = []
+        self.deployment_patches: list[DeploymentPatch] = []  # the operator's, as accepted
         self._version = 0
+        self._stalled: set[tuple[str, str]] = set()
+        # (namespace, name) -> (a 409 instead, another writer's edit first) for the next
+        # patch_deployment of that Deployment
+        self._next_patch: dict[tuple[str, str], tuple[bool, list[dict[str, Any]]]] = {}
 
     def _next_version(self) -> str:
         self._version += 1
@@ -313,6 +325,16 @@ class FakeCluster:
             meta["annotations"][REVISION_ANNOTATION] = str(newest + 1)
         if deployment["spec"].get("paused"):
             deployment["status"]["observedGeneration"] = meta["generation"]
+        elif template_changed and (meta["namespace"], meta["name"]) in self._stalled:
+            # Started, never finished: one new Pod that does not become available.
+            deployment["status"].update(
+                {
+                    "observedGeneration": meta["generation"],
+                    "replicas": REPLICAS + 1,
+                    "updatedReplicas": 1,
+                    "availableReplicas": REPLICAS,
+                }
+            )
         elif template_changed:
             self._roll_out(deployment)
 
@@ -350,11 +372,30 @@ class FakeCluster:
         generation: int,
         operations: Sequence[Mapping[str, Any]],
     ) -> dict[str, Any]:
+        """The operator's JSON Patch (``Cluster.patch_deployment``): the generation test, then
+        ``operations``; recorded in ``deployment_patches`` once accepted."""
+        conflict, edit = self._next_patch.pop((namespace, name), (False, []))
+        if conflict:
+            raise _error(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on deployments.apps "{name}": the object has '
+                "been modified; please apply your changes to the latest version and try again",
+            )
+        if edit:
+            self.edit_deployment(namespace=namespace, name=name, operations=edit)
+        body = [{"op": "test", "path": "/metadata/generation", "value": generation}]
+        body.extend(_wire([dict(op) for op in operations]))
+        patched = self._apply(namespace, name, body)
+        self.deployment_patches.append(DeploymentPatch(self.now, body[1:]))
+        return patched
+
+    def _apply(
+        self, namespace: str, name: str, body: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
         live = self.deployments.get((namespace, name))
         if live is None:
             raise _error(404, "Not Found", f'deployments.apps "{name}" not found')
-        body = [{"op": "test", "path": "/metadata/generation", "value": generation}]
-        body.extend(_wire([dict(op) for op in operations]))
         patched = _json_patch(live, body)
         template_changed = patched["spec"]["template"] != live["spec"]["template"]
         if patched["spec"] != live["spec"]:
@@ -362,8 +403,55 @@ class FakeCluster:
         patched["metadata"]["resourceVersion"] = self._next_version()
         self._reconcile(patched, template_changed=template_changed)
         self.deployments[(namespace, name)] = patched
-        self.deployment_patches.append(DeploymentPatch(self.now, body[1:]))
         return copy.deepcopy(patched)
+
+    # -- knobs: what other clients and the controller do (not part of the Cluster interface) --
+
+    def edit_deployment(
+        self, *, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Someone other than the operator (kubectl, a GitOps tool) applies a JSON Patch to the
+        Deployment: the controller reacts as to any edit. Not in ``deployment_patches``, which
+        lists the operator's own patches."""
+        return self._apply(namespace, name, _wire([dict(op) for op in operations]))
+
+    def revision_template(self, *, namespace: str, name: str, revision: int) -> dict[str, Any]:
+        """The pod template of the Deployment's revision ``revision`` as ``kubectl rollout
+        undo --to-revision`` writes it back (without the pod-template-hash label)."""
+        deployment = self.deployments[(namespace, name)]
+        for rs in self._owned(deployment):
+            if rs["metadata"]["annotations"][REVISION_ANNOTATION] == str(revision):
+                return _without_hash(rs["spec"]["template"])
+        raise KeyError(f"Deployment {namespace}/{name} has no revision {revision}")
+
+    def prune_revision(self, *, namespace: str, name: str, revision: int) -> None:
+        """The Deployment controller deletes the ReplicaSet of revision ``revision``, as it
+        does beyond ``revisionHistoryLimit``."""
+        deployment = self.deployments[(namespace, name)]
+        for rs in self._owned(deployment):
+            if rs["metadata"]["annotations"][REVISION_ANNOTATION] == str(revision):
+                del self.replica_set_objects[(namespace, rs["metadata"]["name"])]
+                return
+        raise KeyError(f"Deployment {namespace}/{name} has no revision {revision}")
+
+    def stall_rollouts(self, *, namespace: str, name: str) -> None:
+        """From now on the Deployment's rollouts start and never complete (its new Pods never
+        become available, as with an image that cannot be pulled)."""
+        self._stalled.add((namespace, name))
+
+    def conflict_next_deployment_patch(self, *, namespace: str, name: str) -> None:
+        """The next ``patch_deployment`` of the Deployment is refused with the API server's 409
+        ("the object has been modified") and changes nothing; later ones are answered
+        normally."""
+        self._next_patch[(namespace, name)] = (True, [])
+
+    def edit_before_next_deployment_patch(
+        self, *, namespace: str, name: str, operations: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Another writer's edit (``edit_deployment(operations)``) lands between the operator's
+        read of the Deployment and its next ``patch_deployment``: if the edit changes the spec,
+        the patch's generation test fails and the API server answers 422."""
+        self._next_patch[(namespace, name)] = (False, [dict(op) for op in operations])
 
     # -- rollguard.dev ---------------------------------------------------------------------
 

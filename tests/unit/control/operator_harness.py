@@ -17,7 +17,11 @@ evaluation time of ``run_recorded``'s grid, over:
 * ``MemoryAuditLog``: the audit log, in memory.
 
 It returns the decision timeline, and for debugging the stored objects, Events, audit lines
-and queries. Tests use ``run_operator``, ``OperatorRun`` and ``OperatorDecision``.
+and queries; and the fake API server, lifecycle and audit log themselves, for a test that goes
+on from where the run ended. ``act`` lets a test play the people and other controllers around
+the operator (approve or reject, edit the Deployment, clear an escalation) or arm one of the
+fake API server's faults, at each evaluation time. Tests use ``run_operator``, ``OperatorRun``
+and ``OperatorDecision``.
 """
 
 from __future__ import annotations
@@ -168,6 +172,20 @@ class OperatorRun:
     events: list[dict[str, Any]]
     audit: list[dict[str, Any]]
     queries: list[Query]
+    cluster: FakeCluster  # the fake API server as the run left it
+    lifecycle: Lifecycle  # posting to ``cluster`` and ``audit_log``
+    audit_log: MemoryAuditLog  # ``audit`` and any line written after the run
+
+
+# One signal scored (v - 0.01) / 0.1 from the series column error_rate: the hand-built cases
+# of the decision-rule and reason tests.
+ERROR_RATE: dict[str, Any] = {
+    "name": "error_rate",
+    "query": 'sig_error_rate{namespace="$namespace", deployment="$deployment"}',
+    "objective": {"max": 0.01},
+    "margin": {"absolute": 0.0},
+    "critical": 0.11,
+}
 
 
 def recorded_eval_times(policy: EffectivePolicy, series: RecordedSeries) -> list[float]:
@@ -311,6 +329,9 @@ class _Driver:
             events=list(self.fake.events),
             audit=list(self.audit.records),
             queries=list(self.source.queries),
+            cluster=self.fake,
+            lifecycle=self.life,
+            audit_log=self.audit,
         )
 
 
@@ -325,6 +346,7 @@ def run_operator(
     keep_decisions: int = 20,
     policy_at: Callable[[float], Mapping[str, Any]] | None = None,
     created: float | None = None,
+    act: Callable[[float, FakeCluster], None] | None = None,
 ) -> OperatorRun:
     """The operator's decisions on ``series`` under the RollbackPolicy spec ``policy_spec``
     (camelCase, as a user writes it), evaluated at ``eval_times`` (default: the grid of
@@ -340,7 +362,9 @@ def run_operator(
     daemons, which poll every few seconds, here once per evaluation). With ``policy_at``,
     the policy spec in force at t is ``policy_at(t)`` (``policy_spec`` before the first
     evaluation): a spec that differs from the one in force is an edit, loaded as the next
-    generation before that cycle."""
+    generation before that cycle. With ``act``, ``act(t, cluster)`` runs at each t before the
+    cycle: what people and other controllers do then (through the fake API server's own
+    calls and knobs), seen by that cycle."""
     context = policy_context(policy_spec)
     names = [s.name for s in context.effective.signals]
     if series.signals != names:
@@ -364,6 +388,8 @@ def run_operator(
         if edited != in_force:
             in_force = edited
             driver.edit_policy(in_force)
+        if act is not None:
+            act(now, fake)
         driver.cycle(now)
         if approve_after is not None:
             driver.approve_due(now, approve_after)

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from operator_harness import ERROR_RATE as SIGNAL
 from operator_harness import OperatorRun, recorded_eval_times, run_operator
 
 from rollguard.api import API_VERSION
@@ -42,13 +43,6 @@ STEP = 15
 FIRST_JUDGED = 105  # a series bad from T0 is first judged here: its 8th sample (minSamples)
 VALIDATION_SEES = 135  # validation judges from window (2m) + scrape interval after a rollback
 
-SIGNAL: dict[str, Any] = {
-    "name": "error_rate",
-    "query": 'sig_error_rate{namespace="$namespace", deployment="$deployment"}',
-    "objective": {"max": 0.01},
-    "margin": {"absolute": 0.0},
-    "critical": 0.11,
-}
 BAD = 0.09  # score 0.8
 GOOD = 0.0  # score 0
 
