@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import yaml
 from kubernetes import client
 from operator_fixtures import FAST_POLICY, GROUP, VERSION, Scenario, wait_for
 
+from devenv.drillreport import Figures, write
 from devenv.launcher import REPO, EnvInfo
 from devenv.operatorproc import OperatorProcess
 from devenv.testing import Kubectl, deployment_manifest, fresh_namespace
@@ -459,32 +459,28 @@ def judge_cli(result: subprocess.CompletedProcess[str], expect: Expect) -> str |
 
 
 def write_report(handled: Mapping[str, tuple[Outcome, bool]]) -> None:
-    """``bad-input.json`` in ROLLGUARD_DRILL_REPORT_DIR, when set: how many bad inputs were
-    tried and how many were handled as expected, by how. ``drill``, ``note``, ``bad_inputs``
-    and ``handled`` are the fields the README's drill table (devenv.drillreport) reads."""
-    directory = os.environ.get("ROLLGUARD_DRILL_REPORT_DIR")
-    if not directory or not handled:
+    """The drill report's ``bad-input`` figures: how many bad inputs were tried and how many
+    were handled as expected, by how (devenv.drillreport)."""
+    if not handled:
         return
     by = {
         o: [ok for kind, ok in handled.values() if kind == o]
         for o in ("admission", "invalid", "cli")
     }
-    summary = {
-        "drill": "bad input",
-        "note": (
+    figures = Figures(
+        drill="bad-input",
+        label="bad input",
+        note=(
             f"{sum(by['admission'])}/{len(by['admission'])} refused at admission, "
             f"{sum(by['invalid'])}/{len(by['invalid'])} marked Invalid in status, "
             f"{sum(by['cli'])}/{len(by['cli'])} refused by the command line"
         ),
-        "bad_inputs": len(handled),
-        "handled": sum(ok for _, ok in handled.values()),
-        "refused_at_admission": sum(by["admission"]),
-        "marked_invalid": sum(by["invalid"]),
-        "refused_by_cli": sum(by["cli"]),
-        "not_handled": sorted(name for name, (_, ok) in handled.items() if not ok),
-    }
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    (Path(directory) / "bad-input.json").write_text(json.dumps(summary, indent=2) + "\n")
+        bad_inputs=len(handled),
+        handled=sum(ok for _, ok in handled.values()),
+        completed=True,
+        extra={"not_handled": sorted(name for name, (_, ok) in handled.items() if not ok)},
+    )
+    write(figures)
 
 
 # --- fixtures and tests ----------------------------------------------------------------------

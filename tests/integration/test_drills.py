@@ -22,7 +22,7 @@ from operator_fixtures import (
 )
 
 from devenv.apiproxy import ApiProxy, Matcher, Request
-from devenv.drillreport import record
+from devenv.drillreport import drill
 from devenv.faultproxy import FaultProxy, Mode
 from devenv.launcher import EnvInfo, Environment
 from devenv.operatorproc import OperatorProcess, start_operator
@@ -59,40 +59,41 @@ def test_prometheus_failing_in_every_way_never_rolls_back_and_recovery_is_automa
     operator: OperatorProcess, scenario: Scenario, faulty: FaultProxy
 ) -> None:
     # A query timeout of 5 s (the default) against a proxy that answers after 8 s.
-    scenario.setup()
-    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
-    faulty.mode = "empty"
-    wait_for("Inconclusive", lambda: scenario.phase() == "Inconclusive", operator=operator)
-    # The model really regresses while Prometheus fails: still no action on missing data.
-    scenario.set_profile("errors")
-    generation = _generation(scenario)
-    survived = 0
-    for mode in FAULTS:
-        faulty.mode = mode
-        before = faulty.requests[mode]
-        wait_for(
-            f"queries to meet {mode}",
-            lambda m=mode, b=before: faulty.requests[m] >= b + 3,  # type: ignore[misc]
-            timeout=60,
+    with drill("prometheus-faults", "Prometheus stopped, slow, 5xx, empty, garbage") as figures:
+        scenario.setup()
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        faulty.mode = "empty"
+        wait_for("Inconclusive", lambda: scenario.phase() == "Inconclusive", operator=operator)
+        # The model really regresses while Prometheus fails: still no action on missing data.
+        scenario.set_profile("errors")
+        generation = _generation(scenario)
+        for mode in FAULTS:
+            faulty.mode = mode
+            before = faulty.requests[mode]
+            wait_for(
+                f"queries to meet {mode}",
+                lambda m=mode, b=before: faulty.requests[m] >= b + 3,  # type: ignore[misc]
+                timeout=60,
+            )
+            figures.faults += 1
+            phase, decisions = scenario.phase(), scenario.decisions()
+            alive = operator.process is not None and operator.process.poll() is None
+            untouched = _generation(scenario) == generation
+            figures.survived += alive and phase == "Inconclusive" and not decisions and untouched
+            assert phase == "Inconclusive", (mode, phase)
+            assert decisions == [], mode
+            assert untouched, mode
+        # Prometheus answers again: the regression is seen and handled, once.
+        faulty.mode = "pass"
+        figures.lost_decisions = 1  # until the decision is final
+        decision = final_decision(
+            scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], operator
         )
-        assert scenario.phase() == "Inconclusive", (mode, scenario.phase())
-        assert scenario.decisions() == [], mode
-        assert _generation(scenario) == generation, mode
-        survived += operator.process is not None and operator.process.poll() is None
-    # Prometheus answers again: the regression is seen and handled, once.
-    faulty.mode = "pass"
-    decision = final_decision(
-        scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], operator
-    )
-    assert decision["status"]["phase"] == "Succeeded", decision["status"]
-    assert _generation(scenario) == generation + 1
-    assert len(scenario.decisions()) == 1
-    record(
-        "Prometheus stopped, slow, 5xx, empty, garbage",
-        faults=len(FAULTS),
-        survived=survived,
-        duplicate_actions=_events(operator, scenario, "RollbackExecuted") - 1,
-    )
+        figures.lost_decisions = 0
+        figures.duplicate_actions = max(_generation(scenario) - generation - 1, 0)
+        assert decision["status"]["phase"] == "Succeeded", decision["status"]
+        assert _generation(scenario) == generation + 1
+        assert len(scenario.decisions()) == 1
 
 
 # The writes of one decision, in order: the operator is SIGKILLed by the API proxy the moment
@@ -150,10 +151,17 @@ def _died(operator: OperatorProcess) -> bool:
 
 
 def _trail(proxy: ApiProxy, since: float) -> str:
-    """The operator's writes through the proxy since ``since``, for a failure message."""
-    writes = [r for r in proxy.since(since) if r.method not in ("GET", "HEAD") and not r.watch]
+    """The operator's requests through the proxy since ``since`` (writes, and its lists and
+    watches of rollguard objects), for a failure message."""
+    seen = [
+        r
+        for r in proxy.since(since)
+        if r.method not in ("GET", "HEAD") or "rollguard.dev" in r.path or "peering" in r.path
+    ]
     return "\n".join(
-        f"{r.at - since:7.1f}s {r.method} {r.path} {r.status} {r.phase}" for r in writes[-40:]
+        f"{r.at - since:7.1f}s {r.method} {r.path}{' (watch)' if r.watch else ''} {r.status} "
+        f"{r.phase}"
+        for r in seen[-60:]
     )
 
 
@@ -198,72 +206,76 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     began = time.monotonic()
     kills, name, final = 0, "", None
-    try:
-        for index, (point, matcher) in enumerate(CRASH_POINTS):
-            # The restart that must pick up the decision just created gets the lowest priority:
-            # it waits, paused by peering, until its dead predecessor's record expires, and then
-            # sees no further event for the decision. Later restarts outrank every dead record.
-            priority = 1 if index == 1 else 1000 * (index + 1)
-            wire = tripping.trip(point, matcher(scenario.ns), _kill(operator))
+    with drill(
+        "crash-every-step",
+        f"operator SIGKILLed right after each of {len(CRASH_POINTS)} writes of a decision",
+    ) as figures:
+        try:
+            for index, (point, matcher) in enumerate(CRASH_POINTS):
+                # The restart that must pick up the decision just created gets the lowest priority:
+                # it waits, paused by peering, until its dead predecessor's record expires, and then
+                # sees no further event for the decision. Later restarts outrank every dead record.
+                priority = 1 if index == 1 else 1000 * (index + 1)
+                wire = tripping.trip(point, matcher(scenario.ns), _kill(operator))
+                operator.stop(signal.SIGKILL)
+                operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+                operator.argv.append(f"--priority={priority}")
+                operator.start()
+                if point == "Approved persisted":
+                    name = scenario.decisions()[0]["metadata"]["name"]
+                    argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
+                            f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
+                    assert rollguard_main(argv) == 0
+                if index == 0:
+                    scenario.set_profile("errors")
+                # The lowest-priority restart first waits out its dead predecessor's peering record
+                # (60 s) on a machine that may be busy: a generous limit, it is a condition wait.
+                try:
+                    wait_for(
+                        f"the operator to be killed after: {point}",
+                        lambda w=wire: w.fired and _died(operator),  # type: ignore[misc]
+                        timeout=240 if priority == 1 else 120,
+                        operator=operator,
+                    )
+                except AssertionError as err:
+                    raise AssertionError(f"{err}\nits writes:\n{_trail(tripping, began)}") from None
+                kills += 1
             operator.stop(signal.SIGKILL)
             operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
-            operator.argv.append(f"--priority={priority}")
+            operator.argv.append(f"--priority={1000 * (len(CRASH_POINTS) + 1)}")
             operator.start()
-            if point == "Approved persisted":
-                name = scenario.decisions()[0]["metadata"]["name"]
-                argv = ["approve", name, "-n", scenario.ns, "--reason", "drill",
-                        f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
-                assert rollguard_main(argv) == 0
-            if index == 0:
-                scenario.set_profile("errors")
-            # The lowest-priority restart first waits out its dead predecessor's peering record
-            # (60 s) on a machine that may be busy: a generous limit, it is a condition wait.
-            try:
-                wait_for(
-                    f"the operator to be killed after: {point}",
-                    lambda w=wire: w.fired and _died(operator),  # type: ignore[misc]
-                    timeout=240 if priority == 1 else 120,
-                    operator=operator,
-                )
-            except AssertionError as err:
-                raise AssertionError(f"{err}\nits writes:\n{_trail(tripping, began)}") from None
-            kills += 1
-        operator.stop(signal.SIGKILL)
-        operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
-        operator.argv.append(f"--priority={1000 * (len(CRASH_POINTS) + 1)}")
-        operator.start()
-        [decision] = scenario.decisions()
-        name = decision["metadata"]["name"]
-        final_decision(scenario, name, operator, timeout=120)
-        final = wait_for(
-            "the final audit line",
-            lambda: (
-                (d := scenario.get("rollbackdecisions", name))["status"]["audit"]["exported"] and d
-            ),
-            operator=operator,
-        )
-        assert final["status"]["phase"] == "Succeeded", final["status"]
-        # Generation 1: created; 2: the errors revision; 3: the one rollback.
-        assert _generation(scenario) == 3
-        assert scenario.profile() == "healthy"
-        kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
-        assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
-    finally:
-        patches = [
-            r
-            for r in tripping.since(began)
-            if _deployment_patch(scenario.ns)(r.method, r.path, None) and 200 <= r.status < 300
-        ]
-        # A kill is survived when the restarted operator went on to the next write (or, after
-        # the last one, to the sealed, exported decision).
-        exported = final is not None and bool(final["status"]["audit"]["exported"])
-        record(
-            f"operator SIGKILLed right after each of {len(CRASH_POINTS)} writes of a decision",
-            faults=len(CRASH_POINTS),
-            survived=max(kills - 1, 0) + exported,
-            duplicate_actions=max(len(patches) - 1, 0),
-            lost_decisions=0 if final is not None and final["status"]["phase"] in FINAL else 1,
-        )
+            [decision] = scenario.decisions()
+            name = decision["metadata"]["name"]
+            final_decision(scenario, name, operator, timeout=120)
+            final = wait_for(
+                "the final audit line",
+                lambda: (
+                    (d := scenario.get("rollbackdecisions", name))["status"]["audit"]["exported"]
+                    and d
+                ),
+                operator=operator,
+            )
+            assert final["status"]["phase"] == "Succeeded", final["status"]
+            # Generation 1: created; 2: the errors revision; 3: the one rollback.
+            assert _generation(scenario) == 3
+            assert scenario.profile() == "healthy"
+            kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
+            assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+        finally:
+            patches = [
+                r
+                for r in tripping.since(began)
+                if _deployment_patch(scenario.ns)(r.method, r.path, None) and 200 <= r.status < 300
+            ]
+            # A kill is survived when the restarted operator went on to the next write (or, after
+            # the last one, to the sealed, exported decision).
+            exported = final is not None and bool(final["status"]["audit"]["exported"])
+            figures.faults = len(CRASH_POINTS)
+            figures.survived = max(kills - 1, 0) + exported
+            figures.duplicate_actions = max(len(patches) - 1, 0)
+            figures.lost_decisions = (
+                0 if final is not None and final["status"]["phase"] in FINAL else 1
+            )
 
 
 TOP_PRIORITY = 2**31  # above every `--priority=auto` (which picks from [1, 2**31))
@@ -286,71 +298,71 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     ModelDeployment and its decisions all change while it is paused). The new replica acts
     and is SIGKILLed; the paused one takes over and must act once, on the API server's word,
     and keep the audit chain unforked."""
-    scenario.setup()
-    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
-    paused_before = _pauses(operator)
-    second = start_operator(
-        env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url,
-        extra=[f"--priority={TOP_PRIORITY}"],
-    )  # fmt: skip
-    try:
-        wait_for("the first replica to pause", lambda: _pauses(operator) > paused_before)
-        scenario.set_profile("errors")
-        first = final_decision(
-            scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], second
-        )
-        assert first["status"]["phase"] == "Succeeded"
-        both = [operator, second]
-        assert [_events(p, scenario, "RollbackExecuted") for p in both] == [0, 1], [
-            p.tail() for p in both
-        ]
-        # The acting replica dies; the paused one takes the next regression.
-        second.stop(signal.SIGKILL)
-        killed_at = time.monotonic()
-        wait_for(
-            "cooldown over and Healthy",
-            lambda: scenario.phase() == "Healthy",
-            timeout=120,
-            operator=operator,
-        )
-        scenario.set_profile("errors")
-        decisions = wait_for(
-            "a second decision",
-            lambda: len(scenario.decisions()) == 2 and scenario.decisions(),
-            timeout=150,
-            operator=operator,
-        )
-        second_name = next(
-            d["metadata"]["name"]
-            for d in decisions
-            if d["metadata"]["name"] != first["metadata"]["name"]
-        )
-        assert (
-            final_decision(scenario, second_name, operator, timeout=150)["status"]["phase"]
-            == "Succeeded"
-        )
-        takeover = time.monotonic() - killed_at
-        trail = [
-            (line.get("name"), line.get("event"))
-            for line in operator.audit_lines()
-            if line.get("namespace") == scenario.ns
-        ]
-        assert _events(operator, scenario, "RollbackExecuted") == 1, (trail, operator.tail())
-        assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
-        executed = sum(_events(p, scenario, "RollbackExecuted") for p in both)
-        kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
-        assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
-    finally:
-        second.stop()
-        if operator.process is None or operator.process.poll() is not None:
-            operator.start()
-    record(
-        f"two replicas, the acting one SIGKILLed; the other took over with stale caches "
-        f"within {takeover:.0f} s",
-        faults=1,
-        survived=1,
-        duplicate_actions=executed - 2,
-    )
+    with drill(
+        "two-replicas",
+        "two replicas, the acting one SIGKILLed; the other took over with stale caches",
+    ) as figures:
+        scenario.setup()
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        paused_before = _pauses(operator)
+        second = start_operator(
+            env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url,
+            extra=[f"--priority={TOP_PRIORITY}"],
+        )  # fmt: skip
+        try:
+            wait_for("the first replica to pause", lambda: _pauses(operator) > paused_before)
+            scenario.set_profile("errors")
+            first = final_decision(
+                scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], second
+            )
+            assert first["status"]["phase"] == "Succeeded"
+            both = [operator, second]
+            assert [_events(p, scenario, "RollbackExecuted") for p in both] == [0, 1], [
+                p.tail() for p in both
+            ]
+            # The acting replica dies; the paused one takes the next regression.
+            second.stop(signal.SIGKILL)
+            killed_at = time.monotonic()
+            figures.faults, figures.lost_decisions = 1, 1  # until the second decision is final
+            wait_for(
+                "cooldown over and Healthy",
+                lambda: scenario.phase() == "Healthy",
+                timeout=120,
+                operator=operator,
+            )
+            scenario.set_profile("errors")
+            decisions = wait_for(
+                "a second decision",
+                lambda: len(scenario.decisions()) == 2 and scenario.decisions(),
+                timeout=150,
+                operator=operator,
+            )
+            second_name = next(
+                d["metadata"]["name"]
+                for d in decisions
+                if d["metadata"]["name"] != first["metadata"]["name"]
+            )
+            second_final = final_decision(scenario, second_name, operator, timeout=150)
+            takeover = time.monotonic() - killed_at
+            figures.lost_decisions = 0
+            figures.survived = int(second_final["status"]["phase"] == "Succeeded")
+            # Generation 1: created; 2: errors; 3: the first rollback; 4: errors; 5: the second.
+            figures.duplicate_actions = max(_generation(scenario) - 5, 0)
+            figures.label += f" within {takeover:.0f} s"
+            assert second_final["status"]["phase"] == "Succeeded"
+            trail = [
+                (line.get("name"), line.get("event"))
+                for line in operator.audit_lines()
+                if line.get("namespace") == scenario.ns
+            ]
+            assert _events(operator, scenario, "RollbackExecuted") == 1, (trail, operator.tail())
+            assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
+            kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
+            assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+        finally:
+            second.stop()
+            if operator.process is None or operator.process.poll() is not None:
+                operator.start()
 
 
 def test_api_server_and_etcd_restart_mid_decision(
@@ -362,33 +374,35 @@ def test_api_server_and_etcd_restart_mid_decision(
 ) -> None:
     if local_environment is None:
         pytest.skip("needs the session's own control plane to restart (not an existing cluster)")
-    grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
-    scenario.setup(policy=needs_approval())
-    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
-    scenario.set_profile("errors")
-    name = wait_for("a decision", scenario.decisions, operator=operator)[0]["metadata"]["name"]
-    wait_for(
-        "PendingApproval",
-        lambda: (
-            (scenario.get("rollbackdecisions", name).get("status") or {}).get("phase")
-            == "PendingApproval"
-        ),
-        operator=operator,
-    )
-    downtime = local_environment.bounce(down_for=5.0)
-    argv = ["approve", name, "-n", scenario.ns, "--reason", "after the restart",
-            f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
-    assert rollguard_main(argv) == 0
-    final = final_decision(scenario, name, operator, timeout=150)
-    assert final["status"]["phase"] == "Succeeded", final["status"]
-    assert _generation(scenario) == 3
-    assert operator.process is not None and operator.process.poll() is None
-    record(
-        f"kube-apiserver and etcd restarted mid-decision (back in {downtime + 5:.0f} s)",
-        faults=1,
-        survived=1,
-        duplicate_actions=_events(operator, scenario, "RollbackExecuted") - 1,
-    )
+    with drill("api-server-restart", "kube-apiserver and etcd restarted mid-decision") as figures:
+        grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
+        scenario.setup(policy=needs_approval())
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        scenario.set_profile("errors")
+        name = wait_for("a decision", scenario.decisions, operator=operator)[0]["metadata"]["name"]
+        wait_for(
+            "PendingApproval",
+            lambda: (
+                (scenario.get("rollbackdecisions", name).get("status") or {}).get("phase")
+                == "PendingApproval"
+            ),
+            operator=operator,
+        )
+        generation = _generation(scenario)
+        downtime = local_environment.bounce(down_for=5.0)
+        figures.faults, figures.lost_decisions = 1, 1  # until the decision is final
+        figures.label += f" (back in {downtime + 5:.0f} s)"
+        argv = ["approve", name, "-n", scenario.ns, "--reason", "after the restart",
+                f"--kubeconfig={env.kubeconfig}", "--context=alice"]  # fmt: skip
+        assert rollguard_main(argv) == 0
+        final = final_decision(scenario, name, operator, timeout=150)
+        alive = operator.process is not None and operator.process.poll() is None
+        figures.lost_decisions = 0
+        figures.survived = int(alive and final["status"]["phase"] == "Succeeded")
+        figures.duplicate_actions = max(_generation(scenario) - generation - 1, 0)
+        assert final["status"]["phase"] == "Succeeded", final["status"]
+        assert _generation(scenario) == 3
+        assert alive
 
 
 RETRY_AFTER = 3  # seconds: longer than the policy's 2 s interval, so honouring it shows
@@ -410,6 +424,10 @@ def throttled(
         proxy.stop()
 
 
+def _patch_of(scenario: Scenario) -> tuple[str, str]:
+    return ("PATCH", f"/apis/apps/v1/namespaces/{scenario.ns}/deployments/fraud")
+
+
 def _early_retries(requests: list[Request]) -> list[tuple[str, str, float]]:
     """Writes repeated sooner than the Retry-After of the 429 just before on the same path."""
     early = []
@@ -426,35 +444,37 @@ def _early_retries(requests: list[Request]) -> list[tuple[str, str, float]]:
 def test_api_server_throttling_retry_after_is_honoured(
     throttled: ApiProxy, operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    scenario.setup()
-    wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
-    start = time.monotonic()
-    # Every non-watch request path of the operator is refused twice before it is served,
-    # reads and writes, as API Priority and Fairness does to a client over its share.
-    throttled.arm(retry_after=RETRY_AFTER, per_path=2)
-    scenario.set_profile("errors")
-    generation = _generation(scenario)
-    name = wait_for("a decision", scenario.decisions, timeout=120, operator=operator)[0]
-    final = final_decision(scenario, name["metadata"]["name"], operator, timeout=180)
-    refused = throttled.disarm()
-    seen = throttled.since(start)
-    assert final["status"]["phase"] == "Succeeded", final["status"]
-    assert _generation(scenario) == generation + 1
-    executed = _events(operator, scenario, "RollbackExecuted")
-    assert executed == 1
-    ns = scenario.ns
-    patch = ("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/fraud")
-    create = ("POST", f"/apis/rollguard.dev/v1alpha1/namespaces/{ns}/rollbackdecisions")
-    assert refused[patch] == 2 and refused[create] == 2, refused
-    # Updates of one object have one writer at a time; reads of one path, and creates in one
-    # collection (Events from several threads), may be different requests.
-    writes = [r for r in seen if r.method in ("PATCH", "PUT", "DELETE")]
-    assert _early_retries(writes) == [], _early_retries(writes)
-    assert operator.process is not None and operator.process.poll() is None
-    record(
-        f"API server answering 429 (Retry-After {RETRY_AFTER} s) to {len(refused)} request "
-        f"paths, {sum(refused.values())} times",
-        faults=sum(refused.values()),
-        survived=sum(refused.values()),
-        duplicate_actions=executed - 1,
-    )
+    with drill(
+        "api-throttling", f"API server answering 429 (Retry-After {RETRY_AFTER} s)"
+    ) as figures:
+        scenario.setup()
+        wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        start = time.monotonic()
+        # Every non-watch request path of the operator is refused twice before it is served,
+        # reads and writes, as API Priority and Fairness does to a client over its share.
+        throttled.arm(retry_after=RETRY_AFTER, per_path=2)
+        scenario.set_profile("errors")
+        generation = _generation(scenario)
+        figures.lost_decisions = 1  # until the decision is final
+        name = wait_for("a decision", scenario.decisions, timeout=120, operator=operator)[0]
+        final = final_decision(scenario, name["metadata"]["name"], operator, timeout=180)
+        refused = throttled.disarm()
+        seen = throttled.since(start)
+        figures.lost_decisions = 0
+        figures.label += f" to {len(refused)} request paths"
+        figures.faults = sum(refused.values())
+        # A refusal is survived when the same request was served later.
+        served = {(r.method, r.path) for r in seen if 200 <= r.status < 300}
+        figures.survived = sum(n for key, n in refused.items() if key in served)
+        patches = [r for r in seen if (r.method, r.path) == _patch_of(scenario) and r.status < 300]
+        figures.duplicate_actions = max(len(patches) - 1, 0)
+        assert final["status"]["phase"] == "Succeeded", final["status"]
+        assert _generation(scenario) == generation + 1
+        assert _events(operator, scenario, "RollbackExecuted") == 1
+        create = ("POST", DECISIONS.format(ns=scenario.ns))
+        assert refused[_patch_of(scenario)] == 2 and refused[create] == 2, refused
+        # Updates of one object have one writer at a time; reads of one path, and creates in one
+        # collection (Events from several threads), may be different requests.
+        writes = [r for r in seen if r.method in ("PATCH", "PUT", "DELETE")]
+        assert _early_retries(writes) == [], _early_retries(writes)
+        assert operator.process is not None and operator.process.poll() is None

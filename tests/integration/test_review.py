@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_fixtures import GROUP, VERSION, wait_for
 
-from devenv.drillreport import record
+from devenv.drillreport import Figures, drill
 from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
 from devenv.testing import Kubectl, api_client_for, as_operator, linked_decision
@@ -62,6 +62,13 @@ def _review(by: str, verdict: str = "Achieved") -> dict[str, Any]:
     }
 
 
+def _refused(figures: Figures, refused: bool) -> bool:
+    """One bad input tried; ``refused``: it was refused as it should be."""
+    figures.bad_inputs += 1
+    figures.handled += refused
+    return refused
+
+
 def test_a_review_is_written_once_by_its_reviewer_after_the_end_and_reaches_the_journal(
     env: EnvInfo,
     kubectl: Kubectl,
@@ -70,108 +77,122 @@ def test_a_review_is_written_once_by_its_reviewer_after_the_end_and_reaches_the_
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _grant(kubectl, namespace, "alice")
-    _grant(kubectl, namespace, "mallory")  # RBAC lets her patch: only admission can stop her
-    _create(env, namespace, "r1")
-    admin = _as(env, "admin")
-    args = (GROUP, VERSION, namespace, "rollbackdecisions", "r1")
+    with drill("forged-reviews", "forged, early and changed reviews") as figures:
+        _grant(kubectl, namespace, "alice")
+        _grant(kubectl, namespace, "mallory")  # RBAC lets her patch: only admission can stop her
+        _create(env, namespace, "r1")
+        admin = _as(env, "admin")
+        args = (GROUP, VERSION, namespace, "rollbackdecisions", "r1")
 
-    def phase() -> str | None:
-        return (admin.get_namespaced_custom_object(*args).get("status") or {}).get("phase")
+        def phase() -> str | None:
+            return (admin.get_namespaced_custom_object(*args).get("status") or {}).get("phase")
 
-    wait_for("PendingApproval", lambda: phase() == "PendingApproval", operator=operator)
+        wait_for("PendingApproval", lambda: phase() == "PendingApproval", operator=operator)
 
-    # Not before the decision has ended: refused by the command and by the API server.
-    review = ["review", "r1", "-n", namespace, "--verdict", "achieved", "--notes", "ok"]
-    assert _cli(env, "alice", *review) == 2
-    assert "is PendingApproval; a decision is reviewed once it has ended" in (
-        capsys.readouterr().err
-    )
-    with pytest.raises(ApiException) as early:
-        _as(env, "alice").patch_namespaced_custom_object(*args, _review("alice"))
-    assert "only be written once the decision has reached a final phase" in early.value.body
-
-    assert _cli(env, "alice", "reject", "r1", "-n", namespace, "--reason", "not the model") == 0
-    wait_for(
-        "Rejected and exported",
-        lambda: (
-            (s := admin.get_namespaced_custom_object(*args).get("status") or {}).get("phase")
-            == "Rejected"
-            and s["audit"]["exported"]
-        ),
-        operator=operator,
-    )
-
-    # mallory cannot write a review in alice's name.
-    with pytest.raises(ApiException) as forged:
-        _as(env, "mallory").patch_namespaced_custom_object(*args, _review("alice"))
-    assert "spec.review.by must be the requesting user (mallory), not alice" in forged.value.body
-
-    notes = "the spike came from an upstream outage, not the model"
-    assert (
-        _cli(
-            env, "alice", "review", "r1", "-n", namespace, "--verdict", "achieved",
-            "--regression", "false-alarm", "--notes", notes,
+        # Not before the decision has ended: refused by the command and by the API server.
+        review = ["review", "r1", "-n", namespace, "--verdict", "achieved", "--notes", "ok"]
+        code, err = _cli(env, "alice", *review), capsys.readouterr().err
+        assert _refused(
+            figures,
+            code == 2 and "is PendingApproval; a decision is reviewed once it has ended" in err,
+        ), err
+        with pytest.raises(ApiException) as early:
+            _as(env, "alice").patch_namespaced_custom_object(*args, _review("alice"))
+        assert _refused(
+            figures,
+            "only be written once the decision has reached a final phase" in early.value.body,
         )
-        == 0
-    )  # fmt: skip
-    assert f"Reviewed RollbackDecision {namespace}/r1 as alice" in capsys.readouterr().out
 
-    # Once written, a review is never changed: not by the command, not by a patch.
-    assert _cli(env, "alice", *review) == 2
-    assert "already has a review: Achieved by alice; it is set once" in capsys.readouterr().err
-    with pytest.raises(ApiException) as changed:
-        _as(env, "alice").patch_namespaced_custom_object(*args, _review("alice", "Partial"))
-    assert "spec.review can be set once and never changed or removed" in changed.value.body
+        assert _cli(env, "alice", "reject", "r1", "-n", namespace, "--reason", "not the model") == 0
+        wait_for(
+            "Rejected and exported",
+            lambda: (
+                (s := admin.get_namespaced_custom_object(*args).get("status") or {}).get("phase")
+                == "Rejected"
+                and s["audit"]["exported"]
+            ),
+            operator=operator,
+        )
 
-    # The operator exports it: an audit line, an Event, status.audit.reviewExported.
-    decision = wait_for(
-        "the review exported",
-        lambda: (
-            (d := admin.get_namespaced_custom_object(*args))["status"]["audit"].get(
-                "reviewExported"
+        # mallory cannot write a review in alice's name.
+        with pytest.raises(ApiException) as forged:
+            _as(env, "mallory").patch_namespaced_custom_object(*args, _review("alice"))
+        assert _refused(
+            figures,
+            "spec.review.by must be the requesting user (mallory), not alice" in forged.value.body,
+        )
+
+        notes = "the spike came from an upstream outage, not the model"
+        assert (
+            _cli(
+                env, "alice", "review", "r1", "-n", namespace, "--verdict", "achieved",
+                "--regression", "false-alarm", "--notes", notes,
             )
-            and d
-        ),
-        operator=operator,
-    )
-    assert decision["spec"]["review"]["by"] == "alice"
-    assert decision["spec"]["review"]["regression"] == "FalseAlarm"
-    lines = [
-        line
-        for line in operator.audit_lines()
-        if line.get("event") == "DecisionReviewed" and line.get("namespace") == namespace
-    ]
-    assert len(lines) == 1 and lines[0]["review"]["notes"] == notes
-    events = kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json").stdout
-    reasons = {e["reason"] for e in json.loads(events)["items"]}
-    assert "DecisionReviewed" in reasons
+            == 0
+        )  # fmt: skip
+        assert f"Reviewed RollbackDecision {namespace}/r1 as alice" in capsys.readouterr().out
 
-    # The review is no evidence: the chain still verifies.
-    assert _cli(env, "admin", "audit", "verify", "-n", namespace) == 0, capsys.readouterr().out
-    capsys.readouterr()
+        # Once written, a review is never changed: not by the command, not by a patch.
+        code, err = _cli(env, "alice", *review), capsys.readouterr().err
+        assert _refused(
+            figures, code == 2 and "already has a review: Achieved by alice; it is set once" in err
+        ), err
+        with pytest.raises(ApiException) as changed:
+            _as(env, "alice").patch_namespaced_custom_object(*args, _review("alice", "Partial"))
+        assert _refused(
+            figures,
+            "spec.review can be set once and never changed or removed" in changed.value.body,
+        )
 
-    # The journal, from the cluster and from the audit log, shows it.
-    assert _cli(env, "admin", "journal", "-n", namespace) == 0
-    text = capsys.readouterr().out
-    assert "Rollback 3->2  phase Rejected" in text
-    assert f"review: Achieved, regression FalseAlarm, by alice: {notes}" in text
-    log = tmp_path / "audit.log"
-    log.write_text(operator.audit.read_text())
-    assert (
-        rollguard_main(["journal", "--audit-log", str(log), "-n", namespace, "--format", "json"])
-        == 0
-    )
-    [row] = json.loads(capsys.readouterr().out)["decisions"]
-    assert row["review"]["by"] == "alice" and row["phase"] == "Rejected"
+        # The operator exports it: an audit line, an Event, status.audit.reviewExported.
+        decision = wait_for(
+            "the review exported",
+            lambda: (
+                (d := admin.get_namespaced_custom_object(*args))["status"]["audit"].get(
+                    "reviewExported"
+                )
+                and d
+            ),
+            operator=operator,
+        )
+        assert decision["spec"]["review"]["by"] == "alice"
+        assert decision["spec"]["review"]["regression"] == "FalseAlarm"
+        lines = [
+            line
+            for line in operator.audit_lines()
+            if line.get("event") == "DecisionReviewed" and line.get("namespace") == namespace
+        ]
+        assert len(lines) == 1 and lines[0]["review"]["notes"] == notes
+        events = kubectl("get", "events.events.k8s.io", "-n", namespace, "-o", "json").stdout
+        reasons = {e["reason"] for e in json.loads(events)["items"]}
+        assert "DecisionReviewed" in reasons
 
-    # And calibration counts it.
-    out = tmp_path / "calibration.md"
-    assert _cli(env, "admin", "calibrate", "-n", namespace, "--out", str(out)) == 0
-    report = out.read_text()
-    assert "1 decision(s)" in report and "1 reviewed" in report
-    assert "| Achieved | 0 | 1 | 0 |" in report
-    record("forged, early and changed reviews", bad_inputs=4, handled=4)
+        # The review is no evidence: the chain still verifies.
+        assert _cli(env, "admin", "audit", "verify", "-n", namespace) == 0, capsys.readouterr().out
+        capsys.readouterr()
+
+        # The journal, from the cluster and from the audit log, shows it.
+        assert _cli(env, "admin", "journal", "-n", namespace) == 0
+        text = capsys.readouterr().out
+        assert "Rollback 3->2  phase Rejected" in text
+        assert f"review: Achieved, regression FalseAlarm, by alice: {notes}" in text
+        log = tmp_path / "audit.log"
+        log.write_text(operator.audit.read_text())
+        assert (
+            rollguard_main(
+                ["journal", "--audit-log", str(log), "-n", namespace, "--format", "json"]
+            )
+            == 0
+        )
+        [row] = json.loads(capsys.readouterr().out)["decisions"]
+        assert row["review"]["by"] == "alice" and row["phase"] == "Rejected"
+
+        # And calibration counts it.
+        out = tmp_path / "calibration.md"
+        assert _cli(env, "admin", "calibrate", "-n", namespace, "--out", str(out)) == 0
+        report = out.read_text()
+        assert "1 decision(s)" in report and "1 reviewed" in report
+        assert "| Achieved | 0 | 1 | 0 |" in report
 
 
 def test_only_the_operator_creates_decisions(

@@ -1,67 +1,137 @@
 """The drill report: each drill of the test suite records what it injected and what came of
-it; this renders the figures as the Markdown table the README carries.
+it, counted from what it observed; this renders the figures as the Markdown table the README
+carries, and fails when a drill is missing or did not hold.
 
-Drills call ``record`` (a no-op unless ``ROLLGUARD_DRILL_REPORT_DIR`` is set; ``make test``
-sets it). ``python -m devenv.drillreport DIR [--readme README.md]`` prints the table and, with
-``--readme``, replaces the README's table between its markers."""
+A drill runs inside ``with drill(ID, label) as figures:`` (a no-op unless
+``ROLLGUARD_DRILL_REPORT_DIR`` is set; ``make test`` sets it), sets the figures as it observes
+them, and the figures are written when the block ends, whether it passed or raised: a drill
+that raised is recorded as not completed. ``python -m devenv.drillreport DIR [--readme
+README.md]`` prints the table, with ``--readme`` replaces the README's table between its
+markers, and exits 1 when a drill of ``EXPECTED`` has no figures, did not complete, or shows a
+failure (fewer survived than injected, a duplicate action, a lost decision, a bad input not
+handled)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 START, END = "<!-- drill-report:start -->", "<!-- drill-report:end -->"
 FIELDS = ("faults", "survived", "duplicate_actions", "lost_decisions", "bad_inputs", "handled")
 
+# Every drill of the suite, by id: one missing from a run is a failed row.
+EXPECTED = (
+    "prometheus-faults",
+    "crash-every-step",
+    "two-replicas",
+    "api-server-restart",
+    "api-throttling",
+    "audit-tamper",
+    "bad-input",
+    "forged-reviews",
+    "operator-rights",
+    "viewer-patch",
+)
 
-def record(
-    drill: str,
-    *,
-    faults: int = 0,
-    survived: int = 0,
-    duplicate_actions: int = 0,
-    lost_decisions: int = 0,
-    bad_inputs: int = 0,
-    handled: int = 0,
-    note: str = "",
-) -> None:
-    """Write one drill's figures to the report directory, if there is one."""
+
+@dataclass
+class Figures:
+    """One drill's figures, set by the drill as it observes them."""
+
+    drill: str
+    label: str
+    note: str = ""
+    faults: int = 0
+    survived: int = 0
+    duplicate_actions: int = 0
+    lost_decisions: int = 0
+    bad_inputs: int = 0
+    handled: int = 0
+    completed: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@contextmanager
+def drill(drill_id: str, label: str) -> Iterator[Figures]:
+    """The figures of drill ``drill_id``, written when the block ends, passed or not."""
+    if drill_id not in EXPECTED:
+        raise ValueError(f"unknown drill {drill_id!r}: add it to devenv.drillreport.EXPECTED")
+    figures = Figures(drill=drill_id, label=label)
+    try:
+        yield figures
+        figures.completed = True
+    finally:
+        write(figures)
+
+
+def write(figures: Figures) -> None:
+    """``<drill>.json`` in the report directory, if there is one."""
     folder = os.environ.get("ROLLGUARD_DRILL_REPORT_DIR")
     if not folder:
         return
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^a-z0-9]+", "-", drill.lower()).strip("-")
-    figures = dict(
-        zip(
-            FIELDS,
-            (faults, survived, duplicate_actions, lost_decisions, bad_inputs, handled),
-            strict=True,
-        )
-    )
-    (path / f"{slug}.json").write_text(json.dumps({"drill": drill, "note": note, **figures}))
+    (path / f"{figures.drill}.json").write_text(json.dumps(asdict(figures), indent=2) + "\n")
 
 
-def table(folder: Path) -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+def problems(row: dict[str, object]) -> list[str]:
+    """Why a drill's row is a failure; empty when it held."""
+    n = {f: int(str(row.get(f, 0))) for f in FIELDS}
+    found = []
+    if not row.get("completed"):
+        found.append("did not complete")
+    if n["survived"] < n["faults"]:
+        found.append(f"survived {n['survived']} of {n['faults']} faults")
+    if n["duplicate_actions"]:
+        found.append(f"{n['duplicate_actions']} duplicate action(s)")
+    if n["lost_decisions"]:
+        found.append(f"{n['lost_decisions']} lost decision(s)")
+    if n["handled"] < n["bad_inputs"]:
+        found.append(f"handled {n['handled']} of {n['bad_inputs']} bad inputs")
+    if not n["faults"] and not n["bad_inputs"]:
+        found.append("injected nothing")
+    return found
+
+
+def rows(folder: Path) -> list[dict[str, object]]:
+    """Every expected drill's row (a missing one as a failure), then any unexpected ones."""
+    found = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    out = [found.pop(d, {"drill": d, "label": d, "missing": True}) for d in EXPECTED]
+    return out + list(found.values())
+
+
+def table(folder: Path) -> tuple[str, bool]:
+    """The Markdown table, and whether every drill held."""
     lines = [
         "| drill | faults injected | survived | duplicate actions | lost decisions "
-        "| bad inputs | handled |",
-        "|---|---|---|---|---|---|---|",
+        "| bad inputs | handled | result |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     totals = dict.fromkeys(FIELDS, 0)
-    for r in rows:
+    held = True
+    for r in rows(folder):
+        label = str(r.get("label") or r["drill"])
+        name = f"{label} ({r['note']})" if r.get("note") else label
+        if r.get("missing"):
+            held = False
+            cells = " | ".join("-" for _ in FIELDS)
+            lines.append(f"| {name} | {cells} | **FAILED: no figures (failed or not run)** |")
+            continue
         for f in FIELDS:
-            totals[f] += int(r.get(f, 0))
-        cells = [str(r.get(f, 0)) for f in FIELDS]
-        name = f"{r['drill']} ({r['note']})" if r.get("note") else r["drill"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| **total** | " + " | ".join(f"**{totals[f]}**" for f in FIELDS) + " |")
-    return "\n".join(lines) + "\n"
+            totals[f] += int(str(r.get(f, 0)))
+        wrong = problems(r)
+        held = held and not wrong
+        verdict = f"**FAILED: {'; '.join(wrong)}**" if wrong else "held"
+        cells = " | ".join(str(r.get(f, 0)) for f in FIELDS)
+        lines.append(f"| {name} | {cells} | {verdict} |")
+    lines.append("| **total** | " + " | ".join(f"**{totals[f]}**" for f in FIELDS) + " | |")
+    return "\n".join(lines) + "\n", held
 
 
 def update_readme(readme: Path, text: str) -> None:
@@ -75,11 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="the drills' report directory")
     parser.add_argument("--readme", type=Path, help="replace the table in this README")
     args = parser.parse_args(argv)
-    if not any(args.folder.glob("*.json")):
-        print(f"no drill figures in {args.folder}", file=sys.stderr)
-        return 1
-    text = table(args.folder)
+    text, held = table(args.folder)
     print(text, end="")
+    if not held:
+        print("drill report: a drill failed or is missing (see the result column)", file=sys.stderr)
+        return 1
     if args.readme:
         update_readme(args.readme, text)
     return 0
