@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +132,32 @@ class Scenario:
 
 
 FINAL = ("Succeeded", "Failed", "Rejected", "Expired", "DryRun", "Superseded")
+
+
+def evaluations(operator: OperatorProcess, scenario: Scenario) -> float:
+    """How many times the operator has evaluated the scenario's ModelDeployment: its
+    ``rollguard_evaluations_total`` for the policy ``Scenario.setup`` creates (0 before the
+    first evaluation; counted from the operator's last start)."""
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as answer:
+        text = answer.read().decode()
+    label = re.escape(f'{{policy="{scenario.ns}/fraud-policy"}}')
+    found = re.search(rf"^rollguard_evaluations_total{label} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_for_evaluations(
+    operator: OperatorProcess, scenario: Scenario, more: int, *, timeout: float = 120.0
+) -> None:
+    """Wait until the operator has evaluated the scenario's ModelDeployment ``more`` times
+    from now: what a check that nothing happened meanwhile needs, so that it cannot pass
+    because the operator was stalled."""
+    start = evaluations(operator, scenario)
+    wait_for(
+        f"{more} more evaluations of {scenario.ns}/fraud (from {start:.0f})",
+        lambda: evaluations(operator, scenario) >= start + more,
+        timeout=timeout,
+        operator=operator,
+    )
 
 
 def policy_with(**changes: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rollguard.api.policy import Trigger
 from rollguard.cli import main
 from rollguard.domain.loading import parse_policy
 from rollguard.domain.playbook import PlaybookSource, curve_plot, render_playbook
@@ -108,12 +109,34 @@ def test_the_same_policy_renders_the_same_playbook() -> None:
     assert _render(_doc()) == _render(copy.deepcopy(_doc()))
 
 
+def _plot_marks(plot: list[str]) -> dict[str, tuple[float, int]]:
+    """Every mark inside the plot area (right of the score axis, above the dwell axis) → the
+    score of its row and its column."""
+    area = plot[: next(i for i, line in enumerate(plot) if line.lstrip().startswith("+"))]
+    top = len(area) - 1
+    marks: dict[str, tuple[float, int]] = {}
+    for row, line in enumerate(area):
+        for col, char in enumerate(line.partition("|")[2]):
+            if char != " ":
+                assert char not in marks, f"{char!r} is marked twice"
+                marks[char] = (1 - row / top, col)
+    return marks
+
+
 def test_curve_plot_marks_each_point() -> None:
-    doc = _doc()
-    policy = parse_policy(doc, source="t")
-    plot = "\n".join(curve_plot(policy.triggers))
-    for i in range(len(policy.triggers)):
-        assert str(i) in plot.split("+")[0]
+    triggers = [
+        Trigger(action="Rollback", min_score=0.8, sustained_for="0s"),
+        Trigger(action="Pause", min_score=0.5, sustained_for="1m"),
+        Trigger(action="Hold", min_score=0.2, sustained_for="2m"),
+    ]
+    marks = _plot_marks(curve_plot(triggers))
+    # each point by its number, and nothing else in the plot area
+    assert set(marks) == {"0", "1", "2"}
+    # at its score, up the axis
+    for i, trigger in enumerate(triggers):
+        assert marks[str(i)][0] == pytest.approx(trigger.min_score), i
+    # at its dwell, across: at once on the score axis, longer dwell further right
+    assert marks["0"][1] == 0 < marks["1"][1] < marks["2"][1]
 
 
 def test_a_missing_policy_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

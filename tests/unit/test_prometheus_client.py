@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
+import requests
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.domain.series import parse_series
@@ -167,14 +168,30 @@ def test_garbage_is_reported_as_garbage(server: _Server, body: bytes) -> None:
     assert len(server.requests) == 2
 
 
+class _TimedSession(requests.Session):
+    """A real HTTP session that notes the timeout the client gives each request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    def post(self, url: str | bytes, data: Any = None, **kw: Any) -> requests.Response:
+        self.timeouts.append(kw["timeout"])
+        return super().post(url, data=data, **kw)
+
+
 def test_a_slow_server_times_out_within_the_deadline(server: _Server) -> None:
-    server.handler = lambda form: (*_ok([])[:2], 2.0)
-    source = _source(server, timeout=0.2, retries=10, deadline=0.6)
-    began = time.monotonic()
+    server.handler = lambda form: (*_ok([])[:2], 2.0)  # it would answer, after 2 s
+    session = _TimedSession()
+    source = _source(server, timeout=0.2, retries=10, deadline=0.6, session=session)
     with pytest.raises(SourceUnavailable, match="no answer"):
         _query(source)
-    assert time.monotonic() - began < 1.2
-    assert 2 <= len(server.requests) <= 4
+    # An attempt lasts at least the timeout it was given, so these hold however fast or
+    # loaded the machine is: no attempt waited longer than the timeout, all of them together
+    # no longer than the deadline, and the deadline, not the retries, ended the call.
+    assert session.timeouts and max(session.timeouts) <= 0.2
+    assert sum(session.timeouts) <= 0.6
+    assert len(session.timeouts) == source.queries < 1 + source.retries
 
 
 def test_connection_refused_is_unavailable() -> None:

@@ -119,9 +119,17 @@ def test_validate_refuses_with_the_parsers_message(query: str, message: str) -> 
         plan(query)
 
 
-def test_validate_accepts_placeholder_look_alikes_outside_the_syntax() -> None:
-    validate(f'label_replace(sum(rate({REQ}[5m])), "x", "$1", "y", "(.*)")')
-    validate('x{a="$namespaces"} # $deployment in a comment')
+def test_placeholder_look_alikes_outside_the_syntax_are_accepted_and_left_as_written() -> None:
+    regex_group = f'label_replace(sum(rate({REQ}[5m])), "x", "$1", "y", "(.*)")'
+    longer_name = 'x{a="$namespaces"} # $deployment in a comment'
+    for query in (regex_group, longer_name):
+        validate(query)
+    # only the real placeholders are filled: "$1", "$namespaces" and the comment are not ones
+    assert render(regex_group, namespace="ml", deployment="fraud") == (
+        'label_replace(sum(rate(model_requests_total{namespace="ml",deployment="fraud"}[5m])),'
+        ' "x", "$1", "y", "(.*)")'
+    )
+    assert render(longer_name, namespace="ml", deployment="fraud") == 'x{a="$namespaces"}'
 
 
 # --- plan ---------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 from test_domain_replay import recorded
 
+from devenv.testing import reviewed_text
 from rollguard.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "decision.yaml"
@@ -26,9 +26,19 @@ def _decision_object() -> dict[str, object]:
 
 def test_golden_decision_file_is_what_the_decision_core_records() -> None:
     text = yaml.safe_dump(_decision_object(), sort_keys=False)
-    if os.environ.get("ROLLGUARD_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(text)
-    assert GOLDEN.read_text() == text, "regenerate with ROLLGUARD_UPDATE_GOLDEN=1"
+    golden = reviewed_text(GOLDEN, text, update_switch="ROLLGUARD_UPDATE_GOLDEN")
+    assert golden == text, "regenerate with ROLLGUARD_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize(("switch", "rewritten"), [("1", True), ("0", False), ("true", False)])
+def test_only_the_switch_set_to_1_rewrites_a_golden_file(
+    switch: str, rewritten: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    golden = tmp_path / "golden.yaml"
+    golden.write_text("reviewed\n")
+    monkeypatch.setenv("ROLLGUARD_UPDATE_GOLDEN", switch)
+    expected = reviewed_text(golden, "changed\n", update_switch="ROLLGUARD_UPDATE_GOLDEN")
+    assert expected == golden.read_text() == ("changed\n" if rewritten else "reviewed\n")
 
 
 def test_replay_of_the_golden_decision_reaches_the_same_recommendation(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from devenv.testing import reviewed_text
 from rollguard.api.policy import EffectivePolicy
 from rollguard.domain.loading import load_policy
 from rollguard.domain.report import simulation_markdown, to_json
@@ -113,9 +113,8 @@ def small_result(policy: EffectivePolicy) -> str:
 
 def test_simulate_report_matches_the_golden_file(policy: EffectivePolicy) -> None:
     text = small_result(policy)
-    if os.environ.get("ROLLGUARD_UPDATE_GOLDEN"):
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text(), "regenerate with ROLLGUARD_UPDATE_GOLDEN=1 if intended"
+    golden = reviewed_text(GOLDEN, text, update_switch="ROLLGUARD_UPDATE_GOLDEN")
+    assert text == golden, "regenerate with ROLLGUARD_UPDATE_GOLDEN=1 if intended"
     doc = json.loads(text)
     assert list(doc) == [
         "schemaVersion",

@@ -132,7 +132,9 @@ def test_a_deleted_model_deployment_is_gone_not_an_error() -> None:
             ModelDeploymentStatus.model_validate({"phase": "Healthy"}),
             owns_escalation=False,
         )
-    # Marking it not ready (policy missing or invalid) has nothing left to say it on.
+    # Marking it not ready (policy missing or invalid) has nothing left to say it on: the
+    # write is tried once, answered 404, and that ends it.
+    cluster.requests.clear()
     mark_not_ready(
         cluster,  # type: ignore[arg-type]
         _md("5"),
@@ -140,6 +142,8 @@ def test_a_deleted_model_deployment_is_gone_not_an_error() -> None:
         message="RollbackPolicy ml/standard does not exist",
         now=datetime.fromtimestamp(NOW, tz=UTC),
     )
+    assert cluster.requests == [("replace_status", "")]
+    assert cluster.written is None
 
 
 def test_ghosts_are_left_out_by_exact_version_only() -> None:

@@ -227,8 +227,31 @@ def poll(what: str, probe: Callable[[], Any], *, timeout: float, every: float) -
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last})")
 
 
+def bench_provenance() -> dict[str, Any]:
+    """What a benchmark's figures came from: the git commit checked out (``git rev-parse
+    --short HEAD``), the tracked files changed from it (empty for a clean tree), and the date
+    the result was written (UTC)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        )
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
+
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "uncommitted": [line[3:] for line in changed.splitlines()],
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 def write_bench_result(path: Path, result: dict[str, Any]) -> None:
-    """A benchmark's figures as JSON, with the machine they came from."""
+    """A benchmark's figures as JSON, with the commit, the date and the machine they came
+    from (the result files are written by the benchmarks only, never edited by hand)."""
     import json  # noqa: PLC0415
     import os  # noqa: PLC0415
     import platform  # noqa: PLC0415
@@ -238,5 +261,18 @@ def write_bench_result(path: Path, result: dict[str, Any]) -> None:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
     }
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"machine": machine, **result}, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**bench_provenance(), "machine": machine, **result}, indent=2)
+    path.write_text(text + "\n")
+
+
+def reviewed_text(path: Path, actual: str, *, update_switch: str) -> str:
+    """The reviewed content of ``path`` (a golden file, a snapshot) for ``actual`` to be
+    compared with. Only ``<update_switch>=1`` in the environment first rewrites the file with
+    ``actual``; any other value (``0``, ``false``, ...) leaves it alone, so a stray setting
+    cannot turn the comparison into one that always passes."""
+    import os  # noqa: PLC0415
+
+    if os.environ.get(update_switch) == "1":
+        path.write_text(actual)
+    return path.read_text()
