@@ -5,9 +5,28 @@ event, calls the control loops in worker threads, and persists status.
 
 from __future__ import annotations
 
+import logging
+
 import kopf
 
 from rollguard.control.settings import Settings
+
+WATCH_LOGGER = "kopf._cogs.clients.watching"
+
+
+class StreamPauses(logging.Filter):
+    """Kopf says why its watch streams stop (peering in favour of another replica, a missing
+    peering CRD) only at debug level, so an operator that processes nothing looks idle. Its
+    "Pausing/Resuming the watch-stream ... (blockers: ...)" lines are raised to INFO; the rest
+    of that logger's debug output is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            return True
+        if record.getMessage().startswith(("Pausing the watch-stream", "Resuming the watch")):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return True
+        return False
 
 
 def run(settings: Settings) -> None:
@@ -18,6 +37,9 @@ def run(settings: Settings) -> None:
     del decisions, policies  # imported for their handlers
     runtime.configure(settings)
     kopf.configure(verbose=False)
+    watching = logging.getLogger(WATCH_LOGGER)
+    watching.setLevel(logging.DEBUG)
+    watching.addFilter(StreamPauses())
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
