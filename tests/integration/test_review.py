@@ -210,3 +210,35 @@ def test_only_the_operator_creates_decisions(
                 GROUP, VERSION, namespace, "rollbackdecisions", body
             )
         assert refused.value.status == 403, refused.value.body
+
+
+def test_an_approval_from_outside_the_policys_approvers_is_refused_at_admission(
+    env: EnvInfo, kubectl: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
+    """RBAC lets both alice and mallory patch decisions, but the decision's policy names only
+    alice: mallory's approval is refused by the API server (it would otherwise end the
+    decision as Rejected, a veto), and alice's is taken."""
+    _grant(kubectl, namespace, "alice")
+    _grant(kubectl, namespace, "mallory")
+    spec = yaml.safe_load((DATA / "decision-spec.yaml").read_text())
+    spec["policy"]["effective"]["authorization"]["approvers"] = ["alice"]
+    client.CustomObjectsApi(as_operator(env)).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "rollbackdecisions",
+        linked_decision("a1", spec, model_deployment="fraud"),
+    )  # fmt: skip
+    args = (GROUP, VERSION, namespace, "rollbackdecisions", "a1")
+    approval = {"decision": "Approve", "reason": "looks bad"}
+    with pytest.raises(ApiException) as refused:
+        _as(env, "mallory").patch_namespaced_custom_object(
+            *args, {"spec": {"approval": {**approval, "by": "mallory"}}}
+        )
+    assert refused.value.status in (403, 422), refused.value
+    assert "mallory is not among the approvers of this decision's policy (alice)" in (
+        refused.value.body
+    )
+    _as(env, "alice").patch_namespaced_custom_object(
+        *args, {"spec": {"approval": {**approval, "by": "alice"}}}
+    )
+    assert (
+        _as(env, "admin").get_namespaced_custom_object(*args)["spec"]["approval"]["by"] == "alice"
+    )
