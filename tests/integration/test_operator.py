@@ -3,6 +3,7 @@ ServiceAccount and RBAC from deploy/. The workload simulator's profiles drive th
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import yaml
 from kubernetes import client
 from operator_fixtures import OperatorProcess, Scenario, wait_for
 
+from devenv.testing import Kubectl
 from rollguard.cli import main as rollguard_main
 
 pytestmark = pytest.mark.integration
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.integration
 def test_errors_revision_is_rolled_back_to_the_approved_revision_and_validated(
     operator: OperatorProcess,
     scenario: Scenario,
+    kubectl: Kubectl,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -55,6 +58,22 @@ def test_errors_revision_is_rolled_back_to_the_approved_revision_and_validated(
         live.spec.template
     ) == client.ApiClient().sanitize_for_serialization(approved_template)
     assert scenario.profile() == "healthy"
+
+    # kubectl get answers at a glance, in 120 columns: rounded scores, revisions, a reason
+    # without the arithmetic.
+    for kind in ("rollbackpolicies", "modeldeployments", "rollbackdecisions"):
+        lines = kubectl("-n", scenario.ns, "get", kind).stdout.splitlines()
+        assert len(lines) == 2 and all(len(line) <= 120 for line in lines), lines
+    [header, row] = kubectl("-n", scenario.ns, "get", "mdep").stdout.splitlines()
+    assert header.split()[:5] == ["NAME", "PHASE", "SCORE", "REVISION", "STABLE"]
+    assert re.fullmatch(r"\d\.\d\d", row.split()[2]), row
+    [header, row] = kubectl("-n", scenario.ns, "get", "rbd", name).stdout.splitlines()
+    assert header.split() == ["NAME", "ACTION", "FROM", "TO", "SCORE", "PHASE", "APPROVAL", "AGE"]
+    score = f"{spec['impact']['score']:.2f}"
+    assert row.split()[:7] == [name, "Rollback", "2", "1", score, "Succeeded", "false"], row
+    wide = kubectl("-n", scenario.ns, "get", "rbd", name, "-o", "wide").stdout
+    assert re.search(r"   Rollback to revision 1: score \d\.\d+ (over|at) ", wide), wide
+    assert "=" not in wide, wide
 
     # The decision replays from the cluster to the same recommendation.
     path = tmp_path / "decision.yaml"

@@ -311,6 +311,19 @@ class Audit(StatusModel):
 class RollbackDecisionStatus(StatusModel):
     phase: DecisionPhase | None = None
     message: str = ""
+    # Short forms of the evidence for kubectl get, written when the decision is sealed: they
+    # live in status because the spec is the audited evidence and must not change.
+    score_text: str | None = Field(
+        default=None,
+        max_length=16,
+        description="spec.impact.score with two decimals, as kubectl get shows it.",
+    )
+    reason_text: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The recommendation in one sentence, without the arithmetic "
+        "(spec.recommended.reason has it).",
+    )
     conditions: list[Condition] = Field(default_factory=list)
     execution: Execution | None = None
     validation: ValidationResult | None = None

@@ -94,6 +94,10 @@ def _column(
 
 _AGE = _column("Age", ".metadata.creationTimestamp", "date")
 
+# Columns are for people: what they look for first comes first, numbers are the rounded
+# strings the operator writes into status (a number column prints every digit), reasons are
+# one short sentence, and the priority-0 columns of a realistic listing fit a 120-column
+# terminal (tests/unit/test_columns.py). The arithmetic is for `rollguard explain`.
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
         kind="RollbackPolicy",
@@ -108,7 +112,11 @@ KINDS: tuple[KindInfo, ...] = (
             _column(
                 "Bound", ".status.boundModelDeployments", "integer", desc="Bound ModelDeployments"
             ),
-            _column("Reason", '.status.conditions[?(@.type=="Ready")].reason', priority=1),
+            _column(
+                "Reason",
+                '.status.conditions[?(@.type=="Ready")].reason',
+                desc="Why it is or is not Ready",
+            ),
             _AGE,
         ],
     ),
@@ -119,14 +127,23 @@ KINDS: tuple[KindInfo, ...] = (
         short_names=["mdep"],
         resource=ModelDeployment,
         columns=[
+            _column("Phase", ".status.phase"),
+            _column(
+                "Score",
+                ".status.lastEvaluation.scoreText",
+                desc="Impact score of the newest evaluation, two decimals",
+            ),
+            _column("Revision", ".status.currentRevision", "integer", desc="Current revision"),
+            _column(
+                "Stable",
+                ".status.stableRevision",
+                "integer",
+                desc="Newest approved revision (the rollback target)",
+            ),
             _column("Deployment", ".spec.deploymentRef.name"),
             _column("Policy", ".spec.policyRef.name"),
-            _column("Phase", ".status.phase"),
-            _column("Score", ".status.lastEvaluation.score", "number", desc="Impact score"),
-            _column("Revision", ".status.currentRevision", "integer"),
-            _column("Stable", ".status.stableRevision", "integer"),
-            _column("Decision", ".status.lastDecision", priority=1),
-            _column("Model", ".spec.model.version", priority=1),
+            _column("Decision", ".status.lastDecision", priority=1, desc="Newest RollbackDecision"),
+            _column("Model", ".spec.model.version", priority=1, desc="Model version"),
             _AGE,
         ],
     ),
@@ -137,16 +154,21 @@ KINDS: tuple[KindInfo, ...] = (
         short_names=["rbd"],
         resource=RollbackDecision,
         columns=[
-            _column("Model", ".spec.modelDeploymentRef.name", desc="ModelDeployment"),
             _column("Action", ".spec.recommended.action"),
-            _column("From", ".spec.recommended.fromRevision", "integer"),
-            _column("To", ".spec.recommended.toRevision", "integer"),
-            _column("Score", ".spec.impact.score", "number"),
+            _column("From", ".spec.recommended.fromRevision", "integer", desc="Revision before"),
+            _column("To", ".spec.recommended.toRevision", "integer", desc="Rollback target"),
+            _column("Score", ".status.scoreText", desc="Impact score, two decimals"),
             _column("Phase", ".status.phase"),
             _column("Approval", ".spec.requiresApproval", "boolean", desc="Requires approval"),
-            _column("By", ".spec.approval.by", priority=1),
+            _column("Model", ".spec.modelDeploymentRef.name", priority=1, desc="ModelDeployment"),
+            _column("By", ".spec.approval.by", priority=1, desc="Who approved or rejected"),
             _column("Verdict", ".status.validation.verdict", priority=1),
-            _column("Reason", ".spec.recommended.reason", priority=1),
+            _column(
+                "Reason",
+                ".status.reasonText",
+                priority=1,
+                desc="The recommendation in one sentence",
+            ),
             _AGE,
         ],
     ),

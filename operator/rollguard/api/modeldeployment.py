@@ -143,6 +143,12 @@ class LastEvaluation(StatusModel):
 
     time: datetime
     score: float | None = Field(default=None, description="Impact score in [0, 1].")
+    score_text: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The impact score with two decimals, as kubectl get shows it; absent while "
+        "the score is unknown.",
+    )
     signals: list[SignalEvaluation] = Field(default_factory=list)
     categories: list[CategoryEvaluation] = Field(default_factory=list)
 

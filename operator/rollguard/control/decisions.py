@@ -15,6 +15,7 @@ from rollguard.api.modeldeployment import AuditHead, ModelDeploymentStatus
 from rollguard.api.policy import Action
 from rollguard.control import observe, reasons
 from rollguard.domain.audit import GENESIS, link_hash
+from rollguard.domain.display import reason_text, score_text
 from rollguard.execution.kube import ApiError, Cluster
 
 LABEL_POLICY = "rollguard.dev/policy"
@@ -84,7 +85,9 @@ def linked(obj: Mapping[str, Any]) -> bool:
 
 
 def seal(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The status.audit of a decision, from the link fixed at its creation (annotations)."""
+    """The status a decision is sealed with: ``audit``, from the link fixed at its creation
+    (annotations), and the short forms ``kubectl get`` shows (``scoreText``, ``reasonText``),
+    which ride along with that write."""
     annotations = obj["metadata"].get("annotations") or {}
     sequence = int(annotations[ANNOTATION_SEQUENCE])
     previous = annotations[ANNOTATION_PREVIOUS]
@@ -92,7 +95,16 @@ def seal(obj: Mapping[str, Any]) -> dict[str, Any]:
     digest = link_hash(
         previous_hash=previous, sequence=sequence, name=obj["metadata"]["name"], spec=spec
     )
-    return {"sequence": sequence, "hash": digest, "previousHash": previous, "exported": False}
+    return {
+        "audit": {
+            "sequence": sequence,
+            "hash": digest,
+            "previousHash": previous,
+            "exported": False,
+        },
+        "scoreText": score_text(spec.impact.score),
+        "reasonText": reason_text(spec),
+    }
 
 
 def confirmed_history(
@@ -176,7 +188,7 @@ def create_decision(
         fresh = False
     if not (created.get("status") or {}).get("audit"):
         created = cluster.patch_status(
-            "RollbackDecision", namespace=namespace, name=name, status={"audit": seal(created)}
+            "RollbackDecision", namespace=namespace, name=name, status=seal(created)
         )
     if fresh:
         rec = spec.recommended

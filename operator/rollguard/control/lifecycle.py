@@ -125,7 +125,7 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
         return step.obj
     if not (step.status.audit and step.status.audit.hash):
         # Sealed in the same write as its first transition (a new decision always makes one).
-        step.carry = {"audit": seal(step.obj)}
+        step.carry = seal(step.obj)
     for _ in range(8):  # each pass makes at most one transition; eight is more than a lifecycle has
         phase = step.status.phase
         if phase in FINAL_PHASES:

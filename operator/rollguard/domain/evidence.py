@@ -20,6 +20,7 @@ from rollguard.api.modeldeployment import (
     SignalStatus,
 )
 from rollguard.api.policy import EffectivePolicy
+from rollguard.domain.display import score_text
 from rollguard.domain.engine import StepResult, paired_confidence
 from rollguard.domain.scoring import ImpactModel, key_breaches, money_at_risk
 from rollguard.domain.severity import explain
@@ -128,9 +129,11 @@ def last_evaluation(
     policy: EffectivePolicy, result: StepResult, b: int, *, now: float
 ) -> LastEvaluation:
     """``status.lastEvaluation`` of member ``b``."""
+    score = optional(float(result.score[b]))
     return LastEvaluation(
         time=to_time(now),
-        score=optional(float(result.score[b])),
+        score=score,
+        score_text=score_text(score),
         signals=[
             SignalEvaluation(
                 name=signal.name,
