@@ -664,6 +664,11 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         default=_env("STANDALONE", "") == "true",
         help="no peering (one replica only) [ROLLGUARD_STANDALONE=true]",
     )
+    p.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        help="debug, info, warning or error; debug adds Kopf's own [ROLLGUARD_LOG_LEVEL]",
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -673,7 +678,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"rollguard run: {err}") from err
     from rollguard import handlers  # noqa: PLC0415 - importing Kopf is only needed here
 
-    handlers.run(settings)
+    try:
+        handlers.run(settings)
+    except handlers.StartupError as err:
+        print(f"rollguard run: {err}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -323,6 +323,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         peering=args.peering,
         priority=args.priority,
         standalone=args.standalone,
+        log_level=args.log_level,
     ).validate()
 
 

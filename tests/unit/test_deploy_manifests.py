@@ -52,7 +52,7 @@ def test_operator_pod_is_hardened() -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["healthz"] == ports["metrics"] + 1  # liveness is served on the next port
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
-    assert container["readinessProbe"]["httpGet"]["port"] == "healthz"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
 def test_dockerfile_user_matches_the_pod_and_the_image_name() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -114,10 +115,19 @@ class CycleReport:
     metrics_error: str | None = None
     unwritten: int = 0  # evaluations whose status write was skipped: nothing material changed
     gone: list[Mapping[str, Any]] = field(default_factory=list)  # bound, but deleted (404)
+    refused: str | None = None  # why the API server refused to create a decision (403)
 
 
 class GoneError(Exception):
     """The ModelDeployment no longer exists on the API server (a watch cache still had it)."""
+
+
+def refusal_message(err: ApiError) -> str:
+    """The API server's own words for a refusal (RBAC or an admission policy)."""
+    try:
+        return str(json.loads(err.body or "{}").get("message") or err.reason)
+    except ValueError:
+        return str(err.reason)
 
 
 def _now_dt(now: float) -> datetime:
@@ -433,6 +443,7 @@ def run_cycle(
             healthy_since=healthy_since, bake_time=bake, now=now,
         )  # fmt: skip
         last_decision = m.status.last_decision
+        refused_message: str | None = None
         if fired >= 0 and active is None and not escalated:
             context = revision_context(
                 records=m.records,
@@ -453,34 +464,47 @@ def run_cycle(
             )  # fmt: skip
             since = draft.trigger.above_since.timestamp()
             sequence, _ = next_link(mine, audit_head)
-            created = create_decision(
-                cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since, sequence),
-                spec=spec, audit_head=audit_head, known=mine, policy_key=policy.key,
-            )  # fmt: skip
-            report.created.append(created)
-            last_decision = created["metadata"]["name"]
-            active = DecisionSummary.of(created)
-            blocked, action = str(result.blocked[b]), spec.recommended.action
-            after[b] = machine.after_decision(after[b], blocked=blocked, action=action)
-            if machine.escalation(blocked, action) == machine.ESCALATION_BUDGET:
-                # Beyond the action budget humans take over: this is what stops a fight with
-                # a GitOps tool that keeps re-applying the bad revision.
-                budget = eff.safety.max_actions_per_window
-                escalation = (
-                    f"action budget spent ({budget.count} executed action(s) per {budget.window}); "
-                    f"decision {last_decision} waits for a human"
-                )
-                escalated_update = {"escalated_at": now_dt, "escalation_reason": escalation}
-                escalated = True
-                recorder.transition(
-                    obj=m.obj, reason=reasons.ESCALATED, warning=True,
-                    message=f"ModelDeployment {m.namespace}/{m.name} escalated to humans: {escalation}",
+            try:
+                created = create_decision(
+                    cluster=cluster, recorder=recorder, member_obj=m.obj, name=decision_name(m, fired, since, sequence),
+                    spec=spec, audit_head=audit_head, known=mine, policy_key=policy.key,
                 )  # fmt: skip
+            except ApiError as err:
+                if err.status != 403:
+                    raise
+                # Refused by RBAC or the admission policy: the other ModelDeployments are
+                # still evaluated, and the caller says so once (control.health).
+                report.refused = refusal_message(err)
+                observe.ERRORS.labels(kind="refused").inc()
+                after[b] = states[b]  # not fired yet: the next cycle tries again
+                refused_message = f"the API server refused its RollbackDecision: {report.refused}"
+            else:
+                report.created.append(created)
+                last_decision = created["metadata"]["name"]
+                active = DecisionSummary.of(created)
+                blocked, action = str(result.blocked[b]), spec.recommended.action
+                after[b] = machine.after_decision(after[b], blocked=blocked, action=action)
+                if machine.escalation(blocked, action) == machine.ESCALATION_BUDGET:
+                    # Beyond the action budget humans take over: this is what stops a fight with
+                    # a GitOps tool that keeps re-applying the bad revision.
+                    budget = eff.safety.max_actions_per_window
+                    escalation = (
+                        f"action budget spent ({budget.count} executed action(s) per {budget.window}); "
+                        f"decision {last_decision} waits for a human"
+                    )
+                    escalated_update = {"escalated_at": now_dt, "escalation_reason": escalation}
+                    escalated = True
+                    recorder.transition(
+                        obj=m.obj, reason=reasons.ESCALATED, warning=True,
+                        message=f"ModelDeployment {m.namespace}/{m.name} escalated to humans: {escalation}",
+                    )  # fmt: skip
         phase, message = _phase(
             m, result, b, active=active, escalated=escalated, score=score,
             clear_below=eff.clear_below, cooldown_seconds=duration_seconds(eff.safety.cooldown),
             now=now,
         )  # fmt: skip
+        if refused_message is not None:
+            message, refused_message = f"{message}; {refused_message}", None
         if phase != m.status.phase and phase in ("Degraded", "Healthy", "Inconclusive"):
             reason = {
                 "Degraded": reasons.BECAME_DEGRADED,

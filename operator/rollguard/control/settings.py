@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 
 from rollguard import __version__
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class SettingsError(ValueError):
     """A setting is wrong; the message names it."""
@@ -29,6 +31,7 @@ class Settings:
     peering: str = "rollguard"
     priority: int = 0
     standalone: bool = False
+    log_level: str = "info"
     operator_version: str = __version__
     kubeconfig: str | None = field(default=None)
 
@@ -58,6 +61,10 @@ class Settings:
             parent = Path(self.audit_log).parent
             if not parent.is_dir():
                 raise SettingsError(f"--audit-log: directory {parent} does not exist")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise SettingsError(
+                f"--log-level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
         for ns in self.namespaces:
             if not ns or len(ns) > 63:
                 raise SettingsError(f"--namespace: {ns!r} is not a namespace name")

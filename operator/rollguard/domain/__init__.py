@@ -9,5 +9,5 @@ Modules: ``tiers`` (defaults, resolver, spec hash), ``stats`` (window statistics
 ``engine`` (one evaluation step over a batch, dwell, hysteresis, safety), ``samples``
 (bounded samples to measurements), ``evidence``, ``options`` and ``decide`` (a decision's
 content), ``replay`` (re-evaluating a recorded decision). The simulator's modules build on
-these.
+these. ``preflight`` is the operator's start-up check: what it needs from the API server.
 """

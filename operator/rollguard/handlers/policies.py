@@ -18,6 +18,7 @@ from rollguard.api.base import duration_seconds
 from rollguard.control import reasons
 from rollguard.control.cycle import mark_not_ready, run_cycle
 from rollguard.control.decisions import DecisionSummary
+from rollguard.control.health import HEALTH, WATCHED, PolicyView
 from rollguard.control.lifecycle import advance
 from rollguard.control.observe import ERRORS
 from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
@@ -140,6 +141,11 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (obj["metadata"]["namespace"], obj["metadata"]["name"])
 
 
+def _target(obj: Mapping[str, Any]) -> tuple[str, str]:
+    ref = (obj.get("spec") or {}).get("deploymentRef") or {}
+    return (obj["metadata"]["namespace"], str(ref.get("name", "")))
+
+
 def _cycle(
     policy: PolicyContext,
     bound: list[dict[str, Any]],
@@ -162,6 +168,10 @@ def _cycle(
     )
     for obj in report.gone:
         GHOSTS.model_deployment_gone(obj)
+    if report.refused is not None:
+        HEALTH.decision_refused(report.refused)
+    elif report.created:
+        HEALTH.decision_created()
     # A new decision proceeds at once, without waiting for its own loop to notice it.
     for created in report.created:
         advance(runtime.lifecycle, created, now=now())
@@ -224,40 +234,54 @@ async def evaluate_policy(
     reads = IndexedReads(current().cluster, deployments_by_name, replica_sets_by_owner)
     offset = current().settings.query_offset
     last: float | None = None
-    while not stopped:
-        snapshot = dict(body)  # the live body may change while a cycle runs
-        meta = snapshot["metadata"]
-        key = (meta["namespace"], meta["name"])
-        bound = sorted(
-            GHOSTS.live_model_deployments(list(model_deployments_by_policy.get(key, []))),
-            key=_key,
-        )
-        keys = [_key(obj) for obj in bound]
-        try:
-            policy = load(snapshot)
-        except PolicyInvalid as err:
-            await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
-            message = f"RollbackPolicy {key[0]}/{key[1]} is invalid: {err}"
-            await asyncio.to_thread(_mark, bound, reasons.POLICY_INVALID, message, invalid=False)
-            await stopped.wait(INVALID_RETRY)
-            continue
-        interval = duration_seconds(policy.effective.evaluation.interval)
-        at = schedule.next_instant(wall=time.time(), last=last, interval=interval, offset=offset)
-        due = at + offset - time.time()
-        if due > 0:
-            # Sleep until the instant is due, then read the policy and its objects afresh.
-            await stopped.wait(due)
-            continue
-        last = at
-        decisions = {
-            k: GHOSTS.live_decisions(list(decisions_by_model_deployment.get(k, []))) for k in keys
-        }
-        metrics_error: str | None = None
-        try:
-            metrics_error = await asyncio.to_thread(_cycle, policy, bound, decisions, reads, at)
-        except MonitoringError as err:
-            metrics_error = str(err)
-        except Exception as err:
-            ERRORS.labels(kind="cycle").inc()
-            log.exception("Evaluation cycle of RollbackPolicy %s/%s failed: %s", *key, err)
-        await asyncio.to_thread(_write_status, snapshot, policy, None, len(keys), metrics_error)
+    own = (body["metadata"]["namespace"], body["metadata"]["name"])
+    try:
+        while not stopped:
+            snapshot = dict(body)  # the live body may change while a cycle runs
+            meta = snapshot["metadata"]
+            key = (meta["namespace"], meta["name"])
+            bound = sorted(
+                GHOSTS.live_model_deployments(list(model_deployments_by_policy.get(key, []))),
+                key=_key,
+            )
+            keys = [_key(obj) for obj in bound]
+            targets = tuple(sorted({_target(obj) for obj in bound}))
+            try:
+                policy = load(snapshot)
+            except PolicyInvalid as err:
+                WATCHED[key] = PolicyView(
+                    valid=False, problem=str(err), bound=tuple(keys), targets=targets
+                )
+                await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
+                message = f"RollbackPolicy {key[0]}/{key[1]} is invalid: {err}"
+                await asyncio.to_thread(
+                    _mark, bound, reasons.POLICY_INVALID, message, invalid=False
+                )
+                await stopped.wait(INVALID_RETRY)
+                continue
+            WATCHED[key] = PolicyView(valid=True, problem="", bound=tuple(keys), targets=targets)
+            interval = duration_seconds(policy.effective.evaluation.interval)
+            at = schedule.next_instant(
+                wall=time.time(), last=last, interval=interval, offset=offset
+            )
+            due = at + offset - time.time()
+            if due > 0:
+                # Sleep until the instant is due, then read the policy and its objects afresh.
+                await stopped.wait(due)
+                continue
+            last = at
+            decisions = {
+                k: GHOSTS.live_decisions(list(decisions_by_model_deployment.get(k, [])))
+                for k in keys
+            }
+            metrics_error: str | None = None
+            try:
+                metrics_error = await asyncio.to_thread(_cycle, policy, bound, decisions, reads, at)
+            except MonitoringError as err:
+                metrics_error = str(err)
+            except Exception as err:
+                ERRORS.labels(kind="cycle").inc()
+                log.exception("Evaluation cycle of RollbackPolicy %s/%s failed: %s", *key, err)
+            await asyncio.to_thread(_write_status, snapshot, policy, None, len(keys), metrics_error)
+    finally:
+        WATCHED.pop(own, None)  # the policy is deleted (or the operator stops)

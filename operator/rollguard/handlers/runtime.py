@@ -13,17 +13,17 @@ from dataclasses import dataclass
 
 import kopf
 
+from rollguard.control import health
 from rollguard.control.lifecycle import Lifecycle
 from rollguard.control.observe import (
     GC_SECONDS,
     LOOP_LAG_SECONDS,
     AuditLog,
     Recorder,
-    serve_metrics,
 )
 from rollguard.control.settings import Settings
 from rollguard.execution.kube import Cluster, connect
-from rollguard.monitoring.prometheus import PrometheusSource
+from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
 
 log = logging.getLogger("rollguard")
 
@@ -51,9 +51,9 @@ def now() -> float:
     return float(int(time.time()))
 
 
-def configure(settings: Settings) -> Runtime:
+def configure(settings: Settings, cluster: Cluster | None = None) -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per process, set before Kopf starts
-    cluster = Cluster(connect(kubeconfig=settings.kubeconfig))
+    cluster = cluster or Cluster(connect(kubeconfig=settings.kubeconfig))
     recorder = Recorder(cluster=cluster, audit=AuditLog(settings.audit_log))
     _runtime = Runtime(
         settings=settings,
@@ -68,6 +68,39 @@ def configure(settings: Settings) -> Runtime:
         ),
     )
     return _runtime
+
+
+def check_prometheus() -> None:
+    """Say at start-up whether Prometheus answers: the operator runs either way (every policy
+    reports MetricsUnavailable until it does), but the first thing to check is in the log."""
+    runtime = current()
+    end = now()
+    try:
+        runtime.source.query_range(query="vector(1)", start=end - 1, end=end, step=1)
+    except MonitoringError as err:
+        log.warning(
+            "Prometheus at %s does not answer (%s): policies report MetricsUnavailable until "
+            "it does; check --prometheus-url",
+            runtime.settings.prometheus_url,
+            err,
+        )
+    else:
+        log.info("Prometheus at %s answers", runtime.settings.prometheus_url)
+
+
+SUMMARY_EVERY = 5.0  # seconds between looks at what is watched; a line only when it changed
+
+
+async def _summarise() -> None:
+    """Say what the operator watches: soon after start (each policy's loop registers on its
+    first run) and again whenever it changes."""
+    said = ""
+    while True:
+        await asyncio.sleep(SUMMARY_EVERY)
+        text = health.summary(dict(health.WATCHED))
+        if text != said:
+            log.info("%s", text)
+            said = text
 
 
 LAG_TICK = 0.1  # seconds between the loop-lag monitor's timers
@@ -127,8 +160,9 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
-    await asyncio.to_thread(serve_metrics, runtime.settings.metrics_port)
+    await asyncio.to_thread(health.serve, runtime.settings.metrics_port)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
+    _background.add(asyncio.create_task(_summarise(), name="rollguard-summary"))
     _background.add(asyncio.create_task(_freeze_settled_heap(), name="rollguard-heap-freeze"))
     if _time_gc not in gc.callbacks:
         gc.callbacks.append(_time_gc)

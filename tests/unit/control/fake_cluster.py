@@ -176,6 +176,7 @@ class FakeCluster:
         # (namespace, name) -> (a 409 instead, another writer's edit first) for the next
         # patch_deployment of that Deployment
         self._next_patch: dict[tuple[str, str], tuple[bool, list[dict[str, Any]]]] = {}
+        self._refused: dict[str, str] = {}  # kind -> the 403 message its creation gets
 
     def _next_version(self) -> str:
         self._version += 1
@@ -453,6 +454,14 @@ class FakeCluster:
         the patch's generation test fails and the API server answers 422."""
         self._next_patch[(namespace, name)] = (False, [dict(op) for op in operations])
 
+    def refuse_creates(self, kind: str, message: str | None) -> None:
+        """From now on, creating a ``kind`` is refused with a 403 and ``message`` (as RBAC or an
+        admission policy refuses it); None accepts creations again."""
+        if message is None:
+            self._refused.pop(kind, None)
+        else:
+            self._refused[kind] = message
+
     # -- rollguard.dev ---------------------------------------------------------------------
 
     def get(self, kind: str, *, namespace: str, name: str) -> dict[str, Any]:
@@ -468,6 +477,8 @@ class FakeCluster:
         ]
 
     def create(self, kind: str, *, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if kind in self._refused:
+            raise _error(403, "Forbidden", self._refused[kind])
         obj = _wire(dict(body))
         meta = obj["metadata"]
         if meta.get("namespace", namespace) != namespace:

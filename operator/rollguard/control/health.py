@@ -1,0 +1,205 @@
+"""Is the operator doing its work? Readiness (``/readyz`` on the metrics port), the
+``rollguard_operator_state`` metric, a refused decision said once, and a summary of what it
+watches.
+
+An operator that processes nothing must not look healthy: a watch stream paused for any
+reason but another replica acting (a standby is ready to take over), or decisions the API
+server refuses, make it not ready, and the log says why once, with the fix."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import Enum, make_wsgi_app
+
+from rollguard.control.observe import REGISTRY
+
+log = logging.getLogger("rollguard")
+
+STATES = ("ready", "standby", "paused", "refused")
+STATE = Enum(
+    "rollguard_operator_state",
+    "What the operator is doing: ready (evaluating), standby (another replica acts), paused "
+    "(its watch streams are stopped for another reason; the log says which) or refused (the API "
+    "server refuses its decisions)",
+    states=list(STATES),
+    registry=REGISTRY,
+)
+STATE.state("ready")
+
+REFUSED_FIX = (
+    "run the operator as its ServiceAccount: in-cluster with kubectl apply -k deploy/, or out "
+    "of the cluster with a kubeconfig for that account (README: Run it outside the cluster)"
+)
+
+
+def _is_peer_toggle(name: str) -> bool:
+    """Kopf names the toggle that pauses a replica for a peer ``<peering>@<namespace>``."""
+    return "@" in name and " " not in name
+
+
+@dataclass
+class Health:
+    """Thread-safe: watch-stream pauses arrive on the event loop, refusals in worker threads."""
+
+    identity: str = ""  # the username the API server knows the operator by
+    _paused: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _refused: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stream_paused(self, stream: str, blockers: Iterable[str]) -> None:
+        with self._lock:
+            self._paused[stream] = tuple(blockers)
+            self._publish()
+
+    def stream_resumed(self, stream: str) -> None:
+        with self._lock:
+            self._paused.pop(stream, None)
+            self._publish()
+
+    def decision_refused(self, message: str) -> bool:
+        """Record that the API server refused a decision; True the first time (for this
+        message), when the caller should say so with the fix."""
+        with self._lock:
+            first = self._refused != message
+            self._refused = message
+            self._publish()
+        if first:
+            log.error(
+                "The API server refused to create a RollbackDecision as %s: %s. Decisions "
+                "cannot be made until this is fixed; fix: %s. (Said once; refusals go on "
+                'counting in rollguard_errors_total{kind="refused"}.)',
+                self.identity or "this identity",
+                message,
+                REFUSED_FIX,
+            )
+        return first
+
+    def decision_created(self) -> None:
+        with self._lock:
+            if self._refused is not None:
+                self._refused = None
+                log.info("Decisions are accepted again")
+                self._publish()
+
+    def state(self) -> tuple[str, str]:
+        """The state and, when not ready, why."""
+        with self._lock:
+            return self._state()
+
+    def _state(self) -> tuple[str, str]:
+        if self._refused is not None:
+            return "refused", f"the API server refuses decisions: {self._refused}"
+        blockers = sorted({b for bs in self._paused.values() for b in bs})
+        if any(not _is_peer_toggle(b) for b in blockers):
+            return "paused", "watch streams paused (blockers: " + ", ".join(blockers) + ")"
+        if self._paused:
+            return "standby", "another replica with a higher priority acts"
+        return "ready", ""
+
+    def _publish(self) -> None:
+        STATE.state(self._state()[0])
+
+
+HEALTH = Health()
+
+
+def parse_stream_line(message: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """Kopf's "Pausing/Resuming the watch-stream for R W (blockers: a, b)." as
+    (verb, stream, blockers); None for any other line."""
+    for verb, prefix in (
+        ("pause", "Pausing the watch-stream for "),
+        ("resume", "Resuming the watch-stream for "),
+    ):
+        if message.startswith(prefix):
+            rest = message[len(prefix) :].rstrip(".")
+            stream, _, tail = rest.partition(" (")
+            blockers: tuple[str, ...] = ()
+            if tail.startswith("blockers: "):
+                blockers = tuple(
+                    b.strip() for b in tail[len("blockers: ") :].rstrip(")").split(",")
+                )
+            return verb, stream, blockers
+    return None
+
+
+# -- the summary of what is watched -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """One policy's loop as it last ran."""
+
+    valid: bool
+    problem: str
+    bound: tuple[tuple[str, str], ...]  # ModelDeployments
+    targets: tuple[tuple[str, str], ...]  # Deployments
+
+
+WATCHED: dict[tuple[str, str], PolicyView] = {}
+"""Each policy's loop as it last ran (handlers.policies keeps it), for the summary."""
+
+
+def summary(policies: Mapping[tuple[str, str], PolicyView], *, limit: int = 5) -> str:
+    """One line: policies (ready and invalid), bound ModelDeployments and their targets."""
+    invalid = sorted(k for k, v in policies.items() if not v.valid)
+    bound = sorted({b for v in policies.values() for b in v.bound})
+    targets = sorted({t for v in policies.values() for t in v.targets})
+
+    def names(keys: list[tuple[str, str]]) -> str:
+        shown = ", ".join(f"{ns}/{n}" for ns, n in keys[:limit])
+        return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+    text = f"Watching {len(policies)} RollbackPolicy(s) ({len(policies) - len(invalid)} ready"
+    text += f", {len(invalid)} invalid: {names(invalid)})" if invalid else ")"
+    text += f", {len(bound)} ModelDeployment(s) bound to them"
+    text += f", targets: Deployment {names(targets)}" if targets else ""
+    if not policies:
+        text += "; create a RollbackPolicy and a ModelDeployment to guard a Deployment"
+    return text
+
+
+# -- /readyz ----------------------------------------------------------------------------------
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes come every few seconds; they are not worth a log line each."""
+
+
+def _app(health: Health) -> Callable[..., Any]:
+    metrics = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/readyz":
+            state, why = health.state()
+            ok = state in ("ready", "standby")
+            body = (f"{state}\n" if ok else f"{state}: {why}\n").encode()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
+            return [body]
+        return metrics(environ, start_response)
+
+    return app
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def serve(port: int, health: Health = HEALTH) -> None:
+    """/metrics and /readyz on ``port`` (0: neither), in a daemon thread."""
+    if not port:
+        return
+    server = make_server(
+        "", port, _app(health), server_class=_ThreadingServer, handler_class=_Quiet
+    )
+    threading.Thread(target=server.serve_forever, name="rollguard-metrics", daemon=True).start()
