@@ -12,7 +12,8 @@ help: ## List the targets
 setup: ## Install Debian packages, the Python venv and build the control plane (only what is missing)
 	@bash tools/install-deps.sh
 
-demo: setup ## Set everything up, start the cluster, Prometheus and the operator, and narrate a rollback
+demo: ## Set everything up, start the cluster, Prometheus and the operator, and narrate a rollback
+	@bash tools/install-deps.sh --build-in-background
 	@$(BIN)/python -m devenv.demo
 
 dev-up: setup ## Start the local cluster, Prometheus and workload simulator (.dev/kubeconfig, .dev/env.json)

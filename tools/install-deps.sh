@@ -3,10 +3,38 @@
 # Debian packages (prometheus, openssl, jq), a Python virtualenv with the project and its dev
 # tools, and the control-plane binaries (built from Go modules into a cache, only when missing).
 # Idempotent: re-running it does only what is missing.
+#
+#   --build-in-background   start the control-plane build (the long part on a fresh machine)
+#                           first and return without waiting for it; its log is
+#                           $ROLLGUARD_CACHE/controlplane/build.log. `make demo` uses this to
+#                           show something useful while it builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+
+background=false
+[ "${1:-}" = "--build-in-background" ] && background=true
+
+if ! command -v go >/dev/null 2>&1; then
+  log "error: Go is not installed. The local Kubernetes control plane is built from Go modules;"
+  log "       install Go >= 1.26 and run this again. (Nothing was skipped.)"
+  exit 1
+fi
+# The control-plane build is CPU-bound and the rest mostly waits on downloads: it starts first
+# and runs alongside them. build.sh serialises concurrent builds with a lock, so whoever needs
+# the binaries next simply waits for this one.
+CACHE=${ROLLGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rollguard}
+mkdir -p "$CACHE/controlplane"
+BUILD_LOG="$CACHE/controlplane/build.log"
+if bash tools/controlplane/build.sh --check >/dev/null 2>&1; then
+  build_pid=
+else
+  bash tools/controlplane/build.sh --announce
+  nohup bash tools/controlplane/build.sh >"$BUILD_LOG" 2>&1 </dev/null &
+  build_pid=$!
+  log "control-plane build started in the background (log: $BUILD_LOG)"
+fi
 
 need_pkgs=()
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
@@ -44,10 +72,13 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ] \
   touch .venv/.installed
 fi
 
-if ! command -v go >/dev/null 2>&1; then
-  log "error: Go is not installed. The local Kubernetes control plane is built from Go modules;"
-  log "       install Go >= 1.26 and run this again. (Nothing was skipped.)"
-  exit 1
+if [ -n "$build_pid" ]; then
+  if $background; then
+    log "Python ready; the control plane is still building (tail -f $BUILD_LOG)"
+    exit 0
+  fi
+  log "waiting for the control-plane build (full log: $BUILD_LOG)"
+  tail -n +1 -f --pid="$build_pid" "$BUILD_LOG" | grep --line-buffered '^\[controlplane\]' >&2 || true
+  wait "$build_pid" || { tail -n 30 "$BUILD_LOG" >&2; log "error: the control-plane build failed"; exit 1; }
 fi
-bash tools/controlplane/build.sh >/dev/null
 log "ready"

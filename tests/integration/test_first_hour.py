@@ -13,7 +13,9 @@ order a new user meets them.
    (no traceback loop), with readiness and the state metric showing why.
 5. The README's "Run it outside the cluster", its own commands: as the ServiceAccount, the
    refused regression is acted on.
-6. `--standalone` with peering installed really runs without peering."""
+6. `--standalone` with peering installed really runs without peering.
+7. Two replicas started together, as the Deployment in deploy/ runs them, with no peering
+   object yet: one creates it, one acts and the other stands by, both ready."""
 
 from __future__ import annotations
 
@@ -304,3 +306,27 @@ def test_standalone_runs_without_peering_when_peering_is_installed(fresh: Fresh)
         assert _readyz(proc) == (200, "ready\n")
     finally:
         proc.stop()
+
+
+def test_two_replicas_started_together_create_the_peering_once_and_one_acts(fresh: Fresh) -> None:
+    custom = client.CustomObjectsApi(fresh.api)
+    custom.delete_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "rollguard")
+    kubeconfig = str(fresh.work / "user" / "rollguard.kubeconfig")
+    replicas = [fresh.operator(f"replica-{i}", kubeconfig=kubeconfig) for i in (1, 2)]
+    try:
+        for proc in replicas:
+            wait_for("start-up", lambda p=proc: _log_has(p, "Started rollguard"), timeout=60,
+                     operator=proc)  # fmt: skip
+        assert custom.get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", "rollguard"
+        )
+
+        def states() -> list[str] | None:
+            found = sorted(_readyz(p)[1].strip() for p in replicas)
+            return found if found == ["ready", "standby"] else None
+
+        wait_for("one replica acting, one standing by", states, timeout=60)
+        assert all(_readyz(p)[0] == 200 for p in replicas)
+    finally:
+        for proc in replicas:
+            proc.stop()

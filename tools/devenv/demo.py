@@ -7,14 +7,25 @@ until ``make dev-down``), then tells devenv.story step by step.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import sys
 import textwrap
+import time
 
 from devenv.__main__ import DEFAULT_DIR, _running_pid, _up
-from devenv.launcher import EnvInfo
+from devenv.launcher import (
+    REPO,
+    EnvInfo,
+    build_dir,
+    controlplane_build_log,
+    controlplane_cached,
+)
 from devenv.operatorproc import start_operator, stop_detached
 from devenv.story import NAMESPACE, Story, StoryError
 from devenv.testing import kubectl_for
+from rollguard.cli import main as rollguard_main
 
 OPERATOR_DIR = DEFAULT_DIR / "operator"
 OPERATOR_PID = DEFAULT_DIR / "operator.pid"
@@ -30,7 +41,63 @@ def chapter(title: str, text: str) -> None:
         say(f"    {line}")
 
 
+def _while_it_builds() -> None:
+    """On a fresh machine the control plane is still building (``make demo`` starts it in the
+    background): show meanwhile what rollguard would do on the fraud model's recorded bad
+    release, offline, then follow the build until it is done."""
+    if controlplane_cached():
+        return
+    chapter(
+        "0. While the control plane builds",
+        f"""
+        The demo runs a real Kubernetes control plane, built once per machine from its Go
+        modules (progress below, full log {controlplane_build_log()}). Meanwhile, offline:
+        what rollguard would do with the fraud model's policy on a recorded bad release
+        (examples/series/), if alice approved each decision a minute after it was made:
+
+        $ rollguard simulate --policy examples/fraud/policy.yaml \\
+            --series examples/series/fraud-bad-release.csv --approve-after 1m
+        """,
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rollguard_main(
+            ["simulate", "--policy", str(REPO / "examples/fraud/policy.yaml"),
+             "--series", str(REPO / "examples/series/fraud-bad-release.csv"),
+             "--approve-after", "1m"]
+        )  # fmt: skip
+    for line in out.getvalue().splitlines():
+        say(f"    {line}")
+    say("\n    The same policy on live data, once the build is done:")
+    log, seen = controlplane_build_log(), 0
+    while not controlplane_cached():
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        for line in lines[seen:]:
+            if line.startswith("[controlplane]"):
+                say(f"    {line}")
+        seen = len(lines)
+        if not _build_running():
+            return  # failed or never started: the foreground build says why
+        time.sleep(2)
+
+
+def _build_running() -> bool:
+    """A build holds the lock beside its cache directory while it runs."""
+    out = build_dir()
+    lock = out.with_name(out.name + ".lock")
+    if not lock.exists():
+        return False
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def main() -> int:
+    _while_it_builds()
     if _running_pid(DEFAULT_DIR) is None and _up(DEFAULT_DIR, seed=7, timeout=300) != 0:
         return 1
     env = EnvInfo.load(DEFAULT_DIR / "env.json")

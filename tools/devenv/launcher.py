@@ -56,11 +56,35 @@ class EnvInfo:
         return cls(**json.loads(path.read_text()))
 
 
+BUILD_SCRIPT = REPO / "tools" / "controlplane" / "build.sh"
+
+
+def controlplane_cached() -> bool:
+    """Whether every control-plane binary is in the cache (nothing to build)."""
+    return subprocess.run(["bash", str(BUILD_SCRIPT), "--check"], check=False).returncode == 0
+
+
+def build_dir() -> Path:
+    """The cache directory of the control-plane binaries (built or not)."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--dir"], stdout=subprocess.PIPE, text=True, check=True
+    )
+    return Path(result.stdout.strip())
+
+
+def controlplane_build_log() -> Path:
+    """Where a background build (``install-deps.sh --build-in-background``) writes its log."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = os.environ.get("ROLLGUARD_CACHE") or str(Path(xdg) / "rollguard")
+    return Path(cache) / "controlplane" / "build.log"
+
+
 def build_controlplane() -> Path:
     """The directory of the control-plane binaries, building them first when the cache lacks
     them (progress goes to stderr)."""
-    script = REPO / "tools" / "controlplane" / "build.sh"
-    result = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True, check=False)
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"building the control plane failed (exit {result.returncode})")
     return Path(result.stdout.strip().splitlines()[-1])
