@@ -2,7 +2,8 @@
 everything is installed): each documented way to install and to run the operator, in the
 order a new user meets them.
 
-1. No CRDs: `rollguard run` exits at once, naming the command that installs them.
+1. No CRDs: `rollguard run` exits at once, naming the command that installs them; an
+   identity without the rights is told every verb it lacks.
 2. The README's quick start, its own commands: `kubectl apply -f crds/` accepts the directory
    as plain files; with CRDs only, `--namespace` and one's own credentials there are no peering
    CRDs, so it runs standalone and says so; within one evaluation interval it says what it
@@ -13,7 +14,8 @@ order a new user meets them.
    (no traceback loop), with readiness and the state metric showing why.
 5. The README's "Run it outside the cluster", its own commands: as the ServiceAccount, the
    refused regression is acted on.
-6. `--standalone` with peering installed really runs without peering.
+6. `--standalone` with peering installed really runs without peering (and says when
+   Prometheus does not answer).
 7. Two replicas started together, as the Deployment in deploy/ runs them, with no peering
    object yet: one creates it, one acts and the other stands by, both ready."""
 
@@ -28,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 from operator_fixtures import Scenario, final_decision, wait_for
 
@@ -159,6 +162,28 @@ def test_quick_start_step_1_applies_the_crds_as_plain_files(fresh: Fresh) -> Non
     assert step(quick, 1).startswith("kubectl apply -f crds/")
     fresh.shell(step(quick, 1))
     fresh.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+
+def test_an_identity_without_the_rights_is_told_each_missing_verb(fresh: Fresh) -> None:
+    """mallory, authenticated but granted nothing: the SelfSubjectAccessReviews name every verb
+    the operator would need, in the namespace it would watch."""
+    config = yaml.safe_load(Path(fresh.info.kubeconfig).read_text())
+    config["current-context"] = "mallory"
+    kubeconfig = fresh.work / "mallory.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "rollguard.cli", "run", "--metrics-port=0", "--namespace=default",
+         f"--prometheus-url={fresh.info.prometheus_url}"],
+        env={**_env(fresh.info), "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Running as mallory" in result.stderr
+    assert "mallory may not list/watch/patch rollbackpolicies.rollguard.dev," in result.stderr
+    assert "list/watch/create/patch/delete rollbackdecisions.rollguard.dev" in result.stderr
+    assert "get/list/watch/patch deployments.apps" in result.stderr
+    assert "in namespace default. Fix: run as the operator's ServiceAccount" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_with_crds_only_it_runs_standalone_says_what_it_watches_and_rolls_back(
@@ -298,11 +323,15 @@ def test_run_outside_the_cluster_as_the_readme_says_and_the_refused_regression_i
 
 
 def test_standalone_runs_without_peering_when_peering_is_installed(fresh: Fresh) -> None:
-    proc = fresh.operator("standalone", "--standalone")
+    # Pointed at a port where no Prometheus answers, as after a typo in the URL.
+    proc = fresh.operator("standalone", "--standalone", "--prometheus-url=http://127.0.0.1:9")
     try:
-        wait_for("the summary", lambda: _log_has(proc, "Watching "), timeout=60, operator=proc)
+        wait_for(
+            "the summary", lambda: _log_has(proc, "RollbackPolicy(s)"), timeout=60, operator=proc
+        )
         text = proc.log.read_text()
         assert "Peering off (--standalone)" in text and "Pausing the watch-stream" not in text
+        assert "Prometheus at http://127.0.0.1:9 does not answer" in text
         assert _readyz(proc) == (200, "ready\n")
     finally:
         proc.stop()

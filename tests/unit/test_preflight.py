@@ -82,12 +82,21 @@ def test_a_missing_peering_object_is_created_or_named_with_its_fix() -> None:
 
 
 def test_denied_permissions_are_listed_per_namespace() -> None:
-    denied = {"ml": (Permission("create", "rollguard.dev", "rollbackdecisions"),), "web": ()}
+    denied = {
+        "ml": (
+            Permission("create", "rollguard.dev", "rollbackdecisions"),
+            Permission("patch", "rollguard.dev", "rollbackdecisions/status"),
+            Permission("delete", "rollguard.dev", "rollbackdecisions"),
+            Permission("list", "", "namespaces"),
+        ),
+        "web": (),
+    }
     facts = dataclasses.replace(FINE, namespaces=("ml", "web"), denied=denied)
     (problem,) = assess(facts, peering_name="rg").problems
     assert problem.startswith(
-        "system:serviceaccount:rollguard-system:rollguard may not create "
-        "rollbackdecisions.rollguard.dev in namespace ml."
+        "system:serviceaccount:rollguard-system:rollguard may not create/delete "
+        "rollbackdecisions.rollguard.dev, patch rollbackdecisions/status.rollguard.dev, "
+        "list namespaces in namespace ml."
     )
 
 

@@ -162,7 +162,7 @@ for b in "${K8S_BINS[@]}"; do needs "$b" && k8s_needed+=("$b"); done
 jobs_started=()
 # launch NAME COST WHAT: run build_NAME in the background, logging to $work/NAME.log.
 launch() {
-  log "building $3 (about $(minutes "$2") min of this machine's cores; $(( $(date +%s) - start ))s elapsed)"
+  log "building $3 (about $(minutes "$2") min on its own)"
   ( set -e; "build_$1" ) >"$work/$1.log" 2>&1 &
   jobs_started+=("$1:$!")
 }

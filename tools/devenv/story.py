@@ -164,7 +164,7 @@ class Story:
             if found:
                 return found[-1]
             status = self.mdep().get("status") or {}
-            score = (status.get("lastEvaluation") or {}).get("score")
+            score = (status.get("lastEvaluation") or {}).get("scoreText")  # two decimals
             line = f"  {time.time() - self.t0:5.0f}s  phase {status.get('phase')}, impact score {score}"
             if line.split("s", 1)[1] != shown:
                 shown = line.split("s", 1)[1]

@@ -106,6 +106,16 @@ def needed_permissions(*, namespaces: Sequence[str], peering: bool) -> tuple[Per
     return PERMISSIONS + (NAMESPACED_PEERING_PERMISSIONS if namespaces else PEERING_PERMISSIONS)
 
 
+def _grouped(denied: Sequence[Permission]) -> str:
+    """``list/watch rollbackpolicies.rollguard.dev, create events.events.k8s.io``: the verbs of
+    each resource together, in the order the operator needs them."""
+    verbs: dict[str, list[str]] = {}
+    for p in denied:
+        name = str(Permission("", p.group, p.resource)).strip()
+        verbs.setdefault(name, []).append(p.verb)
+    return ", ".join(f"{'/'.join(v)} {name}" for name, v in verbs.items())
+
+
 def describe_identity(username: str, groups: Sequence[str]) -> str:
     shown = [g for g in groups if g != "system:authenticated"]
     return f"{username}" + (f" (groups: {', '.join(shown)})" if shown else "")
@@ -170,8 +180,7 @@ def assess(facts: Facts, *, peering_name: str) -> Assessment:
         if not denied:
             continue
         where = f"in namespace {ns}" if ns else "cluster-wide"
-        verbs = ", ".join(str(p) for p in sorted(denied))
-        problems.append(f"{facts.username} may not {verbs} {where}. Fix: {RBAC_FIX}")
+        problems.append(f"{facts.username} may not {_grouped(denied)} {where}. Fix: {RBAC_FIX}")
 
     return Assessment(
         standalone=standalone,
