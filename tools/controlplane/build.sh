@@ -86,6 +86,8 @@ fi
 
 # Building with the local toolchain only: a dependency's `toolchain` line must not make go
 # download another toolchain.
+# -dwarf=false: the binaries are stripped (-s -w), so the compiler need not write debug
+# information in the first place; stack traces do not use it.
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/rollguard-cp-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -114,7 +116,7 @@ GO
   go mod edit -go="$gover"
   go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null
   go mod tidy >/dev/null
-  go build -trimpath -ldflags "-s -w" -o "$OUT/etcd" .
+  go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w" -o "$OUT/etcd" .
 }
 
 # Kubernetes: a wrapper module that pins every staging module to v0.X.Y.
@@ -149,12 +151,12 @@ build_k8s() {
   # binaries linked side by side.
   local pkgs=()
   for b in "${k8s_needed[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-  go build -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}"
+  go build -trimpath -gcflags=all=-dwarf=false -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}"
   for b in "${k8s_needed[@]}"; do mv "$work/bin/$b" "$OUT/$b"; done
 }
 
 build_kwok() {
-  GOBIN="$OUT" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  GOBIN="$OUT" go install -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
 
 k8s_needed=()
