@@ -143,14 +143,20 @@ def _log_has(proc: OperatorProcess, text: str) -> bool:
     return text in proc.log.read_text(errors="replace") if proc.log.exists() else False
 
 
-def test_without_crds_the_operator_exits_naming_the_command(fresh: Fresh) -> None:
+def _refused_start(fresh: Fresh, kubeconfig: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`rollguard run` that must stop at once with the usage exit code."""
     result = subprocess.run(
         [sys.executable, "-m", "rollguard.cli", "run", "--metrics-port=0",
-         f"--prometheus-url={fresh.info.prometheus_url}"],
-        env=_env(fresh.info),
+         f"--prometheus-url={fresh.info.prometheus_url}", *extra],
+        env={**_env(fresh.info), "KUBECONFIG": kubeconfig},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
+    return result
+
+
+def test_without_crds_the_operator_exits_naming_the_command(fresh: Fresh) -> None:
+    result = _refused_start(fresh, fresh.info.kubeconfig)
     assert "rollguard run: cannot start:" in result.stderr
     assert "rollbackpolicies, modeldeployments, rollbackdecisions" in result.stderr
     assert "kubectl apply -f crds/" in result.stderr
@@ -171,13 +177,7 @@ def test_an_identity_without_the_rights_is_told_each_missing_verb(fresh: Fresh) 
     config["current-context"] = "mallory"
     kubeconfig = fresh.work / "mallory.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "rollguard.cli", "run", "--metrics-port=0", "--namespace=default",
-         f"--prometheus-url={fresh.info.prometheus_url}"],
-        env={**_env(fresh.info), "KUBECONFIG": str(kubeconfig)},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr
+    result = _refused_start(fresh, str(kubeconfig), "--namespace=default")
     assert "Running as mallory" in result.stderr
     assert "mallory may not list/watch/patch rollbackpolicies.rollguard.dev," in result.stderr
     assert "list/watch/create/patch/delete rollbackdecisions.rollguard.dev" in result.stderr

@@ -27,10 +27,11 @@ K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 log() { printf '[controlplane] %s\n' "$*" >&2; }
 die() { printf '[controlplane] error: %s\n' "$*" >&2; exit 1; }
 
-# What each build costs: its wall time in seconds on an idle 2-core machine of the kind the
-# project is built on, cold (empty Go caches), times its 2 cores; an estimate divides by the
-# cores here. Measured with one build at a time: etcd 86 s, Kubernetes 781 s, kwok 137 s.
-declare -A COST=([etcd]=170 [k8s]=1560 [kwok]=270)
+# What each build costs: about its wall time in seconds on an idle 2-core machine of the kind
+# the project is built on, cold (empty Go caches), times its 2 cores; an estimate divides by the
+# cores here. Measured one at a time before DWARF was dropped (etcd 86 s, Kubernetes 781 s, kwok
+# 137 s), scaled to the 675 s the three took side by side without it.
+declare -A COST=([etcd]=115 [k8s]=1050 [kwok]=185)
 
 find_missing() {
   missing=()

@@ -64,10 +64,10 @@ class Health:
             self._publish()
 
     def decision_refused(self, message: str) -> bool:
-        """Record that the API server refused a decision; True the first time (for this
-        message), when the caller should say so with the fix."""
+        """Record that the API server refused a decision; True the first time since decisions
+        were last accepted, when this says so, with the fix."""
         with self._lock:
-            first = self._refused != message
+            first = self._refused is None
             self._refused = message
             self._publish()
         if first:
