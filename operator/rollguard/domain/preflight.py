@@ -146,7 +146,7 @@ def assess(facts: Facts, *, peering_name: str) -> Assessment:
     elif resource not in facts.peering_served:
         standalone = True
         warnings.append(
-            f"peering is not installed ({resource}.{PEERING_GROUP} is not served), so this replica "
+            f"Peering is not installed ({resource}.{PEERING_GROUP} is not served), so this replica "
             f"runs standalone: with several replicas each would act on its own. Fix: {PEERING_FIX}; "
             "or pass --standalone to say that one replica is intended"
         )
@@ -172,7 +172,7 @@ def assess(facts: Facts, *, peering_name: str) -> Assessment:
 
     if facts.admission_policy is not None and facts.username not in facts.admission_policy:
         warnings.append(
-            f"the admission policy {ADMISSION_POLICY} lets only the operator's ServiceAccount "
+            f"The admission policy {ADMISSION_POLICY} lets only the operator's ServiceAccount "
             f"create RollbackDecisions, not {facts.username}: every decision would be refused. "
             f"Fix: {RBAC_FIX}"
         )
