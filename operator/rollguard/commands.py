@@ -17,7 +17,7 @@ from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackD
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.control.settings import Settings
 from rollguard.domain.audit import ChainEntry, verify
-from rollguard.execution.kube import ApiError, Cluster, ConnectionSetupError, connect
+from rollguard.execution.kube import ApiError, Cluster, ConnectionSetupError, api_message, connect
 
 
 class CommandError(Exception):
@@ -32,15 +32,6 @@ def cluster_for(args: argparse.Namespace) -> Cluster:
     except ConnectionSetupError as err:
         raise CommandError(f"cannot connect to the cluster: {err}") from err
     return Cluster(api)
-
-
-def _api_message(err: ApiError) -> str:
-    import json  # noqa: PLC0415 - only on the error path
-
-    try:
-        return str(json.loads(err.body or "{}").get("message") or err.reason)
-    except ValueError:
-        return str(err.reason)
 
 
 def _write_once(
@@ -62,7 +53,7 @@ def _write_once(
         if err.status == 404:
             raise CommandError(f"{where} not found") from err
         raise CommandError(
-            f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
+            f"the API server refused the {noun} of {args.name}: {api_message(err)}"
         ) from err
     given = (obj.get("spec") or {}).get(field)
     if given:
@@ -86,7 +77,7 @@ def _write_once(
                 f"{where} changed while you were deciding; look at it again and retry"
             ) from err
         raise CommandError(
-            f"the API server refused the {noun} of {args.name}: {_api_message(err)}"
+            f"the API server refused the {noun} of {args.name}: {api_message(err)}"
         ) from err
     return username
 
@@ -146,7 +137,7 @@ def get_policy(args: argparse.Namespace) -> dict[str, Any]:
         return cluster_for(args).get("RollbackPolicy", namespace=args.namespace, name=args.policy)
     except ApiError as err:
         raise CommandError(
-            f"RollbackPolicy {args.namespace}/{args.policy}: {_api_message(err)} "
+            f"RollbackPolicy {args.namespace}/{args.policy}: {api_message(err)} "
             "(and no file of that name)"
         ) from err
 
@@ -177,7 +168,7 @@ def list_for_inventory(
             ]
     except ApiError as err:
         raise CommandError(
-            f"cannot list ModelDeployments and policies: {_api_message(err)}"
+            f"cannot list ModelDeployments and policies: {api_message(err)}"
         ) from err
     return mdeps, policies
 
@@ -187,7 +178,7 @@ def list_decisions(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         return cluster_for(args).list_objects("RollbackDecision", namespace=args.namespace)
     except ApiError as err:
-        raise CommandError(f"cannot list RollbackDecisions: {_api_message(err)}") from err
+        raise CommandError(f"cannot list RollbackDecisions: {api_message(err)}") from err
 
 
 def explain(args: argparse.Namespace) -> str:
@@ -197,7 +188,7 @@ def explain(args: argparse.Namespace) -> str:
         obj = cluster.get("RollbackDecision", namespace=args.namespace, name=args.name)
     except ApiError as err:
         raise CommandError(
-            f"RollbackDecision {args.namespace}/{args.name}: {_api_message(err)}"
+            f"RollbackDecision {args.namespace}/{args.name}: {api_message(err)}"
         ) from err
     return explain_text(obj)
 
@@ -345,5 +336,5 @@ def clear_escalation(args: argparse.Namespace) -> None:
         )
     except ApiError as err:
         raise CommandError(
-            f"ModelDeployment {args.namespace}/{args.name}: {_api_message(err)}"
+            f"ModelDeployment {args.namespace}/{args.name}: {api_message(err)}"
         ) from err

@@ -67,8 +67,8 @@ def test_the_stream_filter_feeds_readiness() -> None:
 
 def test_summary_names_policies_models_and_targets() -> None:
     views = {
-        ("ml", "fraud"): PolicyView(True, "", (("ml", "fraud"),), (("ml", "fraud-v2"),)),
-        ("ml", "bad"): PolicyView(False, "no signals", (), ()),
+        ("ml", "fraud"): PolicyView(True, (("ml", "fraud"),), (("ml", "fraud-v2"),)),
+        ("ml", "bad"): PolicyView(False, (), ()),
     }
     assert summary(views) == (
         "Watching 2 RollbackPolicy(s) (1 ready, 1 invalid: ml/bad), 1 ModelDeployment(s) "

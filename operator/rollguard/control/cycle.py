@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,7 +49,7 @@ from rollguard.domain.revisions import (
     revision_context,
 )
 from rollguard.domain.tiers import default_bake_time
-from rollguard.execution.kube import ApiError, Cluster
+from rollguard.execution.kube import ApiError, Cluster, api_message
 from rollguard.monitoring.measure import Target, measure, to_measurements
 from rollguard.monitoring.prometheus import Source
 
@@ -120,14 +119,6 @@ class CycleReport:
 
 class GoneError(Exception):
     """The ModelDeployment no longer exists on the API server (a watch cache still had it)."""
-
-
-def refusal_message(err: ApiError) -> str:
-    """The API server's own words for a refusal (RBAC or an admission policy)."""
-    try:
-        return str(json.loads(err.body or "{}").get("message") or err.reason)
-    except ValueError:
-        return str(err.reason)
 
 
 def _now_dt(now: float) -> datetime:
@@ -474,7 +465,7 @@ def run_cycle(
                     raise
                 # Refused by RBAC or the admission policy: the other ModelDeployments are
                 # still evaluated, and the caller says so once (control.health).
-                report.refused = refusal_message(err)
+                report.refused = api_message(err)
                 observe.ERRORS.labels(kind="refused").inc()
                 after[b] = states[b]  # not fired yet: the next cycle tries again
                 refused_message = f"the API server refused its RollbackDecision: {report.refused}"

@@ -137,7 +137,6 @@ class PolicyView:
     """One policy's loop as it last ran."""
 
     valid: bool
-    problem: str
     bound: tuple[tuple[str, str], ...]  # ModelDeployments
     targets: tuple[tuple[str, str], ...]  # Deployments
 

@@ -20,7 +20,7 @@ from rollguard.domain.preflight import (
     needed_permissions,
     peering_resource,
 )
-from rollguard.execution.kube import Cluster
+from rollguard.execution.kube import Cluster, api_message
 
 log = logging.getLogger("rollguard")
 
@@ -141,18 +141,11 @@ def gather(
         )
     except ApiException as err:
         raise ApiUnreachableError(
-            f"the API server answered {err.status} {err.reason} at start-up: {_body(err)}"
+            f"the API server answered {err.status} {err.reason} at start-up: {api_message(err)}"
         ) from err
     except OSError as err:  # urllib3's connection errors are OSErrors
         host = api.configuration.host
         raise ApiUnreachableError(f"cannot reach the API server at {host}: {err}") from err
-
-
-def _body(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body or "{}").get("message") or err.body)
-    except ValueError:
-        return str(err.body)
 
 
 def create_peering(cluster: Cluster, *, name: str, namespaces: Sequence[str]) -> None:

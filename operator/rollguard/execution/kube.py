@@ -7,6 +7,7 @@ and 5xx to retries and 4xx to permanent failures (see ``is_transient``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -24,6 +25,15 @@ from rollguard.domain.revisions import ReplicaSetRecord
 
 ApiError = ApiException
 """Errors of the Kubernetes API, for layers that must not import the client."""
+
+
+def api_message(err: ApiException) -> str:
+    """The API server's own words for a refusal (the Status body's message), else the reason."""
+    try:
+        return str(json.loads(err.body or "{}").get("message") or err.reason)
+    except ValueError:
+        return str(err.reason)
+
 
 REQUEST_TIMEOUT = (5.0, 30.0)  # seconds to connect, seconds to read
 THROTTLE_RETRIES = 5  # 429 answers retried per request before the caller sees one

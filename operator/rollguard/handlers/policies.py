@@ -249,9 +249,7 @@ async def evaluate_policy(
             try:
                 policy = load(snapshot)
             except PolicyInvalid as err:
-                WATCHED[key] = PolicyView(
-                    valid=False, problem=str(err), bound=tuple(keys), targets=targets
-                )
+                WATCHED[key] = PolicyView(valid=False, bound=tuple(keys), targets=targets)
                 await asyncio.to_thread(_write_status, snapshot, None, str(err), len(keys), None)
                 message = f"RollbackPolicy {key[0]}/{key[1]} is invalid: {err}"
                 await asyncio.to_thread(
@@ -259,7 +257,7 @@ async def evaluate_policy(
                 )
                 await stopped.wait(INVALID_RETRY)
                 continue
-            WATCHED[key] = PolicyView(valid=True, problem="", bound=tuple(keys), targets=targets)
+            WATCHED[key] = PolicyView(valid=True, bound=tuple(keys), targets=targets)
             interval = duration_seconds(policy.effective.evaluation.interval)
             at = schedule.next_instant(
                 wall=time.time(), last=last, interval=interval, offset=offset
