@@ -4,16 +4,15 @@ query gives every deployment exactly what its own query gives."""
 
 from __future__ import annotations
 
-import math
 import random
 import re
-from collections.abc import Callable
 from typing import Any
 
 import promql_parser as pp
 import pytest
+from promql_eval import Labels, evaluate, split_equals_alone
 
-from rollguard.monitoring.promql import InvalidQuery, plan, render, validate
+from rollguard.monitoring.promql import InvalidQuery, Target, plan, render, validate
 from rollguard.monitoring.promql_ast import convert, to_promql
 
 PIN = 'namespace="$namespace",deployment="$deployment"'
@@ -21,7 +20,7 @@ REQ = f"model_requests_total{{{PIN}}}"
 ERR = f'model_requests_total{{{PIN},code=~"5.."}}'
 BUCKET = f"model_request_duration_seconds_bucket{{{PIN}}}"
 REV = f"model_revenue_total{{{PIN}}}"
-TARGETS = [("ns-a", "web"), ("ns-b", "web"), ("ns-a", "api")]
+TARGETS = [Target("ns-a", "web"), Target("ns-b", "web"), Target("ns-a", "api")]
 BATCH = 'namespace=~"ns-a|ns-b",deployment=~"api|web"'
 
 ROUND_TRIP = [
@@ -105,7 +104,13 @@ def test_render_refuses_an_empty_value_that_would_match_series_without_the_label
         ('x{$deployment="a"}', "$deployment may only appear inside a label matcher value"),
         ("rate(x[$deployment])", "$deployment may only appear inside a label matcher value"),
         ('label_replace(x, "$namespace", "", "a", "")', "$namespace may only appear"),
-        ('x{deployment="${deployment}"}', "write $deployment, not ${deployment}"),
+        ('x{route=~"$namespace_$deployment-canary"}', "to follow ${namespace} with '_', write"),
+        ('x{a="$deployments"}', "$deployments is not a placeholder: to follow ${deployment}"),
+        ('x{cluster="$cluster"}', "cluster=: $cluster is not a placeholder"),
+        ('x{env="${env}"}', "${env} is not a placeholder"),
+        ("rate(x[$__rate_interval])", "$__rate_interval is not a placeholder"),
+        ("sum by (${namespace}) (x)", "${namespace} may only appear inside a label matcher"),
+        ('x{a="${1}"}', "${1} is not a placeholder"),
         ("x[5m]", "returns a range vector"),
         ('"text"', "returns a string"),
         ("x @ -100", "before 1970"),
@@ -120,16 +125,31 @@ def test_validate_refuses_with_the_parsers_message(query: str, message: str) -> 
 
 
 def test_placeholder_look_alikes_outside_the_syntax_are_accepted_and_left_as_written() -> None:
-    regex_group = f'label_replace(sum(rate({REQ}[5m])), "x", "$1", "y", "(.*)")'
-    longer_name = 'x{a="$namespaces"} # $deployment in a comment'
-    for query in (regex_group, longer_name):
+    regex_group = f'label_replace(sum(rate({REQ}[5m])), "x", "$1-${{2}}-$name", "y", "(.*)")'
+    anchors = 'x{path=~".*/predict$",b=~"^a$|^b$"} # $deployment in a comment'
+    for query in (regex_group, anchors):
         validate(query)
-    # only the real placeholders are filled: "$1", "$namespaces" and the comment are not ones
+    # only the real placeholders are filled: "$1", "${2}", "$name" and the comment are not ones
     assert render(regex_group, namespace="ml", deployment="fraud") == (
         'label_replace(sum(rate(model_requests_total{namespace="ml",deployment="fraud"}[5m])),'
-        ' "x", "$1", "y", "(.*)")'
+        ' "x", "$1-${2}-$name", "y", "(.*)")'
     )
-    assert render(longer_name, namespace="ml", deployment="fraud") == 'x{a="$namespaces"}'
+    assert render(anchors, namespace="ml", deployment="fraud") == (
+        'x{path=~".*/predict$",b=~"^a$|^b$"}'
+    )
+
+
+def test_braced_placeholders_run_into_other_text_and_escape_like_bare_ones() -> None:
+    query = (
+        'sum(rate(x{route=~"${namespace}_${deployment}-canary_[0-9]+",'
+        'cluster="${namespace}_${deployment}-canary_80",dw="$deployment"}[1m]))'
+    )
+    assert render(query, namespace="ml", deployment="a.b") == (
+        'sum(rate(x{route=~"ml_a\\\\.b-canary_[0-9]+",cluster="ml_a.b-canary_80",dw="a.b"}[1m]))'
+    )
+    assert render("x{a=`${revision}x`}", namespace="n", deployment="d", revision='7"') == (
+        'x{a="7\\"x"}'
+    )
 
 
 # --- plan ---------------------------------------------------------------------------------
@@ -198,7 +218,7 @@ def test_batchable_queries_become_one_query_for_the_batch(query: str, expected: 
 
 def test_a_batch_in_one_namespace_uses_equality_and_escapes_regex_values() -> None:
     p = plan(f"sum(rate({REQ}[5m]))")
-    assert p.render([("ml", "a.b"), ("ml", "c|d")]) == (
+    assert p.render([Target("ml", "a.b"), Target("ml", "c|d")]) == (
         'sum by (namespace, deployment) (rate(model_requests_total{namespace="ml",'
         'deployment=~"a\\\\.b|c\\\\|d"}[5m]))'
     )
@@ -207,17 +227,25 @@ def test_a_batch_in_one_namespace_uses_equality_and_escapes_regex_values() -> No
 
 
 FALLBACKS = [
-    ('sum(rate(x{namespace="$namespace"}[5m]))', "does not match both"),
-    ('sum(x{namespace="$namespace",app="web"})', "does not match both"),
-    ('sum(x{namespace="$namespace",app="$deployment"})', "uses a placeholder in app="),
-    (f'sum(x{{{PIN}}}) / sum(up{{job="kubelet"}})', 'selector up{job="kubelet"}'),
-    (f'x{{{PIN},pod=~"$deployment-.*"}}', "uses a placeholder in pod=~"),
     (
-        f'x{{{PIN},namespace!="kube-system"}}',
-        'matches namespace other than by namespace="$namespace"',
+        f'sum(x{{{PIN}}}) / sum(up{{job="kubelet"}})',
+        'selector up{job="kubelet"} has no placeholder',
     ),
-    ('x{namespace=~"$namespace",deployment="$deployment"}', "uses a placeholder in namespace=~"),
-    (f'x{{{PIN},revision="$revision"}}', "$revision, which differs"),
+    (f'x{{{PIN},pod=~"$deployment-.*"}}', "names '$deployment' in two matchers"),
+    ('x{pod!~"$deployment-.*"}', "a negative matcher with a placeholder cannot batch"),
+    ('{__name__=~"${deployment}_total"}', "a metric name cannot tell deployments apart"),
+    ('x{pod=~".*$deployment.*"}', "patterns on both sides of the placeholders"),
+    ('x{pod=~"(a|$deployment)-.*"}', "inside a group of the regex"),
+    ('x{pod=~"[$deployment]"}', "inside a character class"),
+    ('x{pod=~"a|$deployment-.*"}', "an alternative '|' before its placeholders"),
+    ('x{pod=~"$deployment+"}', "a repetition follows the last placeholder"),
+    ('x{a=~"$namespace.*$deployment"}', "the regex between its placeholders ('.*') is not literal"),
+    (
+        'sum(a{deployment="$deployment"}) / sum(b{namespace="$namespace",deployment="$deployment"})',
+        "name the deployment through different placeholders",
+    ),
+    ('x{a="$deployment" or b="$deployment"}', "uses 'or' between matchers"),
+    (f'x{{{PIN},rollguard_deployment="x"}}', "the label rollguard_deployment, which a batch"),
     (f"topk(1, x{{{PIN}}})", "topk aggregations"),
     (f"bottomk(1, x{{{PIN}}})", "bottomk aggregations"),
     (f"quantile(0.9, x{{{PIN}}})", "quantile aggregations"),
@@ -245,15 +273,12 @@ def test_unsafe_queries_run_per_deployment_with_a_reason(query: str, reason: str
     assert p.status("s").message == p.reason
     with pytest.raises(ValueError, match="runs per deployment"):
         p.render(TARGETS)
-    assert p.render_one(namespace="n", deployment="d", revision="7")  # still usable alone
+    assert p.render_one(Target("n", "d", "7"))  # still usable alone
 
 
 # --- semantics: batched == per deployment, on fake series --------------------------------
 
-Labels = tuple[tuple[str, str], ...]
-Vector = list[tuple[Labels, float]]
 T_END = 1_000.0
-LOOKBACK = 300.0
 
 
 def _fake_series() -> dict[Labels, list[tuple[float, float]]]:
@@ -284,176 +309,6 @@ def _fake_series() -> dict[Labels, list[tuple[float, float]]]:
 DATA = _fake_series()
 
 
-def _matches(labels: dict[str, str], m: Any) -> bool:
-    value, op = labels.get(m.name, ""), str(m.op).rsplit(".", 1)[-1]
-    return bool(
-        {
-            "Equal": value == m.value,
-            "NotEqual": value != m.value,
-            "Re": re.fullmatch(m.value, value) is not None,
-            "NotRe": re.fullmatch(m.value, value) is None,
-        }[op]
-    )
-
-
-def _select(vs: Any, t: float, window: float) -> list[tuple[Labels, list[tuple[float, float]]]]:
-    at = vs.at.at.timestamp() if vs.at is not None else t
-    at -= vs.offset.total_seconds() if vs.offset is not None else 0.0
-    out = []
-    for labels, samples in DATA.items():
-        d = dict(labels)
-        if vs.name and d["__name__"] != vs.name:
-            continue
-        if all(_matches(d, m) for m in vs.matchers.matchers):
-            out.append((labels, [(ts, v) for ts, v in samples if at - window < ts <= at]))
-    return out
-
-
-def _drop(labels: Labels, *names: str) -> Labels:
-    return tuple((k, v) for k, v in labels if k not in names and k != "__name__")
-
-
-def _group(labels: Labels, by: tuple[str, ...] | None, without: tuple[str, ...]) -> Labels:
-    return (
-        tuple((k, v) for k, v in labels if k in by) if by is not None else _drop(labels, *without)
-    )
-
-
-def _hq(q: float, vec: Vector) -> Vector:
-    groups: dict[Labels, list[tuple[float, float]]] = {}
-    for labels, v in vec:
-        le = float(dict(labels)["le"])
-        groups.setdefault(_drop(labels, "le"), []).append((le, v))
-    out = []
-    for labels, buckets in groups.items():
-        buckets.sort()
-        rank, prev_le, prev_c = q * buckets[-1][1], 0.0, 0.0
-        for le, c in buckets:
-            if c >= rank:
-                upper = buckets[-2][0] if math.isinf(le) else le
-                out.append(
-                    (labels, prev_le + (upper - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-12))
-                )
-                break
-            prev_le, prev_c = le, c
-    return out
-
-
-AGG: dict[str, Callable[[list[float]], float]] = {
-    "sum": sum, "max": max, "min": min, "count": len, "avg": lambda xs: sum(xs) / len(xs),
-}  # fmt: skip
-OPS: dict[str, Callable[[float, float], float]] = {
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b if b else math.nan, ">": lambda a, b: float(a > b),
-    "<": lambda a, b: float(a < b),
-}  # fmt: skip
-
-
-def _eval(e: Any, t: float) -> Any:
-    if isinstance(e, pp.NumberLiteral):
-        return e.val
-    if isinstance(e, pp.ParenExpr):
-        return _eval(e.expr, t)
-    if isinstance(e, pp.UnaryExpr):
-        x = _eval(e.expr, t)
-        return -x if isinstance(x, float) else [(_drop(lb), -v) for lb, v in x]
-    if isinstance(e, pp.VectorSelector):
-        return [(lb, s[-1][1]) for lb, s in _select(e, t, LOOKBACK) if s]
-    if isinstance(e, pp.MatrixSelector):
-        return _select(e.vector_selector, t, e.range.total_seconds())
-    if isinstance(e, pp.SubqueryExpr):
-        assert e.step is not None and e.range is not None, "test queries give both"
-        step, rng = e.step.total_seconds(), e.range.total_seconds()
-        times = [k * step for k in range(int((t - rng) // step) + 1, int(t // step) + 1)]
-        series: dict[Labels, list[tuple[float, float]]] = {}
-        for ts in times:
-            for lb, v in _eval(e.expr, ts):
-                series.setdefault(lb, []).append((ts, v))
-        return list(series.items())
-    if isinstance(e, pp.Call):
-        return _call(e.func.name, [_eval(a, t) for a in e.args])
-    if isinstance(e, pp.AggregateExpr):
-        mod = e.modifier
-        by = tuple(mod.labels) if mod is not None and str(mod.type).endswith("By") else None
-        without = tuple(mod.labels) if mod is not None and by is None else ()
-        by = () if mod is None else by
-        groups: dict[Labels, list[float]] = {}
-        for lb, v in _eval(e.expr, t):
-            groups.setdefault(_group(lb, by, without), []).append(v)
-        return [(lb, AGG[str(e.op)](vs)) for lb, vs in groups.items()]
-    return _binary(e, _eval(e.lhs, t), _eval(e.rhs, t))
-
-
-def _call(name: str, args: list[Any]) -> Any:
-    if name == "histogram_quantile":
-        return _hq(args[0], args[1])
-    if name == "abs":
-        return [(_drop(lb), abs(v)) for lb, v in args[0]]
-    fn: Callable[[list[tuple[float, float]]], float] = {
-        "rate": lambda s: (s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0]),
-        "increase": lambda s: s[-1][1] - s[0][1],
-        "avg_over_time": lambda s: sum(v for _, v in s) / len(s),
-        "max_over_time": lambda s: max(v for _, v in s),
-    }[name]
-    return [(_drop(lb), fn(s)) for lb, s in args[0] if len(s) > 1]
-
-
-def _binary(e: Any, lhs: Any, rhs: Any) -> Any:
-    op, mod = str(e.op), e.modifier
-    if isinstance(lhs, float) and isinstance(rhs, float):
-        return OPS[op](lhs, rhs)
-    if isinstance(lhs, float) or isinstance(rhs, float):
-        vec, scalar = (rhs, lhs) if isinstance(lhs, float) else (lhs, rhs)
-        out = []
-        for lb, v in vec:
-            a, b = (scalar, v) if isinstance(lhs, float) else (v, scalar)
-            r = OPS[op](a, b)
-            if op in "<>" and not (mod is not None and mod.return_bool):
-                if r:
-                    out.append((lb, v))
-            else:
-                out.append((_drop(lb), r))
-        return out
-    matching = mod.matching if mod is not None else None
-    on = matching is not None and str(matching.type).endswith("Include")
-    names = tuple(matching.labels) if matching is not None else ()
-
-    def sig(lb: Labels) -> Labels:
-        return tuple((k, v) for k, v in lb if k in names) if on else _drop(lb, *names)
-
-    if op in ("and", "or", "unless"):
-        rsigs = {sig(lb) for lb, _ in rhs}
-        if op == "and":
-            return [(lb, v) for lb, v in lhs if sig(lb) in rsigs]
-        if op == "unless":
-            return [(lb, v) for lb, v in lhs if sig(lb) not in rsigs]
-        lsigs = {sig(lb) for lb, _ in lhs}
-        return lhs + [(lb, v) for lb, v in rhs if sig(lb) not in lsigs]
-    card = str(mod.card).rsplit(".", 1)[-1] if mod is not None else "OneToOne"
-    many, one = (rhs, lhs) if card == "OneToMany" else (lhs, rhs)
-    ones = {sig(lb): (lb, v) for lb, v in one}
-    out = []
-    for lb, v in many:
-        if sig(lb) not in ones:
-            continue
-        olb, ov = ones[sig(lb)]
-        a, b = (ov, v) if card == "OneToMany" else (v, ov)
-        if card == "OneToOne":
-            result = sig(lb) if on else _drop(lb, *names)
-        else:
-            extra = dict(olb)
-            result = tuple(
-                sorted(
-                    {
-                        **dict(_drop(lb)),
-                        **{k: extra[k] for k in mod.group_labels if k in extra},
-                    }.items()
-                )
-            )
-        out.append((result, OPS[op](a, b)))
-    return out
-
-
 SEMANTIC = [q for q, _ in BATCHED if "@" not in q] + [
     f"sum by (pod) (rate({REQ}[30s]))",
     f"count(rate({ERR}[30s]) > 0.1)",
@@ -468,37 +323,18 @@ SEMANTIC = [q for q, _ in BATCHED if "@" not in q] + [
 
 @pytest.mark.parametrize("query", SEMANTIC)
 def test_batched_result_split_per_deployment_equals_each_deployments_own_result(query: str) -> None:
-    p = plan(query)
-    assert p.batched, p.reason
-    found = 0
-    for t in (T_END, T_END - 37):
-        batched = _eval(pp.parse(p.render(TARGETS)), t)
-        assert all({"namespace", "deployment"} <= dict(lb).keys() for lb, _ in batched)
-        for ns, dep in TARGETS:
-            alone = _eval(pp.parse(render(query, namespace=ns, deployment=dep)), t)
-            if isinstance(alone, float):
-                pytest.fail("a batchable query returns series")
-            mine = [
-                (_drop(lb, "namespace", "deployment"), v)
-                for lb, v in batched
-                if (dict(lb)["namespace"], dict(lb)["deployment"]) == (ns, dep)
-            ]
-            expected = [(_drop(lb, "namespace", "deployment"), v) for lb, v in alone]
-            assert [lb for lb, _ in sorted(mine)] == [lb for lb, _ in sorted(expected)]
-            assert [v for _, v in sorted(mine)] == pytest.approx([v for _, v in sorted(expected)])
-            found += len(expected)
-    assert found, "the query should find data"
+    assert split_equals_alone(DATA, query, TARGETS, [T_END, T_END - 37]), "should find data"
 
 
 def test_the_label_presence_rule_guards_a_real_difference() -> None:
     # Per deployment this matches nothing ({namespace} vs {}); naively batched it would match.
     query = f"sum by (namespace) (rate({REQ}[30s])) / sum(rate({REQ}[30s]))"
     assert not plan(query).batched
-    assert _eval(pp.parse(render(query, namespace="ns-a", deployment="web")), T_END) == []
+    assert evaluate(DATA, pp.parse(render(query, namespace="ns-a", deployment="web")), T_END) == []
     naive = query.replace("sum(", "sum by (namespace, deployment) (").replace(
         "sum by (namespace)", "sum by (namespace, deployment)"
     )
     naive = naive.replace('namespace="$namespace"', 'namespace="ns-a"').replace(
         'deployment="$deployment"', 'deployment="web"'
     )
-    assert len(_eval(pp.parse(naive), T_END)) == 1
+    assert len(evaluate(DATA, pp.parse(naive), T_END)) == 1

@@ -3,9 +3,9 @@
 Called by the operator once per policy per cycle (and by anything else that measures live,
 such as an integration test); ``rollguard replay`` does not measure, it reads the samples a
 decision recorded. Cost grows with policies x signals, not with deployments: a batched signal
-is ONE range query for all targets (chunked only beyond ``max_batch`` targets), a signal that
-cannot be batched is one query per target. The result is split per target by the
-``namespace`` and ``deployment`` labels. ``to_measurements`` then builds the decision
+is ONE range query for all targets (more only beyond ``max_batch`` targets, or where
+targets' names could be confused: ``BatchPlan.batches``), a signal that cannot be batched is one query per target. The result is split per target by the
+plan's key labels (``BatchPlan.key``). ``to_measurements`` then builds the decision
 engine's input and the bounded samples that decisions record as evidence.
 
 Per target and signal the outcome is one of: samples (possibly none: missing data, which the
@@ -29,19 +29,18 @@ from rollguard.api.policy import EffectivePolicy, EffectiveSignal, QueryMode
 from rollguard.domain.engine import Measurements
 from rollguard.domain.samples import bound_samples, measurements_from_samples
 from rollguard.monitoring.prometheus import F64, MonitoringError, Series, Source
-from rollguard.monitoring.promql import BatchPlan, InvalidQuery, plan, render
+from rollguard.monitoring.promql import MAX_BATCH, BatchPlan, InvalidQuery, Target, plan, render
 
-
-@dataclass(frozen=True)
-class Target:
-    """A deployment to measure; ``revision`` fills ``$revision`` where a query uses it."""
-
-    namespace: str
-    deployment: str
-    revision: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.deployment}"
+__all__ = [
+    "MAX_BATCH",
+    "MeasurementBatch",
+    "SignalRun",
+    "SignalSamples",
+    "Target",
+    "measure",
+    "query_step",
+    "to_measurements",
+]
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not objects
@@ -96,12 +95,6 @@ def query_step(window: float, step: float) -> float:
     the window holds at most MAX_SAMPLES points (both ends included), in whole milliseconds."""
     wanted = max(step, window / (MAX_SAMPLES - 1))
     return math.ceil(round(wanted * 1000, 6)) / 1000
-
-
-MAX_BATCH = 2000
-"""Targets per batched query: one query per signal and policy up to this many bound
-ModelDeployments (a POST body, so no URL limit; the regex of names costs Prometheus little
-next to the series it selects)."""
 
 
 def measure(
@@ -232,11 +225,9 @@ class _SignalRun:
             for b in members:
                 self._run(source, self.rendered[b], [b], span=span, split=False)
             return
-        size = max(1, max_batch)
-        for lo in range(0, len(members), size):
-            chunk = members[lo : lo + size]
-            pairs = [(self.targets[b].namespace, self.targets[b].deployment) for b in chunk]
-            self._run(source, self.plan.render(pairs), chunk, span=span, split=True)
+        for batch in self.plan.batches([self.targets[b] for b in members], max_batch):
+            chunk = [members[i] for i in batch.members]
+            self._run(source, batch.query, chunk, span=span, split=True)
 
     def _run(
         self,
@@ -256,9 +247,15 @@ class _SignalRun:
             for b in members:
                 self.results[b] = self._unavailable(b, f"query failed: {err}")
             return
+        if not split or self.plan is None:
+            self.results[members[0]] = self._one(members[0], series)
+            return
+        labels = self.plan.key_labels
+        by_key: dict[tuple[str, ...], list[Series]] = {}
+        for s in series:
+            by_key.setdefault(tuple(s.labels.get(label, "") for label in labels), []).append(s)
         for b in members:
-            mine = [s for s in series if _belongs(s, self.targets[b])] if split else series
-            self.results[b] = self._one(b, mine)
+            self.results[b] = self._one(b, by_key.get(self.plan.key(self.targets[b]), []))
 
     def _one(self, b: int, series: list[Series]) -> SignalSamples:
         if len(series) > 1:
@@ -277,11 +274,3 @@ class _SignalRun:
         return SignalRun(
             self.signal.name, mode, reason, tuple(self.sent), self.error, self.transient
         )
-
-
-def _belongs(series: Series, target: Target) -> bool:
-    labels = series.labels
-    return (labels.get("namespace"), labels.get("deployment")) == (
-        target.namespace,
-        target.deployment,
-    )

@@ -3,26 +3,27 @@
 PURE (no I/O). The policy handler calls ``plan`` (which validates) when a RollbackPolicy
 changes: an ``InvalidQuery`` becomes the policy's ``Invalid`` condition with the parser's
 message, and ``BatchPlan.status`` goes into ``status.queries``. ``rollguard.monitoring.measure``
-then calls ``BatchPlan.render`` once per signal per cycle, or ``render`` per deployment when
-a query cannot be batched (the rewrite itself lives in ``promql_batch``).
+then sends ``BatchPlan.batches`` once per signal per cycle (one query for every target, more
+only where targets' names could be confused), or ``render`` per deployment when a query
+cannot be batched (the rewrite lives in ``promql_batch``, the key labels in ``promql_keys``).
 
 Users write each query for ONE deployment with the placeholders ``$namespace``,
-``$deployment`` and ``$revision``, which may only appear inside label-matcher values.
-Rendering never splices text: the query is parsed with ``promql_parser`` (placeholders as
-inert stand-ins), the values are put into the tree and the tree is printed with every string
-escaped, so no label value can end its string. In regex matchers a value is also
-regex-escaped, so it matches itself only.
+``$deployment`` and ``$revision`` (or ``${namespace}``…, to run one into other text), which
+may only appear inside label-matcher values (``promql_placeholders``). Rendering never
+splices text: the query is parsed with ``promql_parser`` (placeholders as inert stand-ins),
+the values are put into the tree and the tree is printed with every string escaped, so no
+label value can end its string. In regex matchers a value is also regex-escaped, so it
+matches itself only.
 
-A batched template has its pinned matchers (``namespace="$namespace"``,
-``deployment="$deployment"``) widened to regex matchers over the batch's namespaces and
-names. That selects their cross product (``ns-b/web`` when ``ns-a/web`` and ``ns-b/api`` are
-targets), which is harmless: the rewrite never mixes deployments, and the measuring layer
-keeps only the targets' series.
+A batched template has its placeholder matchers widened to regex matchers over the batch's
+values (``namespace=~"ns-a|ns-b"``, ``pod=~"(?:web|api)-[a-z0-9]+"``). That selects their
+cross product (``ns-b/web`` when ``ns-a/web`` and ``ns-b/api`` are targets), which is
+harmless: the rewrite never mixes series of different keys, and ``BatchPlan.key`` keeps
+each target's own.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -38,17 +39,61 @@ from rollguard.monitoring.promql_ast import (
     UnsupportedQueryError,
     restore,
 )
-from rollguard.monitoring.promql_batch import BATCH_LABELS, NotBatchableError, rewrite
+from rollguard.monitoring.promql_batch import Capture, Rewritten, rewrite
+from rollguard.monitoring.promql_keys import NotBatchableError, chunks, regex_escape, span_of
+from rollguard.monitoring.promql_placeholders import (
+    PlaceholderError,
+    check_matcher_value,
+    substitute,
+)
 
-__all__ = ["PLACEHOLDERS", "BatchPlan", "InvalidQuery", "plan", "render", "validate"]
+__all__ = [
+    "MAX_BATCH",
+    "PLACEHOLDERS",
+    "Batch",
+    "BatchPlan",
+    "InvalidQuery",
+    "Target",
+    "plan",
+    "render",
+    "validate",
+]
 
-_PLACEHOLDER = re.compile(r"\$(namespace|deployment|revision)(?![A-Za-z0-9_])")
-_BRACED = re.compile(r"\$\{(namespace|deployment|revision)\}")
-_REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
+MAX_BATCH = 2000
+"""Targets per batched query: one query per signal and policy up to this many bound
+ModelDeployments (a POST body, so no URL limit; the regex of names costs Prometheus little
+next to the series it selects)."""
 
 
 class InvalidQuery(ValueError):  # noqa: N818 - the name the handlers and docs use
     """The query is not valid PromQL (the message is the parser's) or misuses a placeholder."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A deployment to measure; ``revision`` fills ``$revision`` where a query uses it."""
+
+    namespace: str
+    deployment: str
+    revision: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.deployment}"
+
+    def values(self) -> dict[str, str]:
+        return {
+            "namespace": self.namespace,
+            "deployment": self.deployment,
+            "revision": self.revision,
+        }
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One query of a batched signal and the targets (indexes into those given) it covers."""
+
+    query: str
+    members: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -59,32 +104,62 @@ class BatchPlan:
     query: str
     mode: QueryMode
     reason: str = ""
-    template: Node | None = field(default=None, repr=False, compare=False)
+    rewritten: Rewritten | None = field(default=None, repr=False, compare=False)
 
     @property
     def batched(self) -> bool:
         return self.mode == "Batched"
 
-    def render(self, targets: Sequence[tuple[str, str]]) -> str:
-        """The batched query for ``(namespace, deployment)`` targets; split its result by the
-        ``namespace`` and ``deployment`` labels of each series."""
-        if self.template is None:
-            raise ValueError(f"this query runs per deployment: {self.reason}")
+    @property
+    def key_labels(self) -> tuple[str, ...]:
+        """The labels of a batched result that tell its targets apart."""
+        return self._rewritten().keys.labels
+
+    def key(self, target: Target) -> tuple[str, ...]:
+        """The values of ``key_labels`` on ``target``'s series in a batched result."""
+        return self._rewritten().keys.of(_values(target, self._rewritten().keys.templates))
+
+    def batches(self, targets: Sequence[Target], max_size: int = MAX_BATCH) -> list[Batch]:
+        """The batched queries covering ``targets``: one, unless targets' keys could be
+        confused (``promql_keys.chunks``) or there are more than ``max_size``. Split each
+        result with ``key``."""
+        done = self._rewritten()
         if not targets:
             raise ValueError("a batch needs at least one target")
-        values = {
-            "namespace": sorted({_non_empty("namespace", ns) for ns, _ in targets}),
-            "deployment": sorted({_non_empty("deployment", d) for _, d in targets}),
-        }
-        return ast.to_promql(_map_selectors(self.template, lambda s: _widen(s, values)))
+        values = [_values(t, done.keys.templates) for t in targets]
+        out = []
+        size = max(1, max_size)
+        for group in chunks(done.captures, values):
+            for lo in range(0, len(group), size):
+                members = tuple(group[lo : lo + size])
+                query = _widen(done, [values[b] for b in members])
+                out.append(Batch(query, members))
+        return out
 
-    def render_one(self, *, namespace: str, deployment: str, revision: str = "") -> str:
+    def render(self, targets: Sequence[Target]) -> str:
+        """The one batched query for ``targets`` (``ValueError`` if they need several)."""
+        found = self.batches(targets)
+        if len(found) != 1:
+            raise ValueError(f"these targets need {len(found)} queries; use batches()")
+        return found[0].query
+
+    def render_one(self, target: Target) -> str:
         """The query for one deployment: what its share of a batched result equals."""
-        return render(self.query, namespace=namespace, deployment=deployment, revision=revision)
+        return render(
+            self.query,
+            namespace=target.namespace,
+            deployment=target.deployment,
+            revision=target.revision,
+        )
 
     def status(self, signal: str) -> QueryPlan:
         """The entry for ``RollbackPolicy.status.queries``."""
         return QueryPlan(signal=signal, mode=self.mode, message=self.reason)
+
+    def _rewritten(self) -> Rewritten:
+        if self.rewritten is None:
+            raise ValueError(f"this query runs per deployment: {self.reason}")
+        return self.rewritten
 
 
 def validate(query: str) -> None:
@@ -114,7 +189,7 @@ def render(query: str, *, namespace: str, deployment: str, revision: str = "") -
         value = matcher.value
         for name, dummy in DUMMY.items():
             if dummy in value:
-                value = value.replace(dummy, _regex_escape(values[name]) if regex else values[name])
+                value = value.replace(dummy, regex_escape(values[name]) if regex else values[name])
         return replace(matcher, value=value)
 
     def fill_selector(s: ast.Selector) -> ast.Selector:
@@ -131,21 +206,19 @@ def plan(query: str) -> BatchPlan:
     """Validate ``query`` (raising ``InvalidQuery``) and decide how it runs."""
     validate(query)
     try:
-        template = rewrite(_template(query))
+        rewritten = rewrite(_template(query))
     except NotBatchableError as why:
         return BatchPlan(query, "PerDeployment", str(why))
-    return BatchPlan(query, "Batched", "", template)
+    return BatchPlan(query, "Batched", "", rewritten)
 
 
 @lru_cache(maxsize=1024)
 def _template(query: str) -> Node:
     """The parsed query with placeholders as stand-ins; checks where they are."""
-    braced = _BRACED.search(query)
-    if braced:
-        name = braced.group(1)
-        raise InvalidQuery(f"write ${name}, not ${{{name}}}: braces are not placeholder syntax")
-    _check_outside_strings(query)
-    text = _PLACEHOLDER.sub(lambda m: DUMMY[m.group(1)], query)
+    try:
+        text = substitute(query)
+    except PlaceholderError as err:
+        raise InvalidQuery(str(err)) from None
     try:
         tree = ast.convert(pp.parse(text))
     except ValueError as err:  # promql_parser reports syntax errors as ValueError
@@ -162,37 +235,18 @@ def _template(query: str) -> Node:
     return tree
 
 
-def _check_outside_strings(query: str) -> None:
-    """Refuse a placeholder outside any string (a label name, a duration, ...) before the
-    parser reports it as a puzzling syntax error about the stand-in."""
-    i = 0
-    while i < len(query):
-        ch = query[i]
-        if ch in "\"'`":
-            end = i + 1
-            while end < len(query) and query[end] != ch:
-                end += 2 if ch != "`" and query[end] == "\\" else 1
-            i = end + 1
-        elif ch == "#":
-            newline = query.find("\n", i)
-            i = len(query) if newline < 0 else newline
-        else:
-            found = _PLACEHOLDER.match(query, i)
-            if found:
-                name = found.group(1)
-                raise InvalidQuery(
-                    f"${name} may only appear inside a label matcher value, like "
-                    f'{{{name}="${name}"}}'
-                )
-            i += 1
-
-
 def _check_placement(node: Node) -> None:
-    """Placeholders outside matcher values (label names, metric names, strings) are refused."""
+    """Placeholders outside matcher values (label names, metric names, strings) are refused,
+    and so is a matcher value holding something that looks like a placeholder but is not."""
     texts: list[str] = []
     if isinstance(node, ast.Selector):
         texts.append(node.name or "")
         texts += [m.name for m in node.matchers] + [m.name for g in node.or_groups for m in g]
+        for matcher in (*node.matchers, *(m for g in node.or_groups for m in g)):
+            try:
+                check_matcher_value(matcher.value)
+            except PlaceholderError as err:
+                raise InvalidQuery(f"{matcher.name}{matcher.op}: {err}") from None
     elif isinstance(node, ast.String):
         texts.append(node.value)
     elif isinstance(node, ast.Aggregate):
@@ -217,9 +271,13 @@ def _non_empty(label: str, value: str) -> str:
     return value
 
 
-def _regex_escape(value: str) -> str:
-    """Escape RE2 metacharacters so a value matches itself only (Prometheus anchors regexes)."""
-    return _REGEX_SPECIAL.sub(r"\\\1", value)
+def _values(target: Target, templates: Sequence[str]) -> dict[str, str]:
+    """A target's placeholder values, each one the templates use checked non-empty."""
+    values = target.values()
+    for name in PLACEHOLDERS:
+        if any(DUMMY[name] in t for t in templates):
+            _non_empty(name, values[name])
+    return values
 
 
 def _map_selectors(node: Node, fn: Callable[[ast.Selector], ast.Selector]) -> Node:
@@ -230,7 +288,8 @@ def _map_selectors(node: Node, fn: Callable[[ast.Selector], ast.Selector]) -> No
     if isinstance(node, ast.Subquery | ast.Unary | ast.Paren):
         return replace(node, expr=_map_selectors(node.expr, fn))
     if isinstance(node, ast.Call):
-        return replace(node, args=tuple(_map_selectors(a, fn) for a in node.args))
+        args = tuple(_map_selectors(a, fn) for a in node.args)
+        return replace(node, args=args)
     if isinstance(node, ast.Aggregate):
         param = None if node.param is None else _map_selectors(node.param, fn)
         return replace(node, expr=_map_selectors(node.expr, fn), param=param)
@@ -239,18 +298,42 @@ def _map_selectors(node: Node, fn: Callable[[ast.Selector], ast.Selector]) -> No
     return node
 
 
-def _widen(selector: ast.Selector, values: dict[str, list[str]]) -> ast.Selector:
-    """Pinned matchers of a batched template become matchers over the batch's values."""
+def _widen(done: Rewritten, values: Sequence[dict[str, str]]) -> str:
+    """The batched query for targets with these placeholder values."""
 
-    def one(m: ast.Matcher) -> ast.Matcher:
-        if m.name in BATCH_LABELS and m.value == DUMMY[m.name]:
-            batch = values[m.name]
-            if len(batch) == 1:
-                return ast.Matcher(m.name, "=", batch[0])
-            return ast.Matcher(m.name, "=~", "|".join(_regex_escape(v) for v in batch))
-        return m
+    def matcher(m: ast.Matcher) -> ast.Matcher:
+        span = span_of(m, "")
+        if span is None:
+            return m
+        alternatives = sorted({span.alternative(v) for v in values})
+        return span.widened(alternatives, sorted({span.key(v) for v in values}))
 
-    return replace(selector, matchers=tuple(one(m) for m in selector.matchers))
+    def selector(s: ast.Selector) -> ast.Selector:
+        return replace(s, matchers=tuple(matcher(m) for m in s.matchers))
+
+    captures = {
+        Capture(i).text: span.capture(sorted({span.alternative(v) for v in values}))
+        for i, span in enumerate(done.captures)
+    }
+    tree = _fill_captures(_map_selectors(done.tree, selector), captures)
+    return ast.to_promql(tree)
+
+
+def _fill_captures(node: Node, captures: dict[str, str]) -> Node:
+    """The generated label_replace regexes, filled for one batch."""
+    if isinstance(node, ast.String):
+        return ast.String(captures.get(node.value, node.value))
+    if isinstance(node, ast.Call):
+        return replace(node, args=tuple(_fill_captures(a, captures) for a in node.args))
+    if isinstance(node, ast.Subquery | ast.Unary | ast.Paren):
+        return replace(node, expr=_fill_captures(node.expr, captures))
+    if isinstance(node, ast.Aggregate):
+        param = None if node.param is None else _fill_captures(node.param, captures)
+        return replace(node, expr=_fill_captures(node.expr, captures), param=param)
+    if isinstance(node, ast.Binary):
+        lhs, rhs = _fill_captures(node.lhs, captures), _fill_captures(node.rhs, captures)
+        return replace(node, lhs=lhs, rhs=rhs)
+    return node
 
 
 def lookback_seconds(query: str) -> float:

@@ -28,7 +28,8 @@ PLACEHOLDERS = ("namespace", "deployment", "revision")
 # Stand-ins for $namespace, $deployment, $revision in a parsed template. The parser accepts
 # them anywhere an identifier or a string goes, so a misplaced placeholder is found in the
 # tree and reported by name rather than as a puzzling syntax error.
-DUMMY = {name: f"__rollguard_placeholder_{name}__" for name in PLACEHOLDERS}
+STAND_IN = "__rollguard_placeholder_"
+DUMMY = {name: f"{STAND_IN}{name}__" for name in PLACEHOLDERS}
 
 
 def restore(text: str) -> str:

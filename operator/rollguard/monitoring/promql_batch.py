@@ -2,31 +2,43 @@
 
 PURE. Called by ``rollguard.monitoring.promql.plan`` only, on a parsed template (placeholders
 as ``promql_ast.DUMMY`` stand-ins). The rewrite must give, for every deployment of the batch,
-exactly the series the per-deployment query gives, labelled with ``namespace`` and
-``deployment`` so the result can be split. It keeps those two labels on every intermediate
-vector and refuses (``NotBatchableError``) anything it cannot prove keeps deployments apart:
+exactly the series the per-deployment query gives, labelled with the query's key labels
+(``promql_keys``) so that the result can be split. It keeps those labels on every
+intermediate vector and refuses (``NotBatchableError``) anything it cannot prove keeps
+deployments apart:
 
-* a pinned selector (``namespace="$namespace",deployment="$deployment"``) stays as it is
-  here; ``promql.BatchPlan.render`` later widens the pins to the batch;
-* ``by (...)`` gains namespace and deployment, ``without (...)`` loses them;
+* a selector's matchers stay as they are here; ``promql.BatchPlan`` later widens them to the
+  batch. A key label that is not the series' own is written by a ``label_replace`` around
+  the selector (around the function reading it, for a range vector); its regex is a
+  ``Capture`` stand-in, filled per batch;
+* ``by (...)`` gains the key labels, ``without (...)`` loses them;
 * ``on (...)`` gains them; ``ignoring (...)`` and ``group_left/right (...)`` lose them;
 * per-series functions pass through; anything else is refused.
 
 Adding labels to a vector changes label-set comparisons, so the rewrite also tracks whether
-the per-deployment query's series carry each label (``Presence``) and refuses a query whose
-matching or grouping would see a difference (``sum by (namespace) (a) / sum(b)`` matches
-nothing per deployment, but would match once both sides carry namespace).
+the per-deployment query's series carry each key label (``Presence``) and refuses a query
+whose matching or grouping would see a difference (``sum by (namespace) (a) / sum(b)``
+matches nothing per deployment, but would match once both sides carry namespace). A label
+that only the batch writes is never carried per deployment, and every batched series has
+it, constant for each target: it changes no comparison between one target's series.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rollguard.monitoring import promql_ast as ast
-from rollguard.monitoring.promql_ast import DUMMY, Kind, Node, kind_of, restore, words
-
-BATCH_LABELS = ("namespace", "deployment")
+from rollguard.monitoring.promql_ast import Kind, Node, kind_of, words
+from rollguard.monitoring.promql_keys import (
+    CAPTURE,
+    KEY_PREFIX,
+    Keys,
+    NotBatchableError,
+    Span,
+    plan_keys,
+    selector_spans,
+)
 
 # Functions that map each input series to at most one output series with the same labels
 # (minus the metric name, or `le` for histogram_quantile): batching them is safe.
@@ -51,55 +63,60 @@ _UNBATCHABLE_FUNCTIONS = {
     "absent_over_time": "absent_over_time() returns one series whose labels come from its "
     "selector, not one per deployment",
     "scalar": "scalar() turns series into a single number, which cannot be split per deployment",
-    "vector": "vector() creates a series without namespace and deployment labels",
+    "vector": "vector() creates a series without the labels that tell deployments apart",
 }
 _UNBATCHABLE_AGGREGATIONS = words("topk bottomk limitk limit_ratio quantile count_values")
 
 
-class NotBatchableError(Exception):
-    """The query must run per deployment; the message says why, in words for users."""
+@dataclass(frozen=True)
+class Capture:
+    """The stand-in regex of a generated ``label_replace``: ``spans[index]`` of the plan."""
+
+    index: int
+
+    @property
+    def text(self) -> str:
+        return f"__rollguard_capture_{self.index}__"
 
 
-def rewrite(tree: Node) -> Node:
+@dataclass(frozen=True)
+class Rewritten:
+    """A batched template: its key labels, and the spans whose captures it holds."""
+
+    tree: Node
+    keys: Keys
+    captures: tuple[Span, ...]
+
+
+def rewrite(tree: Node) -> Rewritten:
     """The batched template of a per-deployment template; raises ``NotBatchableError``."""
-    if DUMMY["revision"] in ast.to_promql(tree):
-        raise NotBatchableError("it uses $revision, which differs from deployment to deployment")
-    rewritten, kind, _ = _batch(tree)
+    selectors = [n for n in ast.walk(tree) if isinstance(n, ast.Selector)]
+    selectors += [n.selector for n in ast.walk(tree) if isinstance(n, ast.Matrix)]
+    if not selectors:
+        raise NotBatchableError("it returns a single number, not series per deployment")
+    keys = plan_keys(selectors)
+    _refuse_own_labels(tree)
+    rewriter = _Rewriter(keys)
+    rewritten, kind, _ = rewriter.batch(tree)
     if kind != "vector":
         raise NotBatchableError("it returns a single number, not series per deployment")
-    return rewritten
+    return Rewritten(rewritten, keys, tuple(rewriter.captures))
 
 
-def _check_selector(s: ast.Selector) -> None:
-    shown = restore(ast.to_promql(s))
-    if s.or_groups:
-        raise NotBatchableError(f"selector {shown} uses 'or' between matchers")
-    pins: set[str] = set()
-    for m in s.matchers:
-        if m.name in BATCH_LABELS and m.op == "=" and m.value == DUMMY[m.name]:
-            pins.add(m.name)
-        elif any(d in m.value for d in DUMMY.values()):
-            raise NotBatchableError(
-                f"selector {shown} uses a placeholder in {m.name}{m.op}...; only "
-                'namespace="$namespace" and deployment="$deployment" can be batched'
-            )
-        elif m.name in BATCH_LABELS:
-            raise NotBatchableError(
-                f'selector {shown} matches {m.name} other than by {m.name}="${m.name}"'
-            )
-    if pins != set(BATCH_LABELS):
-        raise NotBatchableError(
-            f'selector {shown} does not match both namespace="$namespace" and '
-            'deployment="$deployment", so its series cannot be attributed to one deployment'
-        )
-
-
-def _keep(labels: tuple[str, ...]) -> tuple[str, ...]:
-    return labels + tuple(label for label in BATCH_LABELS if label not in labels)
-
-
-def _drop(labels: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(label for label in labels if label not in BATCH_LABELS)
+def _refuse_own_labels(tree: Node) -> None:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Selector):
+            names += [m.name for m in node.matchers]
+        elif isinstance(node, ast.Aggregate):
+            names += node.labels
+        elif isinstance(node, ast.Binary):
+            names += [*node.match_labels, *node.group_labels]
+        elif isinstance(node, ast.Call) and node.name in ("label_replace", "label_join"):
+            names += [a.value for a in node.args if isinstance(a, ast.String)]
+    taken = [n for n in names if n.startswith(KEY_PREFIX)]
+    if taken:
+        raise NotBatchableError(f"it uses the label {taken[0]}, which a batch writes itself")
 
 
 def _need_vector(kind: Kind, what: str) -> None:
@@ -107,133 +124,170 @@ def _need_vector(kind: Kind, what: str) -> None:
         raise NotBatchableError(f"{what} is applied to a {kind}, not to series per deployment")
 
 
-# Per batch label, whether the per-deployment query's series carry it: in every series
-# (True), in none (False) or in some (None). The batched query's series always carry both, so
-# wherever the per-deployment query compares label sets (vector matching, grouping) the two
-# agree only when presence is known and equal; otherwise the query runs per deployment.
+# Per key label, whether the per-deployment query's series carry it: in every series
+# (True), in none (False) or in some (None). The batched query's series always carry every
+# key label, so wherever the per-deployment query compares label sets (vector matching,
+# grouping) the two agree only when presence is known and equal; otherwise the query runs
+# per deployment.
 Presence = dict[str, bool | None]
-_CARRIED: Presence = {"namespace": True, "deployment": True}
 
 
-def _batch(node: Node) -> tuple[Node, Kind, Presence]:
-    """The rewritten node, its kind and label presence; raises ``NotBatchableError`` when the
-    rewrite is not provably equivalent."""
-    if isinstance(node, ast.Number | ast.String):
-        return node, kind_of(node), {}
-    if isinstance(node, ast.Selector):
-        _check_selector(node)
-        return node, "vector", dict(_CARRIED)
-    if isinstance(node, ast.Matrix):
-        _check_selector(node.selector)
-        return node, "matrix", dict(_CARRIED)
-    if isinstance(node, ast.Paren | ast.Unary):
-        inner, kind, presence = _batch(node.expr)
-        return replace(node, expr=inner), kind, presence
-    if isinstance(node, ast.Subquery):
-        inner, kind, presence = _batch(node.expr)
-        _need_vector(kind, "a subquery")
-        return replace(node, expr=inner), "matrix", presence
-    if isinstance(node, ast.Call):
-        return _batch_call(node)
-    if isinstance(node, ast.Aggregate):
-        return _batch_aggregate(node)
-    return _batch_binary(node)
+@dataclass
+class _Rewriter:
+    keys: Keys
+    captures: list[Span] = field(default_factory=list)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.keys.labels
 
-def _batch_call(node: ast.Call) -> tuple[Node, Kind, Presence]:
-    name = node.name
-    if name in _UNBATCHABLE_FUNCTIONS:
-        raise NotBatchableError(_UNBATCHABLE_FUNCTIONS[name])
-    if name not in _PER_SERIES_FUNCTIONS:
-        raise NotBatchableError(
-            f"{name}() is not known to keep the namespace and deployment labels"
-        )
-    if name in _CLOCK_FUNCTIONS and not node.args:
-        raise NotBatchableError(f"{name}() without an argument returns a series without labels")
-    args = [_batch(a) for a in node.args]
-    series = [presence for _, kind, presence in args if kind in ("vector", "matrix")]
-    if node.returns in ("vector", "matrix") and not series:
-        raise NotBatchableError(f"{name}() is applied to a scalar, not to series per deployment")
-    presence = series[0] if series else {}
-    if name in ("label_replace", "label_join"):
+    def keep(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return labels + tuple(label for label in self.labels if label not in labels)
+
+    def drop(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(label for label in labels if label not in self.labels)
+
+    def leaf(self) -> Presence:
+        """At a selector: its own key labels are carried, written ones are not."""
+        return dict(zip(self.labels, self.keys.raw, strict=True))
+
+    def write_keys(self, node: Node, selector: ast.Selector) -> Node:
+        """``node`` (a selector's series) wrapped in a label_replace per written key label."""
+        for span in selector_spans(selector):
+            label = self.keys.label_of(span.template)
+            if self.keys.raw[self.labels.index(label)]:
+                continue
+            if span.whole:
+                regex, replacement = "(.*)", "$1"
+            else:
+                if span not in self.captures:
+                    self.captures.append(span)
+                regex = Capture(self.captures.index(span)).text
+                replacement = f"${{{CAPTURE}}}"
+            args = (node, ast.String(label), ast.String(replacement), ast.String(span.label))
+            node = ast.Call("label_replace", (*args, ast.String(regex)), "vector")
+        return node
+
+    def batch(self, node: Node) -> tuple[Node, Kind, Presence]:
+        """The rewritten node, its kind and label presence; raises ``NotBatchableError``
+        when the rewrite is not provably equivalent."""
+        if isinstance(node, ast.Number | ast.String):
+            return node, kind_of(node), {}
+        if isinstance(node, ast.Selector):
+            return self.write_keys(node, node), "vector", self.leaf()
+        if isinstance(node, ast.Matrix):
+            return node, "matrix", self.leaf()  # the function reading it writes the keys
+        if isinstance(node, ast.Paren | ast.Unary):
+            inner, kind, presence = self.batch(node.expr)
+            return replace(node, expr=inner), kind, presence
+        if isinstance(node, ast.Subquery):
+            inner, kind, presence = self.batch(node.expr)
+            _need_vector(kind, "a subquery")
+            return replace(node, expr=inner), "matrix", presence
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Aggregate):
+            return self.aggregate(node)
+        return self.binary(node)
+
+    def call(self, node: ast.Call) -> tuple[Node, Kind, Presence]:
+        name = node.name
+        if name in _UNBATCHABLE_FUNCTIONS:
+            raise NotBatchableError(_UNBATCHABLE_FUNCTIONS[name])
+        if name not in _PER_SERIES_FUNCTIONS:
+            raise NotBatchableError(
+                f"{name}() is not known to keep the labels that tell deployments apart"
+            )
+        if name in _CLOCK_FUNCTIONS and not node.args:
+            raise NotBatchableError(f"{name}() without an argument returns a series without labels")
+        args = [self.batch(a) for a in node.args]
+        series = [presence for _, kind, presence in args if kind in ("vector", "matrix")]
+        if node.returns in ("vector", "matrix") and not series:
+            raise NotBatchableError(
+                f"{name}() is applied to a scalar, not to series per deployment"
+            )
+        presence = series[0] if series else {}
+        if name in ("label_replace", "label_join"):
+            self.check_relabel(node, presence)
+        out: Node = replace(node, args=tuple(a for a, _, _ in args))
+        for arg in node.args:
+            if isinstance(arg, ast.Matrix):
+                out = self.write_keys(out, arg.selector)
+        return out, node.returns, presence
+
+    def check_relabel(self, node: ast.Call, presence: Presence) -> None:
+        name = node.name
         strings = [a.value if isinstance(a, ast.String) else None for a in node.args[1:]]
-        if not strings or strings[0] is None or strings[0] in BATCH_LABELS:
-            raise NotBatchableError(f"{name}() overwrites a label that identifies the deployment")
+        if not strings or strings[0] is None or strings[0] in self.labels:
+            raise NotBatchableError(f"{name}() overwrites a label that tells deployments apart")
         sources = strings[2:3] if name == "label_replace" else strings[2:]
-        for label in BATCH_LABELS:
+        for label in self.labels:
             if label in sources and presence.get(label) is not True:
                 raise NotBatchableError(
                     f"{name}() reads {label}, which the per-deployment query drops"
                 )
-    return replace(node, args=tuple(a for a, _, _ in args)), node.returns, presence
 
+    def aggregate(self, node: ast.Aggregate) -> tuple[Node, Kind, Presence]:
+        if node.op in _UNBATCHABLE_AGGREGATIONS:
+            raise NotBatchableError(f"{node.op} aggregations are not rewritten for batches")
+        inner, kind, before = self.batch(node.expr)
+        _need_vector(kind, f"{node.op}()")
+        without = node.grouping == "without"
+        after: Presence = {}
+        for label in self.labels:
+            # Without: labels not listed form the groups; by: listed labels do.
+            grouped = (label not in node.labels) if without else (label in node.labels)
+            if grouped and before[label] is None:
+                raise NotBatchableError(
+                    f"{node.op}() groups by {label}, which only some of its input series carry"
+                )
+            after[label] = before[label] if grouped else False
+        grouping: Literal["by", "without"] = "without" if without else "by"
+        labels = self.drop(node.labels) if without else self.keep(node.labels)
+        rewritten = replace(node, expr=inner, grouping=grouping, labels=labels)
+        return rewritten, "vector", after
 
-def _batch_aggregate(node: ast.Aggregate) -> tuple[Node, Kind, Presence]:
-    if node.op in _UNBATCHABLE_AGGREGATIONS:
-        raise NotBatchableError(f"{node.op} aggregations are not rewritten for batches")
-    inner, kind, before = _batch(node.expr)
-    _need_vector(kind, f"{node.op}()")
-    without = node.grouping == "without"
-    after: Presence = {}
-    for label in BATCH_LABELS:
-        # Without: labels not listed form the groups; by: listed labels do.
-        grouped = (label not in node.labels) if without else (label in node.labels)
-        if grouped and before[label] is None:
-            raise NotBatchableError(
-                f"{node.op}() groups by {label}, which only some of its input series carry"
-            )
-        after[label] = before[label] if grouped else False
-    grouping: Literal["by", "without"] = "without" if without else "by"
-    labels = _drop(node.labels) if without else _keep(node.labels)
-    rewritten = replace(node, expr=inner, grouping=grouping, labels=labels)
-    return rewritten, "vector", after
-
-
-def _batch_binary(node: ast.Binary) -> tuple[Node, Kind, Presence]:
-    lhs, lkind, lp = _batch(node.lhs)
-    rhs, rkind, rp = _batch(node.rhs)
-    if "matrix" in (lkind, rkind) or "string" in (lkind, rkind):
-        raise NotBatchableError(f"operator {node.op} is applied to a range vector or a string")
-    if lkind != "vector" or rkind != "vector":
-        kind: Kind = "vector" if "vector" in (lkind, rkind) else "scalar"
-        return replace(node, lhs=lhs, rhs=rhs), kind, lp if lkind == "vector" else rp
-    if node.fill_lhs is not None or node.fill_rhs is not None:
-        raise NotBatchableError("fill modifiers are not rewritten for batches")
-    on, listed = node.matching == "on", node.match_labels
-    for label in BATCH_LABELS:
-        matched = (label in listed) if on else (label not in listed)
-        if matched and (lp[label] is None or lp[label] != rp[label]):
-            raise NotBatchableError(
-                f"the two sides of {node.op} differ in whether they carry the {label} label, "
-                "so the per-deployment query matches differently from a batched one"
-            )
-    return (
-        replace(
+    def binary(self, node: ast.Binary) -> tuple[Node, Kind, Presence]:
+        lhs, lkind, lp = self.batch(node.lhs)
+        rhs, rkind, rp = self.batch(node.rhs)
+        if "matrix" in (lkind, rkind) or "string" in (lkind, rkind):
+            raise NotBatchableError(f"operator {node.op} is applied to a range vector or a string")
+        if lkind != "vector" or rkind != "vector":
+            kind: Kind = "vector" if "vector" in (lkind, rkind) else "scalar"
+            return replace(node, lhs=lhs, rhs=rhs), kind, lp if lkind == "vector" else rp
+        if node.fill_lhs is not None or node.fill_rhs is not None:
+            raise NotBatchableError("fill modifiers are not rewritten for batches")
+        on, listed = node.matching == "on", node.match_labels
+        for label in self.labels:
+            matched = (label in listed) if on else (label not in listed)
+            if matched and (lp[label] is None or lp[label] != rp[label]):
+                raise NotBatchableError(
+                    f"the two sides of {node.op} differ in whether they carry the {label} "
+                    "label, so the per-deployment query matches differently from a batched one"
+                )
+        rewritten = replace(
             node,
             lhs=lhs,
             rhs=rhs,
-            match_labels=_keep(listed) if on else _drop(listed),
-            group_labels=_drop(node.group_labels),
-        ),
-        "vector",
-        _binary_presence(node, lp, rp),
-    )
+            match_labels=self.keep(listed) if on else self.drop(listed),
+            group_labels=self.drop(node.group_labels),
+        )
+        return rewritten, "vector", self.binary_presence(node, lp, rp)
 
-
-def _binary_presence(node: ast.Binary, lp: Presence, rp: Presence) -> Presence:
-    """Which batch labels the per-deployment result carries (Prometheus' resultMetric)."""
-    if node.op in ("and", "unless"):
+    def binary_presence(self, node: ast.Binary, lp: Presence, rp: Presence) -> Presence:
+        """Which key labels the per-deployment result carries (Prometheus' resultMetric)."""
+        labels = self.labels
+        if node.op in ("and", "unless"):
+            return dict(lp)
+        if node.op == "or":
+            return {label: lp[label] if lp[label] == rp[label] else None for label in labels}
+        if node.card in ("many-to-one", "one-to-many"):
+            many, one = (lp, rp) if node.card == "many-to-one" else (rp, lp)
+            return {
+                label: one[label] if label in node.group_labels else many[label] for label in labels
+            }
+        if node.matching == "on":
+            return {label: lp[label] if label in node.match_labels else False for label in lp}
+        if node.matching == "ignoring":
+            return {label: False if label in node.match_labels else lp[label] for label in lp}
         return dict(lp)
-    if node.op == "or":
-        return {label: lp[label] if lp[label] == rp[label] else None for label in BATCH_LABELS}
-    if node.card in ("many-to-one", "one-to-many"):
-        many, one = (lp, rp) if node.card == "many-to-one" else (rp, lp)
-        return {
-            label: one[label] if label in node.group_labels else many[label]
-            for label in BATCH_LABELS
-        }
-    if node.matching == "on":
-        return {label: lp[label] if label in node.match_labels else False for label in lp}
-    if node.matching == "ignoring":
-        return {label: False if label in node.match_labels else lp[label] for label in lp}
-    return dict(lp)

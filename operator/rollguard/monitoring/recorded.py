@@ -36,7 +36,7 @@ from rollguard.api.policy import EffectiveSignal
 from rollguard.domain.series import Series as RecordedSeries
 from rollguard.domain.series import load_series
 from rollguard.monitoring.prometheus import QueryError, Series
-from rollguard.monitoring.promql import plan, render
+from rollguard.monitoring.promql import Target, plan, render
 
 # Prometheus' default lookback: a sample older than this is stale at an evaluation time.
 LOOKBACK_SECONDS = 300.0
@@ -51,14 +51,17 @@ class RecordedSource:
         series: RecordedSeries,
         queries: Mapping[str, str],
         labels: Mapping[str, str],
+        query_labels: Mapping[str, Mapping[str, str]] | None = None,
         lookback: float = LOOKBACK_SECONDS,
     ) -> None:
         """``queries`` maps each query text to the recorded signal it reads; ``labels`` are
-        the labels of every returned series (``namespace`` and ``deployment``)."""
+        the labels of every returned series, ``query_labels`` more for some query texts (a
+        batched query's key labels, which split its result)."""
         unknown = sorted(set(queries.values()) - set(series.signals))
         if unknown:
             raise ValueError(f"no recorded signal {', '.join(unknown)}")
         self.series, self.queries, self.labels = series, dict(queries), dict(labels)
+        self.query_labels = {q: dict(extra) for q, extra in (query_labels or {}).items()}
         self.lookback = lookback
         self.queries_served = 0
 
@@ -75,6 +78,8 @@ class RecordedSource:
         """A source that answers the queries ``measure`` sends for these signals and this
         deployment."""
         queries: dict[str, str] = {}
+        query_labels: dict[str, dict[str, str]] = {}
+        target = Target(namespace, deployment, revision)
         for signal in signals:
             if signal.name not in series.signals:
                 continue  # never recorded: the query fails, the signal is Inconclusive
@@ -84,9 +89,13 @@ class RecordedSource:
             queries[one] = signal.name
             signal_plan = plan(signal.query)
             if signal_plan.batched:
-                queries[signal_plan.render([(namespace, deployment)])] = signal.name
+                batched = signal_plan.render([target])
+                queries[batched] = signal.name
+                query_labels[batched] = dict(
+                    zip(signal_plan.key_labels, signal_plan.key(target), strict=True)
+                )
         labels = {"namespace": namespace, "deployment": deployment}
-        return cls(series=series, queries=queries, labels=labels)
+        return cls(series=series, queries=queries, labels=labels, query_labels=query_labels)
 
     @classmethod
     def load(
@@ -129,7 +138,7 @@ class RecordedSource:
             return []
         return [
             Series(
-                labels=dict(self.labels),
+                labels={**self.labels, **self.query_labels.get(query, {})},
                 timestamps=at[fresh].astype(np.float64),
                 values=recorded.values[row, point[fresh]].astype(np.float64),
             )

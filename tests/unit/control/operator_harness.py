@@ -49,7 +49,7 @@ from rollguard.domain.revisions import REVISION_ANNOTATION
 from rollguard.domain.series import Series as RecordedSeries
 from rollguard.execution.kube import Cluster
 from rollguard.monitoring.prometheus import Series
-from rollguard.monitoring.promql import plan, render
+from rollguard.monitoring.promql import Target, plan, render
 
 APPROVER = "alice"
 OPERATOR_VERSION = "harness"
@@ -103,7 +103,7 @@ class SeriesSource:
             }
             batch = plan(signal.query)
             if batch.batched:
-                texts.add(batch.render([(self.namespace, self.deployment)]))
+                texts.add(batch.render([Target(self.namespace, self.deployment, revision)]))
             if text in texts:
                 return self.series.signals.index(signal.name)
         raise LookupError(f"the recorded series answers no query {text!r}")
