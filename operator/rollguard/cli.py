@@ -26,6 +26,7 @@ from rollguard import __version__, commands
 from rollguard.api.base import duration_seconds
 from rollguard.api.crd import write_crds
 from rollguard.api.policy import EffectivePolicy
+from rollguard.control import lint
 from rollguard.control.settings import SettingsError
 from rollguard.domain import calibration, inventory, journal, report
 from rollguard.domain.loading import (
@@ -249,6 +250,29 @@ def _simulate(args: argparse.Namespace) -> int:
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+# --- lint -------------------------------------------------------------------------------
+
+
+def _lint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "policies", type=Path, nargs="+", metavar="POLICY", help="RollbackPolicy file, YAML or JSON"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _lint(args: argparse.Namespace) -> int:
+    reports = {str(path): lint.lint_file(path=path) for path in dict.fromkeys(args.policies)}
+    if args.json:
+        print(lint.to_json(reports), end="")
+    else:
+        for i, (source, found) in enumerate(reports.items()):
+            if found.parsed:
+                print(("\n" if i else "") + lint.render(found, source=source))
+            else:
+                print(f"error: {found.problems[0]}", file=sys.stderr)
+    return EXIT_OK if all(found.valid for found in reports.values()) else EXIT_USAGE
 
 
 # --- crds -------------------------------------------------------------------------------
@@ -705,6 +729,11 @@ COMMANDS: dict[str, Command] = {
     ),
     "replay": Command(
         "re-evaluate a recorded decision from its own evidence", _replay_args, _replay
+    ),
+    "lint": Command(
+        "check policy files offline: schema, tier defaults, queries and how they run",
+        _lint_args,
+        _lint,
     ),
     "crds": Command("write the CustomResourceDefinitions", _crds_args, _crds),
     "run": Command("run the operator", _run_args, _run),

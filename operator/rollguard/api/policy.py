@@ -116,7 +116,8 @@ class Signal(Model):
         max_length=4096,
         description=(
             "PromQL for one deployment, with placeholders $namespace, $deployment and $revision "
-            "(filled with escaped label values). Must return one series."
+            "or ${namespace}, ${deployment} and ${revision} inside label-matcher values (filled "
+            "with escaped label values). Must return one series."
         ),
     )
     objective: Objective = Field(description="Where the signal should stay.")

@@ -15,7 +15,7 @@ from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec, RollbackPo
 from rollguard.control import reasons
 from rollguard.domain import tiers
 from rollguard.domain.conditions import set_ready
-from rollguard.domain.loading import validation_summary
+from rollguard.domain.loading import field_path, validation_summary
 from rollguard.monitoring.promql import BatchPlan, InvalidQuery, plan, validate
 
 
@@ -61,7 +61,7 @@ def load(obj: Mapping[str, Any]) -> PolicyContext:
         try:
             validate(signal.query)
         except InvalidQuery as err:
-            raise PolicyInvalid(f"signals[{index}].query ({signal.name}): {err}") from err
+            raise PolicyInvalid(query_problem(index, signal.name, err)) from err
         plans[signal.name] = plan(signal.query)
     return PolicyContext(
         name=meta["name"],
@@ -73,6 +73,12 @@ def load(obj: Mapping[str, Any]) -> PolicyContext:
         plans=plans,
         allowed_namespaces=frozenset(spec.allowed_namespaces or ()),
     )
+
+
+def query_problem(index: int, name: str, err: InvalidQuery, *, prefix: str = "") -> str:
+    """A refused signal query as the Invalid condition names it: ``signals[1].query
+    (latency_p99): <the parser's message>`` (``prefix`` ``spec`` for a whole object's path)."""
+    return f"{field_path(('signals', index, 'query'), prefix=prefix)} ({name}): {err}"
 
 
 def status_for(

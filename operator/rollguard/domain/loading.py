@@ -84,7 +84,11 @@ def format_validation_error(
     """Every pydantic error of a file, for a person to read: one problem as
     ``source: field.path: message``; several as ``source: N problems:`` followed by one
     indented ``field.path: message`` line each."""
-    problems = validation_problems(err, prefix=prefix, skip=skip)
+    return format_problems(source, validation_problems(err, prefix=prefix, skip=skip))
+
+
+def format_problems(source: str, problems: list[str]) -> str:
+    """``problems`` of a file as ``format_validation_error`` prints them."""
     if len(problems) == 1:
         return f"{source}: {problems[0]}"
     return "\n  ".join([f"{source}: {len(problems)} problems:", *problems])
@@ -152,8 +156,9 @@ def read_yaml(*, path: Path) -> Any:
         raise InputError(_yaml_problem(path.name, err)) from err
 
 
-def parse_policy(doc: Any, *, source: str) -> EffectivePolicy:
-    """A RollbackPolicy object (as parsed from YAML/JSON) resolved to its effective policy."""
+def check_policy_kind(doc: Any, *, source: str) -> dict[str, Any]:
+    """``doc`` if it is a RollbackPolicy object of this API version; ``InputError`` naming the
+    file if it is anything else, whose fields are then not worth checking one by one."""
     if not isinstance(doc, dict):
         raise InputError(f"{source}: expected a RollbackPolicy object, got {type(doc).__name__}")
     kind = doc.get("kind")
@@ -162,18 +167,33 @@ def parse_policy(doc: Any, *, source: str) -> EffectivePolicy:
     api_version = doc.get("apiVersion")
     if api_version != API_VERSION:
         raise InputError(f"{source}: apiVersion: expected {API_VERSION}, got {api_version!r}")
+    return doc
+
+
+def resolve_problems(spec: RollbackPolicySpec) -> tuple[EffectivePolicy | None, list[str]]:
+    """The effective policy of ``spec`` and no problems, or None and what stops the tier
+    resolver, as ``spec.field.path: message`` lines."""
+    try:
+        return tiers.resolve(spec), []
+    except ValidationError as err:
+        return None, validation_problems(err, prefix="spec")
+    except ValueError as err:
+        # The resolver's messages start with the field ("triggers[0].minScore: ...").
+        sep = "." if _FIELD_FIRST.match(str(err)) else ": "
+        return None, [one_line(f"spec{sep}{err}")]
+
+
+def parse_policy(doc: Any, *, source: str) -> EffectivePolicy:
+    """A RollbackPolicy object (as parsed from YAML/JSON) resolved to its effective policy."""
+    check_policy_kind(doc, source=source)
     try:
         policy = RollbackPolicy.model_validate(doc)
     except ValidationError as err:
         raise InputError(format_validation_error(source, err)) from err
-    try:
-        return tiers.resolve(policy.spec)
-    except ValidationError as err:
-        raise InputError(format_validation_error(source, err, prefix="spec")) from err
-    except ValueError as err:
-        # The resolver's messages start with the field ("triggers[0].minScore: ...").
-        sep = "." if _FIELD_FIRST.match(str(err)) else ": "
-        raise InputError(one_line(f"{source}: spec{sep}{err}")) from err
+    effective, problems = resolve_problems(policy.spec)
+    if effective is None:
+        raise InputError(format_problems(source, problems))
+    return effective
 
 
 def load_policy(*, path: Path) -> EffectivePolicy:
