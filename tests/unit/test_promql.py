@@ -239,7 +239,6 @@ FALLBACKS = [
     ('x{pod=~"[$deployment]"}', "inside a character class"),
     ('x{pod=~"a|$deployment-.*"}', "an alternative '|' before its placeholders"),
     ('x{pod=~"$deployment+"}', "a repetition follows the last placeholder"),
-    ('x{a=~"$namespace.*$deployment"}', "the regex between its placeholders ('.*') is not literal"),
     (
         'sum(a{deployment="$deployment"}) / sum(b{namespace="$namespace",deployment="$deployment"})',
         "name the deployment through different placeholders",

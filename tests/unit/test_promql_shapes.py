@@ -66,6 +66,10 @@ def fleet_series(targets: list[Target], seed: int = 7) -> Data:
                 {"service": f"{ns}-{dep}-canary-80@kubernetescrd", "code": code},
                 rps * share,
             )
+            add("envoy_cluster_upstream_rq",
+                {"envoy_cluster_name": f"{ns}-{dep}-canary-8_{ns}", "envoy_response_code": code},
+                rps * share)  # fmt: skip
+            add("gloo_rq", {"route": f"{ns}/v1/{dep}", "code": code}, rps * share)
             add(
                 "seldon_api_executor_server_requests_seconds_count",
                 {"deployment_name": dep, "namespace": ns, "code": code},
@@ -121,6 +125,9 @@ SHAPES = {
     '{namespace="$namespace",deployment_name="$deployment",code="500"}[30s]))',
     "linkerd-style regex": 'sum(rate(model_requests_total{namespace="$namespace",'
     'deployment=~"$deployment"}[30s]))',
+    "gloo, the namespace twice": "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"
+    '"$namespace-${deployment}-canary-[0-9]*_$namespace",envoy_response_code="500"}[30s]))',
+    "placeholders apart": 'sum(rate(gloo_rq{route=~"$namespace/.*/$deployment"}[30s]))',
     "revision": 'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",'
     'revision="$revision"}[30s]))',
     "two label schemes": 'sum(rate(model_requests_total{namespace="$namespace",'
@@ -155,6 +162,8 @@ _NAME = st.text(alphabet="ab-1", min_size=1, max_size=4).filter(
     lambda s: s[0] != "-" and s[-1] != "-"
 )
 _SELECTORS = [
+    'envoy_cluster_upstream_rq{envoy_cluster_name=~"$namespace-${deployment}-canary-[0-9]*_$namespace"}',
+    'gloo_rq{route=~"$namespace/.*/$deployment"}',
     'model_requests_total{namespace="$namespace",deployment="$deployment"}',
     'model_requests_total{namespace=~"$namespace",deployment=~"$deployment",code="500"}',
     'istio_requests_total{destination_workload_namespace="$namespace",'

@@ -306,13 +306,13 @@ def _widen(done: Rewritten, values: Sequence[dict[str, str]]) -> str:
         if span is None:
             return m
         alternatives = sorted({span.alternative(v) for v in values})
-        return span.widened(alternatives, sorted({span.key(v) for v in values}))
+        return span.widened(alternatives, sorted({span.key(v) for v in values}), values[0])
 
     def selector(s: ast.Selector) -> ast.Selector:
         return replace(s, matchers=tuple(matcher(m) for m in s.matchers))
 
     captures = {
-        Capture(i).text: span.capture(sorted({span.alternative(v) for v in values}))
+        Capture(i).text: span.capture(sorted({span.alternative(v) for v in values}), values[0])
         for i, span in enumerate(done.captures)
     }
     tree = _fill_captures(_map_selectors(done.tree, selector), captures)

@@ -16,6 +16,7 @@ them), so printing an unmodified tree yields text that parses back to an equal t
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -33,9 +34,12 @@ DUMMY = {name: f"{STAND_IN}{name}__" for name in PLACEHOLDERS}
 
 
 def restore(text: str) -> str:
-    """Text with the stand-ins turned back into ``$namespace`` etc., for messages."""
+    """Text with the stand-ins turned back into ``$namespace`` etc., for messages (braced,
+    ``${namespace}``, where a letter, digit or ``_`` follows)."""
     for name, dummy in DUMMY.items():
-        text = text.replace(dummy, f"${name}")
+        text = re.sub(re.escape(dummy) + "(?=[A-Za-z0-9_])", f"${{{name}}}", text).replace(
+            dummy, f"${name}"
+        )
     return text
 
 

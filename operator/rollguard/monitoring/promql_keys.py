@@ -25,6 +25,7 @@ literal, no key is a suffix of another; where neither is, the query runs per dep
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -94,24 +95,28 @@ class Span:
             return regex_escape(fill(self.template, values))
         return fill(self.pattern, values, regex=True)
 
-    def widened(self, alternatives: Sequence[str], keys: Sequence[str]) -> ast.Matcher:
-        """The matcher for a batch whose targets have these alternatives (and keys)."""
+    def around(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """``prefix`` and ``suffix`` with the placeholders they repeat filled (a batch's
+        targets share those values: ``chunks``)."""
+        return fill(self.prefix, values, regex=True), fill(self.suffix, values, regex=True)
+
+    def widened(
+        self, alternatives: Sequence[str], keys: Sequence[str], values: Mapping[str, str]
+    ) -> ast.Matcher:
+        """The matcher for a batch whose targets have these alternatives and keys (``values``:
+        any one target's, for the placeholders ``prefix`` and ``suffix`` repeat)."""
         if self.whole and len(set(keys)) == 1:
             return ast.Matcher(self.label, "=", keys[0])
         group = "|".join(alternatives)
         if self.whole:
             return ast.Matcher(self.label, "=~", group)
-        return ast.Matcher(self.label, "=~", f"{self.prefix}(?:{group}){self.suffix}")
+        prefix, suffix = self.around(values)
+        return ast.Matcher(self.label, "=~", f"{prefix}(?:{group}){suffix}")
 
-    def capture(self, alternatives: Sequence[str]) -> str:
+    def capture(self, alternatives: Sequence[str], values: Mapping[str, str]) -> str:
         """The label_replace regex whose group ``CAPTURE`` is the key of a batch's series."""
-        group = "|".join(alternatives)
-        return f"{self.prefix}(?P<{CAPTURE}>{group}){self.suffix}"
-
-    def shown(self) -> str:
-        return restore(
-            f"{self.label}{self.op}{ast.quote(self.prefix + self.pattern + self.suffix)}"
-        )
+        prefix, suffix = self.around(values)
+        return f"{prefix}(?P<{CAPTURE}>{'|'.join(alternatives)}){suffix}"
 
 
 def span_of(matcher: ast.Matcher, shown: str) -> Span | None:
@@ -128,18 +133,11 @@ def span_of(matcher: ast.Matcher, shown: str) -> Span | None:
         raise NotBatchableError(f"{where}: a metric name cannot tell deployments apart")
     if matcher.op == "=":
         return Span(matcher.name, "=", value, value)
-    first, last = stand_ins[0].start(), stand_ins[-1].end()
+    first, last = _main_group(value, stand_ins)
     prefix, pattern, suffix = value[:first], value[first:last], value[last:]
-    template = []
-    for piece in _STAND_IN.split(pattern):
-        text = _unescape(piece)
-        if text is None:
-            raise NotBatchableError(
-                f"{where}: the regex between its placeholders ({piece!r}) is not literal text"
-            )
-        template.append(text)
+    pieces = [_unescape(piece) or "" for piece in _STAND_IN.split(pattern)]
     keys = [m.group(0) for m in _STAND_IN.finditer(pattern)]
-    joined = template[0] + "".join(k + t for k, t in zip(keys, template[1:], strict=True))
+    joined = pieces[0] + "".join(k + p for k, p in zip(keys, pieces[1:], strict=True))
     prefix = prefix[1:] if prefix.startswith("^") else prefix
     suffix = suffix[:-1] if suffix.endswith("$") and not suffix.endswith("\\$") else suffix
     problem = _unsafe(prefix, suffix)
@@ -152,6 +150,25 @@ def span_of(matcher: ast.Matcher, shown: str) -> Span | None:
             "match two deployments' names"
         )
     return span
+
+
+def _main_group(value: str, stand_ins: list[re.Match[str]]) -> tuple[int, int]:
+    """Where the key of a regex value lies: the run of placeholders joined by literal text
+    (``${namespace}_${deployment}``) with the most placeholders, the one naming the
+    deployment on a tie. Placeholders outside it are fixed per batch (``chunks``)."""
+    groups: list[list[re.Match[str]]] = [[stand_ins[0]]]
+    for before, found in itertools.pairwise(stand_ins):
+        if _unescape(value[before.end() : found.start()]) is None:
+            groups.append([found])
+        else:
+            groups[-1].append(found)
+
+    def rank(group: list[re.Match[str]]) -> tuple[int, bool]:
+        names = {m.group(0) for m in group}
+        return len(names), DUMMY["deployment"] in names
+
+    best = max(groups, key=rank)  # max keeps the first of equals
+    return best[0].start(), best[-1].end()
 
 
 def _unescape(piece: str) -> str | None:
@@ -296,16 +313,30 @@ def plan_keys(selectors: Sequence[ast.Selector]) -> Keys:
 
 def chunks(spans: Sequence[Span], keys: Sequence[Mapping[str, str]]) -> list[list[int]]:
     """Groups of target indexes (into ``keys``: each target's placeholder values) such that
-    no series can match two targets of one group with different keys."""
+    no series can match two targets of one group with different keys, and the placeholders
+    a span repeats around its key (``Span.around``) have one value per group."""
+    fixed: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for index, values in enumerate(keys):
+        fixed.setdefault(tuple(s.around(values) for s in spans), []).append(index)
+    out: list[list[int]] = []
+    for _, members in sorted(fixed.items()):
+        out += [
+            [members[i] for i in group] for group in _unconfused(spans, [keys[m] for m in members])
+        ]
+    return out
+
+
+def _unconfused(spans: Sequence[Span], keys: Sequence[Mapping[str, str]]) -> list[list[int]]:
     level: list[tuple[int, ...]] = [() for _ in keys]
     for span in spans:
         if span.conflict == "none":
             continue
         own = [span.key(v) for v in keys]
+        prefix, suffix = span.around(keys[0])
         if span.conflict == "prefix":
-            depth = _chain_depth(set(own), _lead(span.suffix))
+            depth = _chain_depth(set(own), _lead(suffix))
         else:  # the same question read backwards
-            reversed_depth = _chain_depth({k[::-1] for k in own}, _lead(span.prefix, tail=True))
+            reversed_depth = _chain_depth({k[::-1] for k in own}, _lead(prefix, tail=True))
             depth = {k: reversed_depth[k[::-1]] for k in own}
         level = [(*lv, depth[k]) for lv, k in zip(level, own, strict=True)]
     groups: dict[tuple[int, ...], list[int]] = {}
