@@ -296,6 +296,9 @@ def _backtest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prometheus", required=True, help="Prometheus base URL")
     p.add_argument("--namespace", required=True, help="namespace of the deployment")
     p.add_argument("--deployment", required=True, help="Deployment name")
+    p.add_argument(
+        "--revision", default="", help="fills $revision in the policy's queries, if they use it"
+    )
     p.add_argument("--from", dest="start", required=True, help="start: Unix seconds or RFC 3339")
     p.add_argument("--to", dest="end", required=True, help="end: Unix seconds or RFC 3339")
     p.add_argument("--step", type=float, default=15.0, help="seconds between samples (15)")
@@ -327,6 +330,7 @@ def _backtest(args: argparse.Namespace) -> int:
             policy=policy,
             namespace=args.namespace,
             deployment=args.deployment,
+            revision=args.revision,
             start=start,
             end=end,
             step=args.step,

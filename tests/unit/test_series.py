@@ -226,3 +226,21 @@ def test_backtest_refuses_a_step_or_range_it_cannot_fetch_before_asking_promethe
     with pytest.raises(SeriesError, match=message):
         fetch(source=Unreachable(), policy=policy, namespace="ml", deployment="fraud",
               start=start, end=end, step=step)  # fmt: skip
+
+
+def test_backtest_names_the_missing_revision_of_a_query_that_uses_it() -> None:
+    class Unreachable:
+        def query_range(
+            self, *, query: str, start: float, end: float, step: float
+        ) -> list[PromSeries]:
+            raise AssertionError("no query may be sent")
+
+    base = load_policy(path=EXAMPLES / "policy.yaml")
+    first = base.signals[0]
+    query = 'sum(rate(model_requests_total{deployment="$deployment",revision="$revision"}[1m]))'
+    policy = base.model_copy(
+        update={"signals": [first.model_copy(update={"query": query}), *base.signals[1:]]}
+    )
+    with pytest.raises(SeriesError, match=r"--revision: signal .*'s query uses \$revision"):
+        fetch(source=Unreachable(), policy=policy, namespace="ml", deployment="fraud",
+              start=1000.0, end=2000.0, step=15.0)  # fmt: skip

@@ -27,6 +27,7 @@ def fetch(
     policy: EffectivePolicy,
     namespace: str,
     deployment: str,
+    revision: str = "",
     start: float,
     end: float,
     step: float,
@@ -45,7 +46,15 @@ def fetch(
         )
     rows: list[Row] = []
     for signal in policy.signals:
-        query = render(signal.query, namespace=namespace, deployment=deployment)
+        try:
+            query = render(
+                signal.query, namespace=namespace, deployment=deployment, revision=revision
+            )
+        except ValueError as err:  # an empty value, such as $revision without --revision
+            label = str(err).split()[0]
+            raise SeriesError(
+                f"--{label}: signal {signal.name}'s query uses ${label}; give its value"
+            ) from None
         chunk = step * (MAX_POINTS - 1)
         at = start
         while at <= end:
