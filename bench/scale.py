@@ -1,7 +1,9 @@
 """The operator's cost at fleet scale: 500, 1,000 and 2,000 ModelDeployments on one replica.
 
 Run: ``make bench`` (or ``PYTHONPATH=tools .venv/bin/python bench/scale.py [--sizes
-500,1000,2000] [--out FILE]``).
+500,1000,2000] [--queries model|mesh] [--out FILE]``). ``--queries mesh`` runs the policy with
+three signals in mesh and model-server shapes (Istio workload labels, a pod-name regex, an
+envoy cluster name; ``MESH_SIGNALS``) and writes ``bench/results/scale-mesh.json``.
 Starts a fresh local environment (control plane with kwok, Prometheus scraping every 5 s,
 the workload simulator serving live metrics for every Deployment), and the operator as
 deploy/'s ServiceAccount, reaching the API server through a counting proxy
@@ -58,6 +60,24 @@ INTERVAL = 15.0
 SCRAPE = 5.0
 POLICY = kit.fast_policy(interval="15s", window="2m", sustained_for="30s")
 GOAL_SIZE = 2000
+# --queries mesh: the same policy with the signals in the shapes meshes, proxies and model
+# servers expose (the simulator serves those families too), each one batched.
+MESH_SIGNALS = {
+    "error_rate": (
+        'sum(rate(istio_requests_total{reporter="destination",'
+        'destination_workload_namespace="$namespace",destination_workload="$deployment",'
+        'response_code=~"5.."}[10s])) / sum(rate(istio_requests_total{reporter="destination",'
+        'destination_workload_namespace="$namespace",destination_workload="$deployment"}[10s]))'
+    ),
+    "latency_p99": (
+        "histogram_quantile(0.99, sum by (le) (rate(model_pod_request_duration_seconds_bucket"
+        '{namespace="$namespace",pod=~"$deployment-[a-z0-9]+-[a-z0-9]+"}[10s])))'
+    ),
+    "edge_errors": (
+        "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name="
+        '"${namespace}_${deployment}-canary_80",envoy_response_code=~"5.."}[10s]))'
+    ),
+}
 GOALS = {
     "cycle_mean_seconds": 0.2 * INTERVAL,
     "cpu_cores": 0.5,
@@ -113,6 +133,18 @@ def _uptime_seconds(pid: int) -> float:
     return booted - started / os.sysconf("SC_CLK_TCK")
 
 
+def mesh_policy() -> dict[str, Any]:
+    """POLICY with MESH_SIGNALS (error_rate keeps its limits; the others only watched)."""
+    error = {**POLICY["signals"][0], "query": MESH_SIGNALS["error_rate"]}
+    watched = [
+        {"name": "latency_p99", "query": MESH_SIGNALS["latency_p99"], "objective": {"max": 5.0},
+         "critical": 50.0},
+        {"name": "edge_errors", "query": MESH_SIGNALS["edge_errors"], "objective": {"max": 1e6},
+         "critical": 1e7},
+    ]  # fmt: skip
+    return {**POLICY, "signals": [error, *watched]}
+
+
 def goals(results: list[dict[str, Any]], expected_queries: float) -> dict[str, Any]:
     """Each goal met or not, from the figures measured; goals at a size not measured are
     left out."""
@@ -136,14 +168,14 @@ def goals(results: list[dict[str, Any]], expected_queries: float) -> dict[str, A
 
 
 class Fleet:
-    def __init__(self, api: client.ApiClient, policies: int) -> None:
+    def __init__(self, api: client.ApiClient, policies: int, policy: dict[str, Any]) -> None:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.policies = policies
         self.size = 0
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         for p in range(policies):
-            self._create("rollbackpolicies", "RollbackPolicy", f"policy-{p}", POLICY)
+            self._create("rollbackpolicies", "RollbackPolicy", f"policy-{p}", policy)
 
     def _create(self, plural: str, kind: str, name: str, spec: dict[str, Any]) -> None:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name},
@@ -234,14 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="500,1000,2000", help="fleet sizes (500,1000,2000)")
     parser.add_argument("--policies", type=int, default=4, help="RollbackPolicies (4)")
     parser.add_argument("--cycles", type=int, default=4, help="intervals measured per size (4)")
-    parser.add_argument("--out", type=Path, default=OUT, help=f"result file ({OUT.name})")
+    parser.add_argument(
+        "--queries", choices=("model", "mesh"), default="model",
+        help="signal queries: the model server's labels (model), or Istio-, pod-name- and "
+        "envoy-style ones (mesh, written to scale-mesh.json)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help=f"result file ({OUT.name})")
     args = parser.parse_args(argv)
+    mesh = args.queries == "mesh"
+    policy = mesh_policy() if mesh else POLICY
+    out = args.out or (OUT.with_name("scale-mesh.json") if mesh else OUT)
     # Stopped with SIGTERM too, the environment and the operator are stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="rollguard-scale-"))
     environment = Environment(
-        work_dir=work / "env", bin_dir=build_controlplane(), scrape=f"{SCRAPE:g}s"
+        work_dir=work / "env",
+        bin_dir=build_controlplane(),
+        scrape=f"{SCRAPE:g}s",
+        sim_families=("istio", "pod", "envoy") if mesh else (),
     )
     env = environment.start()
     api_proxy = ApiProxy(env.api_server, Path(env.work_dir) / "pki").start()
@@ -255,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             env, kubectl, work / "op", api_proxy=api_proxy, prometheus_url=prometheus.url,
             extra=[f"--scrape-interval={SCRAPE:g}"],
         )  # fmt: skip
-        fleet = Fleet(kit.api_client_for(env, "admin"), args.policies)
+        fleet = Fleet(kit.api_client_for(env, "admin"), args.policies, policy)
         for size in sizes:
             started = time.monotonic()
             fleet.grow(size)
@@ -279,12 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         environment.stop()
     result = {
         "settings": {"evaluation_interval": INTERVAL, "policies": args.policies,
-                     "signals_per_policy": len(POLICY["signals"]), "scrape_interval": SCRAPE,
+                     "queries": args.queries,
+                     "signal_queries": [s["query"] for s in policy["signals"]],
+                     "signals_per_policy": len(policy["signals"]), "scrape_interval": SCRAPE,
                      "cycles_measured": args.cycles, "sizes": sizes},
-        "goals": goals(results, float(args.policies * len(POLICY["signals"]))),
+        "goals": goals(results, float(args.policies * len(policy["signals"]))),
         "sizes": results,
     }  # fmt: skip
-    kit.write_bench_result(args.out, result)
+    kit.write_bench_result(out, result)
     print(f"{'mdeps':>6} {'cycle mean':>10} {'cycle max<=':>11} {'cores':>6} {'peak RSS':>9} "
           f"{'queries/int':>11} {'API req/int':>11} {'writes/int':>10} {'stalls>100ms':>12}")  # fmt: skip
     for r in results:
@@ -296,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, g in result["goals"].items():
         print(f"goal {name}: <= {g['goal']}, measured {g['measured']}: "
               f"{'met' if g['met'] else 'MISSED'}")  # fmt: skip
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 

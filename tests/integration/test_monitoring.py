@@ -5,7 +5,6 @@ deployments of the same name in different namespaces; a silent exporter yields n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from devenv.launcher import EnvInfo
-from devenv.testing import deployment_manifest, fresh_namespace
+from devenv.testing import deployment_manifest, poll
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.domain.tiers import resolve
 from rollguard.monitoring.measure import Target, measure, to_measurements
@@ -45,21 +44,6 @@ def _policy() -> EffectivePolicy:
         "impact": {"categories": [{"name": "revenue", "weight": 1, "signals": {"error_rate": 1}}]},
     }
     return resolve(RollbackPolicySpec.model_validate(spec))
-
-
-def _wait(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
-    return value
-
-
-@pytest.fixture
-def second_namespace(api_client: client.ApiClient) -> Iterator[str]:
-    with fresh_namespace(api_client) as name:
-        yield name
 
 
 def test_batched_queries_equal_per_deployment_queries_on_real_prometheus(
@@ -94,7 +78,7 @@ def test_batched_queries_equal_per_deployment_queries_on_real_prometheus(
         counts = {(s.labels["namespace"], s.labels["deployment"]): s.values.size for s in series}
         return all(counts.get((t.namespace, t.deployment), 0) >= 14 for t in targets[:3])
 
-    _wait("error ratios of the three exporting deployments", all_reporting)
+    poll("error ratios of the three exporting deployments", all_reporting, timeout=60.0, every=0.5)
 
     # A moment in the past, so every sample in the range is already ingested: the batched and
     # the per-deployment queries then read exactly the same data.

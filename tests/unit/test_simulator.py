@@ -9,17 +9,10 @@ from collections import defaultdict
 
 import pytest
 
-from devenv.simulator import (
-    BUCKETS,
-    PROFILES,
-    DeploymentInfo,
-    Simulator,
-    _GoneError,
-    _handle_event,
-    escape_label_value,
-    extract_deployment,
-    parse_profile,
-)
+from devenv.simfamilies import EXTRA_FAMILIES, parse_families, pod_names
+from devenv.simfleet import DeploymentInfo, Simulator, extract_deployment
+from devenv.simprofile import BUCKETS, PROFILES, escape_label_value, parse_profile
+from devenv.simulator import _GoneError, _handle_event, build_parser
 
 NS = "ml"
 
@@ -391,7 +384,7 @@ def test_silent_profile_renders_nothing_for_that_deployment() -> None:
     sim.tick(20)
     text = sim.render()
     samples, _ = parse_exposition(text)
-    assert 'deployment="quiet"' not in text
+    assert "quiet" not in text  # in no family at all
     assert series_for(samples, "model_requests_total", "loud")
     # Coming back keeps counting from where it was (counters never reset).
     sim.apply(info("quiet", "healthy"))
@@ -491,20 +484,22 @@ def test_label_value_escaping() -> None:
     text = sim.render()
     assert 'namespace="we\\"ird\\\\ns\\n",deployment="de\\"p"' in text
     samples, _ = parse_exposition(text)
-    namespaces = {dict(labels).get("namespace") for _, labels in samples}
-    assert namespaces == {weird_ns}
+    labels = [dict(labels) for _, labels in samples]
+    assert {lab["namespace"] for lab in labels if "namespace" in lab} == {weird_ns}
+    assert {lab["destination_workload"] for lab in labels if "destination_workload" in lab} == {
+        'de"p'
+    }
+    assert {lab["envoy_cluster_name"] for lab in labels if "envoy_cluster_name" in lab} == {
+        f'{weird_ns}_de"p-canary_80'
+    }
+    assert {lab["pod"].rsplit("-", 2)[0] for lab in labels if "pod" in lab} == {'de"p'}
 
 
 def test_exposition_is_well_formed_and_histograms_consistent() -> None:
     sim = make_sim(*(info(f"d{i}", p, replicas=i % 3 + 1) for i, p in enumerate(sorted(PROFILES))))
     sim.tick(200)
     samples, types = parse_exposition(sim.render())
-    assert set(types) == {
-        "model_requests_total",
-        "model_request_duration_seconds",
-        "model_revenue_total",
-        "sim_profile_info",
-    }
+    assert set(types) == {*BASE_FAMILIES, *EXTRA_TYPES}
     hist: dict[str, list[tuple[float, float]]] = defaultdict(list)
     counts: dict[str, float] = {}
     sums: dict[str, float] = {}
@@ -512,7 +507,7 @@ def test_exposition_is_well_formed_and_histograms_consistent() -> None:
     profiles: dict[str, str] = {}
     for (name, labels), value in samples.items():
         lab = dict(labels)
-        dep = lab["deployment"]
+        dep = lab.get("deployment", "")
         if name == "model_request_duration_seconds_bucket":
             assert set(lab) == {"namespace", "deployment", "le"}
             hist[dep].append((float(lab["le"]), value))
@@ -554,3 +549,225 @@ def test_state_summary() -> None:
 def test_simulator_rejects_bad_tick() -> None:
     with pytest.raises(ValueError, match="tick"):
         Simulator(seed=0, tick_seconds=0)
+
+
+# --- other exporters' shapes -----------------------------------------------------------------
+
+BASE_FAMILIES = {
+    "model_requests_total": "counter",
+    "model_request_duration_seconds": "histogram",
+    "model_revenue_total": "counter",
+    "sim_profile_info": "gauge",
+}
+EXTRA_TYPES = {
+    "istio_requests_total": "counter",
+    "model_pod_request_duration_seconds": "histogram",
+    "envoy_cluster_upstream_rq": "counter",
+    "traefik_service_requests_total": "counter",
+    "seldon_api_executor_server_requests_seconds_count": "counter",
+}
+POD_NAME = re.compile(r"^(?P<deployment>.+)-(?P<hash>[a-z0-9]{9,10})-(?P<suffix>[a-z0-9]{5})$")
+
+
+def _by_code(samples: Series, name: str, **pinned: str) -> dict[str, float]:
+    """Values of a per-code counter whose labels include ``pinned``, by their code label."""
+    found: dict[str, float] = {}
+    for (n, labels), value in samples.items():
+        lab = dict(labels)
+        if n == name and all(lab.get(k) == v for k, v in pinned.items()):
+            code = lab.get("code") or lab.get("response_code") or lab["envoy_response_code"]
+            found[code] = value
+    return found
+
+
+def _pods(samples: Series, namespace: str, deployment: str) -> dict[str, dict[str, float]]:
+    """Per pod of ``deployment``: its bucket counts by ``le``, plus ``_sum`` and ``_count``."""
+    pods: dict[str, dict[str, float]] = defaultdict(dict)
+    for (n, labels), value in samples.items():
+        lab = dict(labels)
+        if not n.startswith("model_pod_request_duration_seconds") or lab["namespace"] != namespace:
+            continue
+        m = POD_NAME.match(lab["pod"])
+        assert m, lab["pod"]
+        if m["deployment"] != deployment:
+            continue
+        key = lab["le"] if n.endswith("_bucket") else n.rsplit("_", 1)[1]
+        pods[lab["pod"]][key] = value
+    return dict(pods)
+
+
+def _fleet() -> Simulator:
+    return make_sim(
+        info("fraud", replicas=3),
+        info("fraud-v2", "errors", replicas=2),
+        info("slow", "latency", replicas=1),
+        info("noisy", "noisy", replicas=4),
+    )
+
+
+def test_extra_families_parse_and_agree_with_model_requests() -> None:
+    sim = _fleet()
+    sim.tick(400)
+    samples, types = parse_exposition(sim.render())
+    assert types == {**BASE_FAMILIES, **EXTRA_TYPES}
+    for name in ("fraud", "fraud-v2", "slow", "noisy"):
+        dep = sim.get(NS, name)
+        assert dep is not None
+        codes = {c: float(v) for c, v in requests_by_code(sim, name).items()}
+        assert sum(codes.values()) > 1000
+        assert _by_code(samples, "model_requests_total", namespace=NS, deployment=name) == codes
+        istio = _by_code(
+            samples,
+            "istio_requests_total",
+            reporter="destination",
+            destination_workload=name,
+            destination_workload_namespace=NS,
+            source_workload="unknown",
+        )
+        assert istio == codes
+        envoy = _by_code(
+            samples, "envoy_cluster_upstream_rq", envoy_cluster_name=f"{NS}_{name}-canary_80"
+        )
+        assert envoy == codes
+        traefik = _by_code(
+            samples,
+            "traefik_service_requests_total",
+            service=f"{NS}-{name}-canary-80@kubernetescrd",
+        )
+        assert traefik == codes
+        seldon = _by_code(
+            samples,
+            "seldon_api_executor_server_requests_seconds_count",
+            deployment_name=name,
+            namespace=NS,
+        )
+        assert seldon == codes
+
+
+def test_pods_sum_exactly_to_their_deployment() -> None:
+    sim = _fleet()
+    sim.tick(401)
+    samples, _ = parse_exposition(sim.render())
+    les = [*(repr(b) for b in BUCKETS), "+Inf"]
+    for name, replicas in (("fraud", 3), ("fraud-v2", 2), ("slow", 1), ("noisy", 4)):
+        dep = sim.get(NS, name)
+        assert dep is not None
+        pods = _pods(samples, NS, name)
+        assert sorted(pods) == sorted(sim.state()[NS][name]["pods"])
+        assert len(pods) == replicas
+        cumulative = dep.buckets_cum.tolist()
+        for i, le in enumerate(les):
+            assert sum(pod[le] for pod in pods.values()) == cumulative[i], (name, le)
+        assert sum(pod["count"] for pod in pods.values()) == cumulative[-1]
+        assert sum(pod["sum"] for pod in pods.values()) == pytest.approx(dep.latency_sum)
+        for pod in pods.values():
+            assert pod["count"] == pod["+Inf"]
+            assert [pod[le] for le in les] == sorted(pod[le] for le in les)
+            # An even split: each pod's share is within one request of 1/r.
+            assert abs(pod["count"] - cumulative[-1] / replicas) <= 1
+            assert pod["sum"] / pod["count"] == pytest.approx(
+                dep.latency_sum / cumulative[-1], rel=0.01
+            )
+
+
+def test_pod_counters_only_grow_and_stay_exact_across_scaling() -> None:
+    sim = make_sim(info("fraud", replicas=3))
+    previous: dict[tuple[str, str], float] = {}
+    for replicas in (3, 5, 5, 1, 2, 4, 2):
+        sim.apply(info("fraud", replicas=replicas))
+        sim.tick(37)
+        samples, _ = parse_exposition(sim.render())
+        pods = _pods(samples, NS, "fraud")
+        assert len(pods) == replicas
+        dep = sim.get(NS, "fraud")
+        assert dep is not None
+        assert sum(p["count"] for p in pods.values()) == dep.buckets_cum[-1]
+        assert sum(p["sum"] for p in pods.values()) == pytest.approx(dep.latency_sum)
+        for pod, values in pods.items():
+            for key, value in values.items():
+                assert value >= previous.get((pod, key), 0.0), (replicas, pod, key)
+                previous[pod, key] = value
+    live = sim.state()[NS]["fraud"]["pods"]
+    # The first pod lived throughout; the second was started after the scale-down to one.
+    assert live[0] == pod_names(NS, "fraud", [0])[0]
+    assert live[1] not in pod_names(NS, "fraud", range(5))
+
+
+def test_pod_names_are_deterministic_and_shaped_like_a_deployments_pods() -> None:
+    names = pod_names("ml", "fraud", range(50))
+    assert names == pod_names("ml", "fraud", range(50))
+    assert names[:3] == pod_names("ml", "fraud", range(3))
+    assert len(set(names)) == 50
+    hashes = set()
+    for pod in names:
+        m = POD_NAME.match(pod)
+        assert m, pod
+        assert m["deployment"] == "fraud"
+        hashes.add(m["hash"])
+    assert len(hashes) == 1  # one ReplicaSet
+    # The same name in another namespace is another ReplicaSet.
+    assert pod_names("ml-b", "fraud", [0])[0].rsplit("-", 2)[1] != hashes.pop()
+    # The usual pod regex of one deployment does not reach a deployment it prefixes.
+    fraud = re.compile(r"fraud-[a-z0-9]+-[a-z0-9]+")
+    assert all(fraud.fullmatch(p) for p in pod_names("ml", "fraud", range(5)))
+    assert not any(fraud.fullmatch(p) for p in pod_names("ml", "fraud-v2", range(5)))
+    # Not tied to the seed: the hash comes from the namespace and the name only.
+    assert make_sim(info("a"), seed=1).state()[NS]["a"]["pods"] == pod_names(NS, "a", [0])
+
+
+def test_colliding_compound_names_share_one_series() -> None:
+    sim = Simulator(seed=3)
+    sim.apply(DeploymentInfo("a-b", "c", {"SIM_PROFILE": "errors"}, 1))
+    sim.apply(DeploymentInfo("a", "b-c", {"SIM_PROFILE": "healthy"}, 1))
+    sim.tick(100)
+    samples, _ = parse_exposition(sim.render())  # no duplicate series
+    one, other = sim.get("a-b", "c"), sim.get("a", "b-c")
+    assert one is not None
+    assert other is not None
+    traefik = _by_code(
+        samples, "traefik_service_requests_total", service="a-b-c-canary-80@kubernetescrd"
+    )
+    both = (one.codes + other.codes).tolist()
+    assert traefik == dict(zip(("200", "400", "500", "503"), map(float, both), strict=True))
+    # Envoy's underscore keeps them apart.
+    envoy = _by_code(samples, "envoy_cluster_upstream_rq", envoy_cluster_name="a-b_c-canary_80")
+    assert envoy == dict(zip(("200", "400", "500", "503"), map(float, one.codes), strict=True))
+
+
+def test_extra_families_can_be_switched_off() -> None:
+    def scenario(families: tuple[str, ...] | None) -> str:
+        sim = Simulator(seed=5) if families is None else Simulator(seed=5, families=families)
+        sim.apply(info("a", replicas=2))
+        sim.apply(info("b", "noisy", replicas=3))
+        sim.tick(50)
+        sim.apply(info("b", "errors", replicas=1))
+        sim.tick(50)
+        return sim.render()
+
+    everything = scenario(None)
+    _, types = parse_exposition(everything)
+    assert types == {**BASE_FAMILIES, **EXTRA_TYPES}
+    base_only = scenario(())
+    _, types = parse_exposition(base_only)
+    assert types == BASE_FAMILIES
+    # The model server's own series are the same either way.
+    assert everything.startswith(base_only.rstrip("\n"))
+    _, types = parse_exposition(scenario(("istio", "pod")))
+    assert set(types) == {
+        *BASE_FAMILIES,
+        "istio_requests_total",
+        "model_pod_request_duration_seconds",
+    }
+    with pytest.raises(ValueError, match="unknown families"):
+        Simulator(seed=5, families=("istio", "linkerd"))
+
+
+def test_families_option() -> None:
+    assert build_parser().parse_args([]).families == frozenset(EXTRA_FAMILIES)
+    assert parse_families("all") == frozenset(EXTRA_FAMILIES)
+    assert parse_families("none") == parse_families("") == frozenset()
+    assert parse_families(" Istio, pod ,") == {"istio", "pod"}
+    with pytest.raises(ValueError, match="unknown family linkerd"):
+        parse_families("istio,linkerd")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--families=linkerd"])

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,22 @@ class Environment:
     """One local environment under ``work_dir``. Use as a context manager or call ``start``
     and ``stop``; ``stop`` is safe to call more than once."""
 
-    def __init__(self, *, work_dir: Path, bin_dir: Path, seed: int = 7, scrape: str = "1s") -> None:
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        bin_dir: Path,
+        seed: int = 7,
+        scrape: str = "1s",
+        sim_families: Sequence[str] | None = None,
+    ) -> None:
+        """``sim_families``: the simulator's ``--families`` (None: its default, all of them);
+        a benchmark passes ``()`` to serve the model server's own families only."""
         self.work_dir = work_dir
         self.bin_dir = bin_dir
         self.seed = seed
         self.scrape = scrape
+        self.sim_families = sim_families
         self.children: list[Child] = []
         self._argv: dict[str, tuple[list[Any], tuple[int, ...], dict[str, str] | None]] = {}
         self.info: EnvInfo | None = None
@@ -335,12 +347,15 @@ class Environment:
         )
 
         sim_port = free_port()
+        families = []
+        if self.sim_families is not None:
+            families = [f"--families={','.join(self.sim_families) or 'none'}"]
         simulator = self._run(
             "simulator",
             [
                 sys.executable, "-m", "devenv.simulator",
                 f"--kubeconfig={kubeconfig}", "--context=admin",
-                "--host=127.0.0.1", f"--port={sim_port}", f"--seed={self.seed}",
+                "--host=127.0.0.1", f"--port={sim_port}", f"--seed={self.seed}", *families,
             ],
             ports=(sim_port,),
             env={"PYTHONPATH": str(REPO / "tools")},

@@ -185,9 +185,10 @@ def service_account_kubeconfig(
 
 
 @contextlib.contextmanager
-def fresh_namespace(api: client.ApiClient) -> Iterator[str]:
-    """A new namespace with a random name, deleted afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
+def fresh_namespace(api: client.ApiClient, *, name: str | None = None) -> Iterator[str]:
+    """A new namespace, deleted afterwards: ``name``, or a random one (a test that needs two
+    related names, such as ``x`` and ``x-b``, passes one built from another fresh name)."""
+    name = name or f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     try:
