@@ -19,7 +19,8 @@ operator is watched for ``--cycles`` evaluation intervals:
   bucket that was hit), against the goal of 20% of the interval;
 - CPU: the operator process's user + system time over the window, in cores;
 - memory: its peak RSS (VmHWM);
-- PromQL queries and API requests per interval (the proxies' counts; watches excluded);
+- PromQL queries and API requests per interval (the proxies' counts; watches excluded), and
+  the PromQL queries Prometheus answered with an error (its own timeout), which are retried;
 - event-loop stalls: ``rollguard_event_loop_lag_seconds`` observations over 100 ms, and
   garbage-collection pauses (``rollguard_gc_pause_seconds``), one suspect of the stalls.
 
@@ -212,6 +213,7 @@ def measure(
     before = _metrics(operator)
     cpu0, t0, mark = _cpu_seconds(pid), time.monotonic(), time.monotonic()
     queries0 = sum(prometheus.requests.values())
+    failed0 = sum(n for code, n in prometheus.answers.items() if code >= 300)
     time.sleep(cycles * INTERVAL)
     after = _metrics(operator)
     elapsed = time.monotonic() - t0
@@ -247,6 +249,11 @@ def measure(
         "peak_rss_mib": round(_status_kib(pid, "VmHWM") / 1024, 1),
         "promql_queries_per_interval": round(
             (sum(prometheus.requests.values()) - queries0) / intervals, 1
+        ),
+        # Answered with an error (503: Prometheus' own query timeout): retried by the operator.
+        "promql_failed_per_interval": round(
+            (sum(n for code, n in prometheus.answers.items() if code >= 300) - failed0) / intervals,
+            1,
         ),
         "api_requests_per_interval": round(len(requests) / intervals, 1),
         "api_writes_per_interval": round(
@@ -331,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     kit.write_bench_result(out, result)
     print(f"{'mdeps':>6} {'cycle mean':>10} {'cycle max<=':>11} {'cores':>6} {'peak RSS':>9} "
-          f"{'queries/int':>11} {'API req/int':>11} {'writes/int':>10} {'stalls>100ms':>12}")  # fmt: skip
+          f"{'queries/int':>11} {'failed/int':>10} {'API req/int':>11} {'writes/int':>10} {'stalls>100ms':>12}")  # fmt: skip
     for r in results:
         print(f"{r['model_deployments']:>6} {r['cycle_mean_seconds']!s:>10} "
               f"{r['cycle_max_bucket_seconds']!s:>11} {r['cpu_cores']:>6} "
               f"{r['peak_rss_mib']:>8}M {r['promql_queries_per_interval']:>11} "
+              f"{r['promql_failed_per_interval']:>10} "
               f"{r['api_requests_per_interval']:>11} {r['api_writes_per_interval']:>10} "
               f"{r['loop_stalls_over_100ms']:>12}")  # fmt: skip
     for name, g in result["goals"].items():

@@ -28,6 +28,7 @@ class FaultProxy:
         self.mode: Mode = "pass"
         self.delay = delay
         self.requests: Counter[str] = Counter()
+        self.answers: Counter[int] = Counter()  # upstream status codes (502: unreachable)
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -89,14 +90,17 @@ class FaultProxy:
                 )
                 try:
                     with urllib.request.urlopen(request, timeout=30) as answer:
+                        proxy.answers[answer.status] += 1
                         self._reply(
                             answer.status,
                             answer.read(),
                             answer.headers.get("Content-Type", "application/json"),
                         )
                 except urllib.error.HTTPError as err:
+                    proxy.answers[err.code] += 1
                     self._reply(err.code, err.read(), "application/json")
                 except (OSError, urllib.error.URLError):
+                    proxy.answers[502] += 1
                     self._reply(502, b"upstream unreachable", "text/plain")
 
             do_GET = do_POST = _handle  # noqa: N815
