@@ -227,7 +227,9 @@ class ApiProxy:
                 allow_redirects=False,
                 # aiohttp would label a body without a type application/octet-stream, which
                 # the API server refuses; without one it reads JSON, as for a direct client.
-                skip_auto_headers=("Content-Type",),
+                # Nor may it ask for gzip: the session does not decompress, and a compressed
+                # body would reach the client without its Content-Encoding (a hop header here).
+                skip_auto_headers=("Content-Type", "Accept-Encoding"),
             )
         except (aiohttp.ClientError, OSError) as err:
             self._note(request, watch, 502)
