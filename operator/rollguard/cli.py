@@ -711,6 +711,9 @@ def _run(args: argparse.Namespace) -> int:
     except handlers.StartupError as err:
         print(f"rollguard run: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except handlers.WatchFailedError as err:
+        print(f"rollguard run: {err}", file=sys.stderr)
+        return EXIT_FOUND
     return EXIT_OK
 
 

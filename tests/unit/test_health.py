@@ -3,6 +3,7 @@ or whose decisions are refused is not; a refusal is said once; the summary of wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import urllib.error
 import urllib.request
@@ -10,8 +11,15 @@ import urllib.request
 import pytest
 
 from devenv.processes import free_port
-from rollguard.control.health import Health, PolicyView, parse_stream_line, serve, summary
-from rollguard.handlers import WATCH_LOGGER, StreamPauses
+from rollguard.control.health import (
+    Health,
+    PolicyView,
+    parse_stream_line,
+    parse_watch_failure,
+    serve,
+    summary,
+)
+from rollguard.handlers import ORCHESTRATION_LOGGER, WATCH_LOGGER, StreamPauses, WatchFailures
 
 
 def test_stream_lines_are_parsed() -> None:
@@ -90,3 +98,47 @@ def test_readyz_answers_503_with_the_reason_and_metrics_still_served() -> None:
     assert (
         b"rollguard_operator_state" in urllib.request.urlopen(f"{base}/metrics", timeout=5).read()
     )
+
+
+def test_a_watch_stream_kopf_gives_up_on_stops_the_operator_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Kopf's own guard writes the line, as when a LIST came back undecodable.
+    from kopf._cogs.aiokits import aiotasks  # noqa: PLC0415 - the line's real author
+
+    async def failing() -> None:
+        raise UnicodeDecodeError("utf-8", b"\x1f\x8b", 1, 2, "invalid start byte")
+
+    health, failures = Health(), WatchFailures(Health(), grace=0)
+    failures.health = health
+    orchestration = logging.getLogger(ORCHESTRATION_LOGGER)
+    orchestration.addFilter(failures)
+    try:
+        for _ in range(2):  # said, and stopped, once
+            with caplog.at_level(logging.ERROR), pytest.raises(UnicodeDecodeError):
+                asyncio.run(
+                    aiotasks.guard(
+                        failing(),
+                        "watcher for modeldeployments.v1alpha1.rollguard.dev@None",
+                        logger=orchestration,
+                    )
+                )
+    finally:
+        orchestration.removeFilter(failures)
+    assert failures.stop.is_set()
+    state, why = health.state()
+    assert state == "failed"
+    assert why.startswith("a watch stream failed: modeldeployments.v1alpha1.rollguard.dev@none")
+    ours = [r for r in caplog.records if r.name == "rollguard"]
+    assert len(ours) == 1 and "stopping so that the operator restarts" in ours[0].getMessage()
+
+
+def test_only_kopfs_failure_lines_are_watch_failures() -> None:
+    assert parse_watch_failure("Watcher for pods@None has failed: boom\nTraceback") == (
+        "pods@None: boom"
+    )
+    assert parse_watch_failure("Peering observer for rollguard@None has failed: x") == (
+        "rollguard@None: x"
+    )
+    assert parse_watch_failure("Watcher for pods@None is cancelled.") is None
+    assert parse_watch_failure("Daemon has failed: x") is None

@@ -99,6 +99,7 @@ class ApiProxy:
         self.requests: list[Request] = []
         self.throttle: Throttle | None = None
         self.tripwire: Tripwire | None = None
+        self.garbling: Matcher | None = None
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -153,6 +154,12 @@ class ApiProxy:
         with self._lock:
             self.tripwire = wire
         return wire
+
+    def garble(self, matches: Matcher) -> None:
+        """The next request that ``matches`` is answered 200 with a body that is not JSON
+        (gzip's first bytes, as a compressed body without its header), once."""
+        with self._lock:
+            self.garbling = matches
 
     def since(self, start: float) -> list[Request]:
         with self._lock:
@@ -217,6 +224,17 @@ class ApiProxy:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         data = await request.read()
+        with self._lock:
+            garbled = self.garbling is not None and self.garbling(
+                request.method, request.path, None if watch else _json(data)
+            )
+            if garbled:
+                self.garbling = None
+        if garbled:
+            self._note(request, watch, 200)
+            return web.Response(
+                status=200, body=b"\x1f\x8b\x08\x00 not json", content_type="application/json"
+            )
         try:
             upstream = await self._session.request(
                 request.method,

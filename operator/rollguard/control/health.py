@@ -4,11 +4,13 @@ watches.
 
 An operator that processes nothing must not look healthy: a watch stream paused for any
 reason but another replica acting (a standby is ready to take over), or decisions the API
-server refuses, make it not ready, and the log says why once, with the fix."""
+server refuses, make it not ready, and the log says why once, with the fix. A watch stream
+that failed for good (Kopf does not start it again) makes it stop (``handlers``)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,12 +24,13 @@ from rollguard.control.observe import REGISTRY
 
 log = logging.getLogger("rollguard")
 
-STATES = ("ready", "standby", "paused", "refused")
+STATES = ("ready", "standby", "paused", "refused", "failed")
 STATE = Enum(
     "rollguard_operator_state",
     "What the operator is doing: ready (evaluating), standby (another replica acts), paused "
-    "(its watch streams are stopped for another reason; the log says which) or refused (the API "
-    "server refuses its decisions)",
+    "(its watch streams are stopped for another reason; the log says which), refused (the API "
+    "server refuses its decisions) or failed (a watch stream failed; the operator is stopping "
+    "so that it restarts with fresh watches)",
     states=list(STATES),
     registry=REGISTRY,
 )
@@ -51,6 +54,7 @@ class Health:
     identity: str = ""  # the username the API server knows the operator by
     _paused: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _refused: str | None = None
+    _failed: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stream_paused(self, stream: str, blockers: Iterable[str]) -> None:
@@ -88,12 +92,29 @@ class Health:
                 log.info("Decisions are accepted again")
                 self._publish()
 
+    def watch_failed(self, what: str) -> bool:
+        """Record that a watch stream failed for good; True the first time."""
+        with self._lock:
+            first = self._failed is None
+            if first:
+                self._failed = what
+                self._publish()
+        return first
+
+    @property
+    def failed(self) -> str | None:
+        """Which watch stream failed, if one did."""
+        with self._lock:
+            return self._failed
+
     def state(self) -> tuple[str, str]:
         """The state and, when not ready, why."""
         with self._lock:
             return self._state()
 
     def _state(self) -> tuple[str, str]:
+        if self._failed is not None:
+            return "failed", f"a watch stream failed: {self._failed}"
         if self._refused is not None:
             return "refused", f"the API server refuses decisions: {self._refused}"
         blockers = sorted({b for bs in self._paused.values() for b in bs})
@@ -127,6 +148,19 @@ def parse_stream_line(message: str) -> tuple[str, str, tuple[str, ...]] | None:
                 )
             return verb, stream, blockers
     return None
+
+
+_FAILED = re.compile(r"^(Watcher|Peering observer) for (\S+) has failed: (.*)", re.S)
+
+
+def parse_watch_failure(message: str) -> str | None:
+    """Kopf's "Watcher for R@NS has failed: ERROR" (logged when a watch stream ends for good:
+    an unexpected error, or an API error after its retries) as "R@NS: ERROR"; None for any
+    other line. Kopf does not start that stream again."""
+    found = _FAILED.match(message)
+    if found is None:
+        return None
+    return f"{found.group(2)}: {found.group(3).splitlines()[0] if found.group(3) else ''}"
 
 
 # -- the summary of what is watched -----------------------------------------------------------
