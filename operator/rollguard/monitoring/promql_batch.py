@@ -63,7 +63,8 @@ _UNBATCHABLE_FUNCTIONS = {
     "absent_over_time": "absent_over_time() returns one series whose labels come from its "
     "selector, not one per deployment",
     "scalar": "scalar() turns series into a single number, which cannot be split per deployment",
-    "vector": "vector() creates a series without the labels that tell deployments apart",
+    "vector": "vector() creates a series without the labels that tell deployments apart (for "
+    "'or vector(0)': no data is already Inconclusive, or a breach with onMissingData: Breach)",
 }
 _UNBATCHABLE_AGGREGATIONS = words("topk bottomk limitk limit_ratio quantile count_values")
 
