@@ -70,7 +70,7 @@ def test_batched_queries_equal_per_deployment_queries_on_real_prometheus(
     def all_reporting() -> bool:
         now = time.time()
         series = probe.query_range(
-            query=error_plan.render([(t.namespace, t.deployment) for t in targets]),
+            query=error_plan.render(targets),
             start=now - 20,
             end=now,
             step=1.0,
