@@ -239,6 +239,7 @@ FALLBACKS = [
     ('x{pod=~"[$deployment]"}', "inside a character class"),
     ('x{pod=~"a|$deployment-.*"}', "an alternative '|' before its placeholders"),
     ('x{pod=~"$deployment+"}', "a repetition follows the last placeholder"),
+    ('x{pod=~"(?i)$deployment-.*"}', "the regex ignores case"),
     (
         'sum(a{deployment="$deployment"}) / sum(b{namespace="$namespace",deployment="$deployment"})',
         "name the deployment through different placeholders",

@@ -40,6 +40,7 @@ _STAND_IN = re.compile("|".join(re.escape(d) for d in DUMMY.values()))
 _BY_DUMMY = {dummy: name for name, dummy in DUMMY.items()}
 _REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$])")
 _META = set("\\.+*?()|[]{}^$")
+_CASELESS = re.compile(r"\(\?[a-zA-Z]*i[a-zA-Z-]*[:)]")  # (?i), (?is), (?i:...)
 
 
 class NotBatchableError(Exception):
@@ -133,6 +134,11 @@ def span_of(matcher: ast.Matcher, shown: str) -> Span | None:
         raise NotBatchableError(f"{where}: a metric name cannot tell deployments apart")
     if matcher.op == "=":
         return Span(matcher.name, "=", value, value)
+    if _CASELESS.search(value):
+        raise NotBatchableError(
+            f"{where}: the regex ignores case, so a series' name may differ from the "
+            "deployment's and could not be told apart by it"
+        )
     first, last = _main_group(value, stand_ins)
     prefix, pattern, suffix = value[:first], value[first:last], value[last:]
     pieces = [_unescape(piece) or "" for piece in _STAND_IN.split(pattern)]
