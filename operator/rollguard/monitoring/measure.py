@@ -3,10 +3,11 @@
 Called by the operator once per policy per cycle (and by anything else that measures live,
 such as an integration test); ``rollguard replay`` does not measure, it reads the samples a
 decision recorded. Cost grows with policies x signals, not with deployments: a batched signal
-is ONE range query for all targets (more only beyond ``max_batch`` targets, or where
-targets' names could be confused: ``BatchPlan.batches``), a signal that cannot be batched is one query per target. The result is split per target by the
-plan's key labels (``BatchPlan.key``). ``to_measurements`` then builds the decision
-engine's input and the bounded samples that decisions record as evidence.
+is ONE range query for all targets (more only beyond ``max_batch`` targets, or where targets'
+names could be confused: ``BatchPlan.batches``), a signal that cannot be batched is one query
+per target. The result is split per target by the plan's key labels (``BatchPlan.key``).
+``to_measurements`` then builds the decision engine's input and the bounded samples that
+decisions record as evidence.
 
 Per target and signal the outcome is one of: samples (possibly none: missing data, which the
 domain reports as Inconclusive), or unavailable with a reason (the query failed, or it
