@@ -54,6 +54,8 @@ SHAPES = {
     'service="$namespace-$deployment-canary-80@kubernetescrd"}[5s]))',
     "seldon-rate": "sum(rate(seldon_api_executor_server_requests_seconds_count{"
     'namespace="$namespace",deployment_name=~"$deployment"}[5s]))',
+    # A default where there is no data: the silent exporter gets 0 at every step.
+    "errors-or-zero": f'sum(rate(model_requests_total{{{PIN},code=~"5.."}}[5s])) or vector(0)',
     # Linkerd-like, no namespace: a name's query sums that name across namespaces.
     "by-name-any-namespace": 'sum(rate(model_requests_total{deployment=~"$deployment"}[5s]))',
 }
@@ -216,6 +218,8 @@ def test_batched_mesh_queries_equal_per_deployment_queries_on_real_prometheus(
     assert fraud[0] is not None and fraud[1] is not None and fraud[2] is not None
     np.testing.assert_array_equal(fraud[0].values, fraud[1].values)  # summed over namespaces
     np.testing.assert_array_equal(fraud[0].values, fraud[2].values)
+    quiet = batch.samples[targets.index(Target(x, "quiet"))][batch.signals.index("errors-or-zero")]
+    assert quiet.values.size >= WINDOW - 1 and not quiet.values.any()  # the default, filled
     s_istio = batch.signals.index("istio-error-ratio")
     istio = {
         t: float(np.mean(batch.samples[b][s_istio].values))

@@ -11,8 +11,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import promql_parser as pp
 
+from rollguard.monitoring.measure import range_grid
+from rollguard.monitoring.prometheus import Series
 from rollguard.monitoring.promql import plan, render
 
 Labels = tuple[tuple[str, str], ...]
@@ -124,6 +127,8 @@ def evaluate(data: Data, e: Any, t: float) -> Any:
 
 
 def _call(name: str, args: list[Any]) -> Any:
+    if name == "vector":
+        return [((), float(args[0]))]
     if name == "label_replace":
         vec, dst, replacement, src, regex = args
         template = _GO_GROUP.sub(lambda m: f"\\g<{m.group(1) or m.group(2)}>", replacement)
@@ -243,3 +248,38 @@ def split_equals_alone(data: Data, query: str, targets: list[Any], times: list[f
                 ), where
                 found += len(expected)
     return found
+
+
+class EvalSource:
+    """A ``monitoring.prometheus.Source`` that evaluates range queries over ``data`` with
+    ``evaluate``, at the times Prometheus would (``measure.range_grid``), NaN samples left
+    out and counted as the real client does."""
+
+    def __init__(self, data: Data) -> None:
+        self.data = data
+        self.sent: list[str] = []
+
+    def query_range(self, *, query: str, start: float, end: float, step: float) -> list[Series]:
+        self.sent.append(query)
+        tree = pp.parse(query)
+        points: dict[Labels, list[tuple[float, float]]] = {}
+        for t in range_grid(start, end, step).tolist():
+            result = evaluate(self.data, tree, t)
+            vector = [((), result)] if isinstance(result, float) else result
+            for labels, value in vector:
+                points.setdefault(labels, []).append((t, value))
+        out = []
+        for labels, samples in points.items():
+            times = np.array([t for t, _ in samples], dtype=np.float64)
+            values = np.array([v for _, v in samples], dtype=np.float64)
+            finite = np.isfinite(values)
+            out.append(
+                Series(
+                    labels={k: v for k, v in labels if k != "__name__"},
+                    timestamps=times[finite],
+                    values=values[finite],
+                    dropped=int((~finite).sum()),
+                    dropped_at=times[~finite],
+                )
+            )
+        return out

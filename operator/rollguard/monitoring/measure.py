@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -251,12 +251,13 @@ class _SignalRun:
         if not split or self.plan is None:
             self.results[members[0]] = self._one(members[0], series)
             return
-        labels = self.plan.key_labels
+        labels, fill = self.plan.key_labels, self.plan.fill
         by_key: dict[tuple[str, ...], list[Series]] = {}
         for s in series:
             by_key.setdefault(tuple(s.labels.get(label, "") for label in labels), []).append(s)
         for b in members:
-            self.results[b] = self._one(b, by_key.get(self.plan.key(self.targets[b]), []))
+            mine = by_key.get(self.plan.key(self.targets[b]), [])
+            self.results[b] = self._one(b, mine if fill is None else _or_vector(mine, fill, span))
 
     def _one(self, b: int, series: list[Series]) -> SignalSamples:
         if len(series) > 1:
@@ -275,3 +276,32 @@ class _SignalRun:
         return SignalRun(
             self.signal.name, mode, reason, tuple(self.sent), self.error, self.transient
         )
+
+
+def _or_vector(
+    series: list[Series], value: float, span: tuple[float, float, float]
+) -> list[Series]:
+    """What ``X or vector(value)`` returns for one target, from X's series, X carrying no
+    labels (``promql_batch``): one series, X's samples and ``value`` at every step where X had
+    neither a sample nor a NaN (a NaN stays a gap, as from Prometheus)."""
+    if len(series) > 1:
+        return series
+    grid = range_grid(*span)
+    if not series:
+        return [Series(labels={}, timestamps=grid, values=np.full(grid.size, value))]
+    x = series[0]
+    empty = grid[~np.isin(grid, np.concatenate([x.timestamps, x.dropped_at]))]
+    if not empty.size:
+        return series
+    times = np.concatenate([x.timestamps, empty])
+    order = np.argsort(times, kind="stable")
+    values = np.concatenate([x.values, np.full(empty.size, value)])
+    return [replace(x, timestamps=times[order], values=values[order])]
+
+
+def range_grid(start: float, end: float, step: float) -> F64:
+    """The times Prometheus evaluates a range query at: start, start + step, ... up to end,
+    in whole milliseconds as it parses them."""
+    first, last, every = round(start * 1000), round(end * 1000), round(step * 1000)
+    count = max(0, (last - first) // every + 1)
+    return (first + np.arange(count, dtype=np.int64) * every) / 1000.0

@@ -63,12 +63,14 @@ class QueryError(MonitoringError):
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value: compare fields
 class Series:
     """One returned series: finite samples only, oldest first; ``dropped`` counts the NaN and
-    Inf samples left out (a ratio over zero traffic is NaN: missing data, not a value)."""
+    Inf samples left out (a ratio over zero traffic is NaN: missing data, not a value), and
+    ``dropped_at`` holds their times."""
 
     labels: dict[str, str]
     timestamps: F64
     values: F64
     dropped: int = field(default=0)
+    dropped_at: F64 = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
 
 
 class Source(Protocol):
@@ -227,4 +229,5 @@ def _series(item: Any, index: int) -> Series:
         timestamps=np.ascontiguousarray(ts[order]),
         values=np.ascontiguousarray(vs[order]),
         dropped=int((~finite).sum()),
+        dropped_at=np.sort(pairs[~finite, 0]),
     )

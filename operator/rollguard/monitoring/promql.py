@@ -111,6 +111,12 @@ class BatchPlan:
         return self.mode == "Batched"
 
     @property
+    def fill(self) -> float | None:
+        """For ``X or vector(c)``: c, for every step at which a target's X has no sample (its
+        batch query is X's; ``measure`` fills the steps)."""
+        return self._rewritten().fill
+
+    @property
     def key_labels(self) -> tuple[str, ...]:
         """The labels of a batched result that tell its targets apart."""
         return self._rewritten().keys.labels

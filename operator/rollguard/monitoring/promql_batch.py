@@ -87,10 +87,12 @@ class Rewritten:
     tree: Node
     keys: Keys
     captures: tuple[Span, ...]
+    fill: float | None = None  # X or vector(c): c at each step where X has no series
 
 
 def rewrite(tree: Node) -> Rewritten:
     """The batched template of a per-deployment template; raises ``NotBatchableError``."""
+    tree, fill = _default_value(tree)
     selectors = [n for n in ast.walk(tree) if isinstance(n, ast.Selector)]
     selectors += [n.selector for n in ast.walk(tree) if isinstance(n, ast.Matrix)]
     if not selectors:
@@ -101,7 +103,74 @@ def rewrite(tree: Node) -> Rewritten:
     rewritten, kind, _ = rewriter.batch(tree)
     if kind != "vector":
         raise NotBatchableError("it returns a single number, not series per deployment")
-    return Rewritten(rewritten, keys, tuple(rewriter.captures))
+    return Rewritten(rewritten, keys, tuple(rewriter.captures), fill)
+
+
+def _default_value(tree: Node) -> tuple[Node, float | None]:
+    """``X or vector(c)`` (or ``or on () vector(c)``) at the top, X's series carrying no
+    labels: X, to batch, and c, which the split puts at every step where a target's X has no
+    sample (``measure``); anything else unchanged, with no value."""
+    node = _unwrap(tree)
+    if not isinstance(node, ast.Binary) or node.op != "or":
+        return tree, None
+    rhs = _unwrap(node.rhs)
+    if not (isinstance(rhs, ast.Call) and rhs.name == "vector" and len(rhs.args) == 1):
+        return tree, None
+    value = _constant(rhs.args[0])
+    anything = node.matching == "on" and not node.match_labels
+    if value is None or node.fill_lhs is not None or node.fill_rhs is not None:
+        return tree, None
+    if node.matching is not None and not anything:
+        return tree, None
+    if not _labelless(node.lhs):
+        raise NotBatchableError(
+            "'or vector(...)' is batched only after a sum without 'by', whose series carry "
+            "no labels: otherwise the two may be separate series"
+        )
+    return node.lhs, value
+
+
+def _unwrap(node: Node) -> Node:
+    while isinstance(node, ast.Paren):
+        node = node.expr
+    return node
+
+
+def _constant(node: Node) -> float | None:
+    node = _unwrap(node)
+    if isinstance(node, ast.Number):
+        return node.value
+    if isinstance(node, ast.Unary):
+        inner = _constant(node.expr)
+        return None if inner is None else -inner
+    return None
+
+
+_LABEL_KEEPING = words("abs ceil floor round exp ln log2 log10 sqrt sgn clamp clamp_min clamp_max")
+
+
+def _labelless(node: Node) -> bool:
+    """Whether the series of ``node`` certainly carry no labels (``sum(...)`` and what is
+    computed from such sums alone)."""
+    node = _unwrap(node)
+    if isinstance(node, ast.Unary):
+        return _labelless(node.expr)
+    if isinstance(node, ast.Aggregate):
+        return node.grouping is None or (node.grouping == "by" and not node.labels)
+    if isinstance(node, ast.Call):
+        vectors = [a for a in node.args if kind_of(a) == "vector"]
+        if node.name == "histogram_quantile" and len(vectors) == 1:
+            inner = _unwrap(vectors[0])
+            return (
+                isinstance(inner, ast.Aggregate)
+                and inner.grouping == "by"
+                and set(inner.labels) <= {"le"}
+            )
+        return node.name in _LABEL_KEEPING and len(vectors) == 1 and _labelless(vectors[0])
+    if isinstance(node, ast.Binary) and node.op not in ("and", "or", "unless"):
+        sides = [s for s in (node.lhs, node.rhs) if kind_of(s) != "scalar"]
+        return bool(sides) and all(_labelless(s) for s in sides)
+    return False
 
 
 def _refuse_own_labels(tree: Node) -> None:
