@@ -54,6 +54,9 @@ SHAPES = {
     'service="$namespace-$deployment-canary-80@kubernetescrd"}[5s]))',
     "seldon-rate": "sum(rate(seldon_api_executor_server_requests_seconds_count{"
     'namespace="$namespace",deployment_name=~"$deployment"}[5s]))',
+    # Against the whole fleet (a baseline that names no deployment): a share of all traffic.
+    "share-of-fleet": f"sum(rate(model_requests_total{{{PIN}}}[5s])) / on () group_left "
+    "sum(rate(model_requests_total[5s]))",
     # A default where there is no data: the silent exporter gets 0 at every step.
     "errors-or-zero": f'sum(rate(model_requests_total{{{PIN},code=~"5.."}}[5s])) or vector(0)',
     # Linkerd-like, no namespace: a name's query sums that name across namespaces.

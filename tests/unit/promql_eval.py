@@ -129,6 +129,8 @@ def evaluate(data: Data, e: Any, t: float) -> Any:
 def _call(name: str, args: list[Any]) -> Any:
     if name == "vector":
         return [((), float(args[0]))]
+    if name == "scalar":
+        return float(args[0][0][1]) if len(args[0]) == 1 else math.nan
     if name == "label_replace":
         vec, dst, replacement, src, regex = args
         template = _GO_GROUP.sub(lambda m: f"\\g<{m.group(1) or m.group(2)}>", replacement)
@@ -189,6 +191,12 @@ def _binary(e: Any, lhs: Any, rhs: Any) -> Any:
     card = str(mod.card).rsplit(".", 1)[-1] if mod is not None else "OneToOne"
     many, one = (rhs, lhs) if card == "OneToMany" else (lhs, rhs)
     ones = {sig(lb): (lb, v) for lb, v in one}
+    if len(ones) < len(one):
+        raise ValueError("many-to-many matching not allowed: matching labels must be unique")
+    if card == "OneToOne":
+        matched = [sig(lb) for lb, _ in many if sig(lb) in ones]
+        if len(set(matched)) < len(matched):
+            raise ValueError("multiple matches for labels: many-to-one matching must be explicit")
     out = []
     for lb, v in many:
         if sig(lb) not in ones:

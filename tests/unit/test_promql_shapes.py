@@ -105,6 +105,7 @@ POD_BUCKET = (
     'model_pod_request_duration_seconds_bucket{namespace="$namespace",'
     'pod=~"$deployment-[a-z0-9]+-[a-z0-9]+"}'
 )
+MODEL = 'model_requests_total{namespace="$namespace",deployment="$deployment"}'
 ENVOY = 'envoy_cluster_upstream_rq{envoy_cluster_name=~"${namespace}_${deployment}-canary_[0-9]+"'
 SHAPES = {
     "istio error ratio": f'sum(rate({ISTIO},response_code=~"5.."}}[30s])) '
@@ -128,6 +129,15 @@ SHAPES = {
     "gloo, the namespace twice": "sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"
     '"$namespace-${deployment}-canary-[0-9]*_$namespace",envoy_response_code="500"}[30s]))',
     "placeholders apart": 'sum(rate(gloo_rq{route=~"$namespace/.*/$deployment"}[30s]))',
+    "against the fleet's ratio": f'sum(rate({MODEL[:-1]},code="500"}}[30s])) / sum(rate({MODEL}[30s])) '
+    '- on () sum(rate(model_requests_total{code="500"}[30s])) / on () '
+    "sum(rate(model_requests_total[30s]))",
+    "over a scalar baseline": f"sum(rate({MODEL}[30s])) / "
+    'scalar(sum(rate(model_requests_total{code="200"}[30s])))',
+    "only while the fleet serves": f"sum(rate({MODEL}[30s])) and on () "
+    "(sum(rate(model_requests_total[30s])) > 1)",
+    "share of the fleet per code": f"sum by (code) (rate({MODEL}[30s])) / on (code) "
+    "group_left sum by (code) (rate(model_requests_total[30s]))",
     "revision": 'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",'
     'revision="$revision"}[30s]))',
     "two label schemes": 'sum(rate(model_requests_total{namespace="$namespace",'
@@ -177,6 +187,7 @@ _SELECTORS = [
     'model_pod_request_duration_seconds_bucket{pod=~"$deployment-[a-z0-9]+-[a-z0-9]+",le="1"}',
 ]
 _WRAPPERS = [
+    "sum(rate({s}[30s])) / on () group_left sum(rate(model_requests_total[1m]))",
     "sum(rate({s}[30s]))",
     "sum by (code, response_code, le) (rate({s}[30s]))",
     "sum without (pod) (increase({s}[1m]))",

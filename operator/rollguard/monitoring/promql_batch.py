@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from rollguard.monitoring import promql_ast as ast
-from rollguard.monitoring.promql_ast import Kind, Node, kind_of, words
+from rollguard.monitoring.promql_ast import Kind, Node, kind_of, restore, words
+from rollguard.monitoring.promql_forms import default_value, has_series, keyed, labelless
 from rollguard.monitoring.promql_keys import (
     CAPTURE,
     KEY_PREFIX,
@@ -92,11 +93,14 @@ class Rewritten:
 
 def rewrite(tree: Node) -> Rewritten:
     """The batched template of a per-deployment template; raises ``NotBatchableError``."""
-    tree, fill = _default_value(tree)
-    selectors = [n for n in ast.walk(tree) if isinstance(n, ast.Selector)]
-    selectors += [n.selector for n in ast.walk(tree) if isinstance(n, ast.Matrix)]
+    tree, fill = default_value(tree)
+    selectors = [n for n in ast.walk(tree) if isinstance(n, ast.Selector) and keyed(n)]
     if not selectors:
-        raise NotBatchableError("it returns a single number, not series per deployment")
+        raise NotBatchableError(
+            _no_placeholder(tree)
+            if has_series(tree)
+            else "it returns a single number, not series per deployment"
+        )
     keys = plan_keys(selectors)
     _refuse_own_labels(tree)
     rewriter = _Rewriter(keys)
@@ -106,71 +110,12 @@ def rewrite(tree: Node) -> Rewritten:
     return Rewritten(rewritten, keys, tuple(rewriter.captures), fill)
 
 
-def _default_value(tree: Node) -> tuple[Node, float | None]:
-    """``X or vector(c)`` (or ``or on () vector(c)``) at the top, X's series carrying no
-    labels: X, to batch, and c, which the split puts at every step where a target's X has no
-    sample (``measure``); anything else unchanged, with no value."""
-    node = _unwrap(tree)
-    if not isinstance(node, ast.Binary) or node.op != "or":
-        return tree, None
-    rhs = _unwrap(node.rhs)
-    if not (isinstance(rhs, ast.Call) and rhs.name == "vector" and len(rhs.args) == 1):
-        return tree, None
-    value = _constant(rhs.args[0])
-    anything = node.matching == "on" and not node.match_labels
-    if value is None or node.fill_lhs is not None or node.fill_rhs is not None:
-        return tree, None
-    if node.matching is not None and not anything:
-        return tree, None
-    if not _labelless(node.lhs):
-        raise NotBatchableError(
-            "'or vector(...)' is batched only after a sum without 'by', whose series carry "
-            "no labels: otherwise the two may be separate series"
-        )
-    return node.lhs, value
-
-
-def _unwrap(node: Node) -> Node:
-    while isinstance(node, ast.Paren):
-        node = node.expr
-    return node
-
-
-def _constant(node: Node) -> float | None:
-    node = _unwrap(node)
-    if isinstance(node, ast.Number):
-        return node.value
-    if isinstance(node, ast.Unary):
-        inner = _constant(node.expr)
-        return None if inner is None else -inner
-    return None
-
-
-_LABEL_KEEPING = words("abs ceil floor round exp ln log2 log10 sqrt sgn clamp clamp_min clamp_max")
-
-
-def _labelless(node: Node) -> bool:
-    """Whether the series of ``node`` certainly carry no labels (``sum(...)`` and what is
-    computed from such sums alone)."""
-    node = _unwrap(node)
-    if isinstance(node, ast.Unary):
-        return _labelless(node.expr)
-    if isinstance(node, ast.Aggregate):
-        return node.grouping is None or (node.grouping == "by" and not node.labels)
-    if isinstance(node, ast.Call):
-        vectors = [a for a in node.args if kind_of(a) == "vector"]
-        if node.name == "histogram_quantile" and len(vectors) == 1:
-            inner = _unwrap(vectors[0])
-            return (
-                isinstance(inner, ast.Aggregate)
-                and inner.grouping == "by"
-                and set(inner.labels) <= {"le"}
-            )
-        return node.name in _LABEL_KEEPING and len(vectors) == 1 and _labelless(vectors[0])
-    if isinstance(node, ast.Binary) and node.op not in ("and", "or", "unless"):
-        sides = [s for s in (node.lhs, node.rhs) if kind_of(s) != "scalar"]
-        return bool(sides) and all(_labelless(s) for s in sides)
-    return False
+def _no_placeholder(node: Node) -> str:
+    first = next(n for n in ast.walk(node) if isinstance(n, ast.Selector))
+    return (
+        f"selector {restore(ast.to_promql(first))} has no placeholder, so its series cannot be "
+        "attributed to one deployment"
+    )
 
 
 def _refuse_own_labels(tree: Node) -> None:
@@ -243,6 +188,12 @@ class _Rewriter:
         when the rewrite is not provably equivalent."""
         if isinstance(node, ast.Number | ast.String):
             return node, kind_of(node), {}
+        if has_series(node) and not keyed(node):
+            # The same for every deployment: a number (scalar(sum(...))) is fine as it is; a
+            # vector only against a deployment's series, as ``baseline`` allows.
+            if kind_of(node) == "scalar":
+                return node, "scalar", {}
+            raise NotBatchableError(_no_placeholder(node))
         if isinstance(node, ast.Selector):
             return self.write_keys(node, node), "vector", self.leaf()
         if isinstance(node, ast.Matrix):
@@ -318,6 +269,10 @@ class _Rewriter:
         return rewritten, "vector", after
 
     def binary(self, node: ast.Binary) -> tuple[Node, Kind, Presence]:
+        sides = [keyed(node.lhs), keyed(node.rhs)]
+        vectors = kind_of(node.lhs) == kind_of(node.rhs) == "vector"
+        if vectors and sides[0] != sides[1] and all(has_series(s) for s in (node.lhs, node.rhs)):
+            return self.baseline(node, keyed_lhs=sides[0])
         lhs, lkind, lp = self.batch(node.lhs)
         rhs, rkind, rp = self.batch(node.rhs)
         if "matrix" in (lkind, rkind) or "string" in (lkind, rkind):
@@ -343,6 +298,41 @@ class _Rewriter:
             group_labels=self.drop(node.group_labels),
         )
         return rewritten, "vector", self.binary_presence(node, lp, rp)
+
+    def baseline(self, node: ast.Binary, *, keyed_lhs: bool) -> tuple[Node, Kind, Presence]:
+        """A deployment's series against a vector that names no deployment (a fleet-wide
+        baseline, the same for every deployment), matched ``on (...)`` labels that do not tell
+        deployments apart: each deployment's series meet the baseline as they would alone. A
+        one-to-one match becomes ``group_left``/``right`` (the batch has many deployments on
+        that side), which gives the same series when the deployment's side is a plain sum."""
+        mine, other = (node.lhs, node.rhs) if keyed_lhs else (node.rhs, node.lhs)
+        inner, _, presence = self.batch(mine)
+        shown = restore(ast.to_promql(other))
+        if node.fill_lhs is not None or node.fill_rhs is not None:
+            raise NotBatchableError("fill modifiers are not rewritten for batches")
+        if node.matching != "on" or set(node.match_labels + node.group_labels) & set(self.labels):
+            raise NotBatchableError(
+                f"{shown} names no deployment; a batch can match it only 'on (...)' labels "
+                "that do not tell deployments apart"
+            )
+        many: Literal["many-to-one", "one-to-many"] = "many-to-one" if keyed_lhs else "one-to-many"
+        if node.op == "or" or (node.op in ("and", "unless") and not keyed_lhs):
+            raise NotBatchableError(
+                f"{shown} names no deployment; it can only filter a deployment's series "
+                "('and', 'unless') or be the 'one' side of an operator"
+            )
+        if node.op in ("and", "unless") or node.card == many:
+            after = dict(presence)
+        elif node.card == "one-to-one" and labelless(mine):
+            after = {label: False for label in self.labels}  # one-to-one keeps only on (...)
+        else:
+            raise NotBatchableError(
+                f"{shown} names no deployment; against it a deployment's side must be a sum "
+                "without 'by', or the many side of group_left/group_right"
+            )
+        card = node.card if node.op in ("and", "unless") else many
+        lhs, rhs = (inner, node.rhs) if keyed_lhs else (node.lhs, inner)
+        return replace(node, lhs=lhs, rhs=rhs, card=card), "vector", after
 
     def binary_presence(self, node: ast.Binary, lp: Presence, rp: Presence) -> Presence:
         """Which key labels the per-deployment result carries (Prometheus' resultMetric)."""
