@@ -204,6 +204,13 @@ def test_run_recorded_refuses_a_series_whose_span_needs_absurdly_many_evaluation
         run_recorded(policy, series)
 
 
+class _Unreachable:
+    """A Prometheus that must not be asked: the checks come first."""
+
+    def query_range(self, *, query: str, start: float, end: float, step: float) -> list[PromSeries]:
+        raise AssertionError("no query may be sent")
+
+
 @pytest.mark.parametrize(
     ("start", "end", "step", "message"),
     [
@@ -216,25 +223,13 @@ def test_run_recorded_refuses_a_series_whose_span_needs_absurdly_many_evaluation
 def test_backtest_refuses_a_step_or_range_it_cannot_fetch_before_asking_prometheus(
     start: float, end: float, step: float, message: str
 ) -> None:
-    class Unreachable:
-        def query_range(
-            self, *, query: str, start: float, end: float, step: float
-        ) -> list[PromSeries]:
-            raise AssertionError("no query may be sent")
-
     policy = load_policy(path=EXAMPLES / "policy.yaml")
     with pytest.raises(SeriesError, match=message):
-        fetch(source=Unreachable(), policy=policy, namespace="ml", deployment="fraud",
+        fetch(source=_Unreachable(), policy=policy, namespace="ml", deployment="fraud",
               start=start, end=end, step=step)  # fmt: skip
 
 
 def test_backtest_names_the_missing_revision_of_a_query_that_uses_it() -> None:
-    class Unreachable:
-        def query_range(
-            self, *, query: str, start: float, end: float, step: float
-        ) -> list[PromSeries]:
-            raise AssertionError("no query may be sent")
-
     base = load_policy(path=EXAMPLES / "policy.yaml")
     first = base.signals[0]
     query = 'sum(rate(model_requests_total{deployment="$deployment",revision="$revision"}[1m]))'
@@ -242,5 +237,5 @@ def test_backtest_names_the_missing_revision_of_a_query_that_uses_it() -> None:
         update={"signals": [first.model_copy(update={"query": query}), *base.signals[1:]]}
     )
     with pytest.raises(SeriesError, match=r"--revision: signal .*'s query uses \$revision"):
-        fetch(source=Unreachable(), policy=policy, namespace="ml", deployment="fraud",
+        fetch(source=_Unreachable(), policy=policy, namespace="ml", deployment="fraud",
               start=1000.0, end=2000.0, step=15.0)  # fmt: skip

@@ -40,7 +40,8 @@ from rollguard.monitoring.promql_ast import (
     restore,
 )
 from rollguard.monitoring.promql_batch import Capture, Rewritten, rewrite
-from rollguard.monitoring.promql_keys import NotBatchableError, chunks, regex_escape, span_of
+from rollguard.monitoring.promql_chunks import chunks
+from rollguard.monitoring.promql_keys import NotBatchableError, regex_escape, span_of
 from rollguard.monitoring.promql_placeholders import (
     PlaceholderError,
     check_matcher_value,
