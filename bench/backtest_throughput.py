@@ -64,14 +64,14 @@ import numpy as np
 from devenv.testing import write_bench_result
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.generate import compose, generate_noise, sample_times, shifts
-from rollguard.domain.loading import load_policy
-from rollguard.domain.scenarios import Scenario, load_scenario
-from rollguard.domain.severity import signal_limit
-from rollguard.domain.simmetrics import PerSeed
-from rollguard.domain.simrun import run_scenario, timeline
-from rollguard.domain.simulate import simulate_scenario
-from rollguard.domain.stats import t_two_sided
+from rollguard.core.severity import signal_limit
+from rollguard.core.stats import t_two_sided
+from rollguard.files.loading import load_policy
+from rollguard.simulation.generate import compose, generate_noise, sample_times, shifts
+from rollguard.simulation.metrics import PerSeed
+from rollguard.simulation.montecarlo import simulate_scenario
+from rollguard.simulation.scenario_run import run_scenario, timeline
+from rollguard.simulation.scenarios import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "backtest.json"

@@ -90,12 +90,12 @@ from devenv.testing import (
     write_bench_result,
 )
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.loading import parse_policy
-from rollguard.domain.recorded import run_recorded
-from rollguard.domain.series import Series
-from rollguard.domain.severity import signal_limit
-from rollguard.monitoring.backtest import fetch
-from rollguard.monitoring.prometheus import PrometheusSource
+from rollguard.core.severity import signal_limit
+from rollguard.files.loading import parse_policy
+from rollguard.files.series import Series
+from rollguard.signals.backtest import fetch
+from rollguard.signals.prometheus import PrometheusSource
+from rollguard.simulation.recorded import run_recorded
 
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
 OUT = Path(__file__).parent / "results" / "latency.json"

@@ -1,6 +1,6 @@
 """The ``rollguard`` command line (also installed as the kubectl plugin ``kubectl-rollguard``).
 
-Thin by design: parse arguments, call domain (or execution) functions, print, return an exit
+Thin by design: parse arguments, call the packages below (core, simulation, governance, kube), print, return an exit
 code. Each subcommand is a pair of small functions registered in ``COMMANDS``; add one by
 writing ``_NAME_args(parser)`` and ``_NAME(args) -> int`` and a registry entry.
 
@@ -28,8 +28,8 @@ from rollguard.api.crd import write_crds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.control import lint
 from rollguard.control.settings import SettingsError
-from rollguard.domain import calibration, inventory, journal, report
-from rollguard.domain.loading import (
+from rollguard.core.replay import replay
+from rollguard.files.loading import (
     InputError,
     load_decision_spec,
     load_policy,
@@ -37,17 +37,20 @@ from rollguard.domain.loading import (
     read_text,
     read_yaml,
 )
-from rollguard.domain.playbook import playbook_of
-from rollguard.domain.plot import PlotUnavailableError, render_calibration_png, render_png
-from rollguard.domain.recorded import run_recorded
-from rollguard.domain.replay import replay
-from rollguard.domain.scenarios import load_scenarios
-from rollguard.domain.series import load_series, parse_timestamp, to_csv
-from rollguard.domain.simulate import simulate, total_steps, trace
-from rollguard.domain.virtual import Setting
-from rollguard.monitoring.backtest import fetch
-from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
-from rollguard.monitoring.promql import lookback_seconds
+from rollguard.files.png import PlotUnavailableError
+from rollguard.files.series import load_series, parse_timestamp, to_csv
+from rollguard.governance import calibration, inventory, journal
+from rollguard.governance.playbook import playbook_of
+from rollguard.governance.plot import render_calibration_png
+from rollguard.signals.backtest import fetch
+from rollguard.signals.prometheus import MonitoringError, PrometheusSource
+from rollguard.signals.promql import lookback_seconds
+from rollguard.simulation import report
+from rollguard.simulation.montecarlo import simulate, total_steps, trace
+from rollguard.simulation.plot import render_png
+from rollguard.simulation.recorded import run_recorded
+from rollguard.simulation.scenarios import load_scenarios
+from rollguard.simulation.virtual import Setting
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 

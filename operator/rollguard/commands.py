@@ -16,8 +16,8 @@ from typing import Any
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.control.settings import Settings
-from rollguard.domain.audit import ChainEntry, verify
-from rollguard.execution.kube import ApiError, Cluster, ConnectionSetupError, api_message, connect
+from rollguard.core.audit import ChainEntry, verify
+from rollguard.kube.client import ApiError, Cluster, ConnectionSetupError, api_message, connect
 
 
 class CommandError(Exception):

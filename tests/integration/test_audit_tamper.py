@@ -18,7 +18,7 @@ from devenv.operatorproc import OperatorProcess
 from devenv.testing import api_client_for, as_operator, linked_decision
 from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.cli import main as rollguard_main
-from rollguard.domain.audit import GENESIS, link_hash
+from rollguard.core.audit import GENESIS, link_hash
 
 pytestmark = pytest.mark.integration
 

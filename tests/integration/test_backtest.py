@@ -18,7 +18,7 @@ from devenv.operatorproc import OperatorProcess
 from devenv.testing import deployment_manifest, fast_policy
 from rollguard.api import API_VERSION
 from rollguard.cli import main
-from rollguard.domain.recorded import rfc3339
+from rollguard.simulation.recorded import rfc3339
 
 pytestmark = pytest.mark.integration
 

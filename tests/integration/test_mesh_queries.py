@@ -3,7 +3,7 @@ for every query shape, what the batched ``measure`` gives each deployment is, sa
 sample, what that deployment's own query gives. The fleet is chosen to confuse a batch: one
 name in three namespaces, names that prefix others (``fraud``, ``fraud-v2``), a pair whose
 ``$namespace-$deployment`` forms are equal (``x``/``b-c`` and ``x-b``/``c``), and a silent
-exporter. The simulator serves every family from the same counts (devenv.simfamilies)."""
+exporter. The simulator serves every family from the same counts (devenv.workload.families)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from kubernetes import client
 from devenv.launcher import EnvInfo
 from devenv.testing import deployment_manifest, fresh_namespace, poll
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.tiers import resolve
-from rollguard.monitoring.measure import MeasurementBatch, Target, measure
-from rollguard.monitoring.prometheus import PrometheusSource, Series
-from rollguard.monitoring.promql import plan, render
+from rollguard.core.tiers import resolve
+from rollguard.signals.measure import MeasurementBatch, Target, measure
+from rollguard.signals.prometheus import PrometheusSource, Series
+from rollguard.signals.promql import plan, render
 
 pytestmark = pytest.mark.integration
 

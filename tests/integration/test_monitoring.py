@@ -14,10 +14,10 @@ from kubernetes import client
 from devenv.launcher import EnvInfo
 from devenv.testing import deployment_manifest, poll
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.tiers import resolve
-from rollguard.monitoring.measure import Target, measure, to_measurements
-from rollguard.monitoring.prometheus import PrometheusSource
-from rollguard.monitoring.promql import plan, render
+from rollguard.core.tiers import resolve
+from rollguard.signals.measure import Target, measure, to_measurements
+from rollguard.signals.prometheus import PrometheusSource
+from rollguard.signals.promql import plan, render
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devenv.testing import deployment_manifest
-from rollguard.domain.revisions import history
-from rollguard.execution.kube import Cluster
-from rollguard.execution.rollback import pause, rollback
+from rollguard.core.revisions import history
+from rollguard.kube.client import Cluster
+from rollguard.kube.rollback import pause, rollback
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.engine import Measurements
-from rollguard.domain.tiers import resolve
+from rollguard.core.engine import Measurements
+from rollguard.core.tiers import resolve
 
 T0 = 1_700_000_000.0
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import promql_parser as pp
 
-from rollguard.monitoring.measure import range_grid
-from rollguard.monitoring.prometheus import Series
-from rollguard.monitoring.promql import plan, render
+from rollguard.signals.measure import range_grid
+from rollguard.signals.prometheus import Series
+from rollguard.signals.promql import plan, render
 
 Labels = tuple[tuple[str, str], ...]
 Vector = list[tuple[Labels, float]]

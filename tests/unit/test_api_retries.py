@@ -7,7 +7,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rollguard.execution.kube import (
+from rollguard.kube.client import (
     REQUEST_TIMEOUT,
     THROTTLE_RETRIES,
     THROTTLE_WAIT_DEFAULT,

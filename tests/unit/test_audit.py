@@ -6,7 +6,7 @@ from test_domain_replay import recorded
 
 from rollguard.api.decision import Approval
 from rollguard.api.modeldeployment import AuditHead
-from rollguard.domain.audit import GENESIS, ChainEntry, link_hash, verify
+from rollguard.core.audit import GENESIS, ChainEntry, link_hash, verify
 
 
 def _chain(n: int) -> list[ChainEntry]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rollguard.domain import bootstrap
+from rollguard.simulation import bootstrap
 
 
 def test_resample_counts_draw_n_with_replacement() -> None:

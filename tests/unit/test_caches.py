@@ -12,7 +12,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollguard.control.cycle import _prepare
-from rollguard.domain.revisions import ReplicaSetRecord
+from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers import runtime
 from rollguard.handlers.caches import (
     IndexedReads,

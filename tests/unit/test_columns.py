@@ -23,8 +23,8 @@ from rollguard.api.kinds import KINDS, KindInfo
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from rollguard.control import reasons
 from rollguard.control.cycle import Member, decision_name
-from rollguard.control.decisions import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE, seal
-from rollguard.domain.display import MAX_REASON, reason_text, score_text
+from rollguard.control.records import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE, seal
+from rollguard.core.display import MAX_REASON, reason_text, score_text
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden" / "decision.yaml"

@@ -15,12 +15,12 @@ from domain_factory import T0, policy_of, value_for_score
 from rollguard.api.decision import RevisionContext, RevisionInfo, Samples
 from rollguard.api.modeldeployment import Business, GuardState
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.decide import DecisionDraft, build_spec, decide, policy_snapshot
-from rollguard.domain.engine import state_to_arrays, step
-from rollguard.domain.evidence import last_evaluation
-from rollguard.domain.options import rollback_target
-from rollguard.domain.samples import bound_samples, measurements_from_samples
-from rollguard.domain.tiers import spec_hash
+from rollguard.core.decide import DecisionDraft, build_spec, decide, policy_snapshot
+from rollguard.core.engine import state_to_arrays, step
+from rollguard.core.evidence import last_evaluation
+from rollguard.core.options import rollback_target
+from rollguard.core.samples import bound_samples, measurements_from_samples
+from rollguard.core.tiers import spec_hash
 
 
 def rev(n: int, approved: bool) -> RevisionInfo:

@@ -15,7 +15,7 @@ from numpy.testing import assert_array_equal
 
 from rollguard.api.modeldeployment import GuardState
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.engine import (
+from rollguard.core.engine import (
     GuardArrays,
     Measurements,
     StepResult,

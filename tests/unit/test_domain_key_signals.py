@@ -26,9 +26,9 @@ from rollguard.api.decision import RevisionContext, RevisionInfo, RollbackDecisi
 from rollguard.api.modeldeployment import GuardState
 from rollguard.api.policy import EffectivePolicy
 from rollguard.commands import explain_text
-from rollguard.domain.audit import evidence_json
-from rollguard.domain.decide import DecisionDraft, build_spec, decide, policy_snapshot
-from rollguard.domain.engine import (
+from rollguard.core.audit import evidence_json
+from rollguard.core.decide import DecisionDraft, build_spec, decide, policy_snapshot
+from rollguard.core.engine import (
     Measurements,
     evaluate,
     evaluate_rows,
@@ -36,12 +36,12 @@ from rollguard.domain.engine import (
     state_to_arrays,
     step,
 )
-from rollguard.domain.playbook import PlaybookSource, render_playbook
-from rollguard.domain.replay import replay
-from rollguard.domain.samples import measurements_from_samples
-from rollguard.domain.scoring import ImpactModel, key_forced
-from rollguard.domain.stats import SampleRows
-from rollguard.domain.tiers import canonical_json, spec_hash
+from rollguard.core.replay import replay
+from rollguard.core.samples import measurements_from_samples
+from rollguard.core.scoring import ImpactModel, key_forced
+from rollguard.core.stats import SampleRows
+from rollguard.core.tiers import canonical_json, spec_hash
+from rollguard.governance.playbook import PlaybookSource, render_playbook
 
 PROPS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 GOLDEN = Path(__file__).parent / "golden" / "decision.yaml"

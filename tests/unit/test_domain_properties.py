@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import RISK_TIERS, EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.engine import (
+from rollguard.core.engine import (
     GuardArrays,
     Measurements,
     StepResult,
@@ -24,9 +24,9 @@ from rollguard.domain.engine import (
     record_action,
     step,
 )
-from rollguard.domain.guard import ACTION_RANK
-from rollguard.domain.severity import signal_limit
-from rollguard.domain.tiers import TIERS, resolve
+from rollguard.core.guard import ACTION_RANK
+from rollguard.core.severity import signal_limit
+from rollguard.core.tiers import TIERS, resolve
 
 PROPS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 T0 = 1_700_000_000.0

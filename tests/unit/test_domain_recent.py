@@ -11,8 +11,7 @@ import pytest
 from domain_factory import ONE_SIGNAL, T0, awkward_series, bits, policy_of, value_for_score
 
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain import simrun
-from rollguard.domain.engine import (
+from rollguard.core.engine import (
     Measurements,
     evaluate,
     evaluate_rows,
@@ -20,16 +19,17 @@ from rollguard.domain.engine import (
     paired_confidence,
     step,
 )
-from rollguard.domain.evidence import explain_signal
-from rollguard.domain.loading import load_policy
-from rollguard.domain.playbook import playbook_of
-from rollguard.domain.scenarios import load_scenario
-from rollguard.domain.stats import (
+from rollguard.core.evidence import explain_signal
+from rollguard.core.stats import (
     SampleRows,
     newest_rows_stats,
     newest_window_stats,
     window_stats,
 )
+from rollguard.files.loading import load_policy
+from rollguard.governance.playbook import playbook_of
+from rollguard.simulation import scenario_run as simrun
+from rollguard.simulation.scenarios import load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")

@@ -14,10 +14,10 @@ from rollguard.api.decision import (
     Samples,
 )
 from rollguard.api.modeldeployment import Business, GuardState
-from rollguard.domain.decide import build_spec, decide, policy_snapshot
-from rollguard.domain.engine import state_to_arrays, step
-from rollguard.domain.replay import replay
-from rollguard.domain.samples import bound_samples, measurements_from_samples
+from rollguard.core.decide import build_spec, decide, policy_snapshot
+from rollguard.core.engine import state_to_arrays, step
+from rollguard.core.replay import replay
+from rollguard.core.samples import bound_samples, measurements_from_samples
 
 TWO: dict[str, Any] = {
     **ONE_SIGNAL,

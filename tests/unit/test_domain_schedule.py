@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollguard.domain.schedule import instants, latest_instant, next_instant
+from rollguard.core.schedule import instants, latest_instant, next_instant
 
 INTERVALS = st.sampled_from([1.0, 1.5, 2.0, 10.0, 15.0, 30.0, 60.0])
 WALLS = st.floats(min_value=1.7e9, max_value=1.8e9, allow_nan=False)

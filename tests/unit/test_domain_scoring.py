@@ -10,8 +10,8 @@ from domain_factory import T0, constant, policy_of
 from numpy.testing import assert_allclose, assert_array_equal
 
 from rollguard.api.modeldeployment import Business
-from rollguard.domain.engine import initial_state, step
-from rollguard.domain.scoring import (
+from rollguard.core.engine import initial_state, step
+from rollguard.core.scoring import (
     ImpactModel,
     category_severity,
     impact_score,

@@ -9,7 +9,7 @@ import pytest
 from domain_factory import ONE_SIGNAL, policy_of
 from numpy.testing import assert_allclose, assert_array_equal
 
-from rollguard.domain.severity import SignalLimits, explain, severities, signal_limit
+from rollguard.core.severity import SignalLimits, explain, severities, signal_limit
 
 TWO_SIGNALS: dict[str, Any] = {
     **ONE_SIGNAL,

@@ -10,7 +10,7 @@ import pytest
 from domain_factory import ONE_SIGNAL, policy_of, spec_of
 
 from rollguard.api.policy import EffectivePolicy, Margin
-from rollguard.domain.tiers import (
+from rollguard.core.tiers import (
     TIERS,
     canonical_json,
     default_bake_time,

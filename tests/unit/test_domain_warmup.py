@@ -13,8 +13,8 @@ from domain_factory import ONE_SIGNAL, T0, bits, policy_of
 
 from rollguard.api.decision import Samples
 from rollguard.api.modeldeployment import GuardState
-from rollguard.domain.decide import build_spec, decide, policy_snapshot
-from rollguard.domain.engine import (
+from rollguard.core.decide import build_spec, decide, policy_snapshot
+from rollguard.core.engine import (
     Evaluation,
     Measurements,
     evaluate,
@@ -23,11 +23,11 @@ from rollguard.domain.engine import (
     state_to_arrays,
     step,
 )
-from rollguard.domain.evidence import last_evaluation, signal_evidence
-from rollguard.domain.replay import replay
-from rollguard.domain.revisions import ReplicaSetRecord, revision_born, revision_context
-from rollguard.domain.samples import measurements_from_samples
-from rollguard.domain.stats import SampleRows, WindowStats, began_inside, rows_began_inside
+from rollguard.core.evidence import last_evaluation, signal_evidence
+from rollguard.core.replay import replay
+from rollguard.core.revisions import ReplicaSetRecord, revision_born, revision_context
+from rollguard.core.samples import measurements_from_samples
+from rollguard.core.stats import SampleRows, WindowStats, began_inside, rows_began_inside
 
 WINDOW = 120.0  # the high tier's window; minSamples 8, interval 15 s
 BREACH: dict[str, Any] = {

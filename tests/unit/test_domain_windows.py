@@ -10,11 +10,11 @@ import pytest
 from domain_factory import awkward_series, bits
 
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain import simrun
-from rollguard.domain.engine import Measurements, evaluate, evaluate_rows
-from rollguard.domain.loading import load_policy
-from rollguard.domain.scenarios import Scenario, load_scenario
-from rollguard.domain.stats import SampleRows, rows_stats, window_stats
+from rollguard.core.engine import Measurements, evaluate, evaluate_rows
+from rollguard.core.stats import SampleRows, rows_stats, window_stats
+from rollguard.files.loading import load_policy
+from rollguard.simulation import scenario_run as simrun
+from rollguard.simulation.scenarios import Scenario, load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 FIELDS = ("count", "mean", "std", "lower", "upper", "conclusive")

@@ -12,7 +12,7 @@ import yaml
 
 from rollguard.api.modeldeployment import ModelDeploymentSpec
 from rollguard.cli import main
-from rollguard.domain.loading import load_policy
+from rollguard.files.loading import load_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rollguard.domain.inventory import inventory, to_csv, to_json, to_markdown
+from rollguard.governance.inventory import inventory, to_csv, to_json, to_markdown
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

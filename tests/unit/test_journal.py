@@ -13,8 +13,8 @@ from test_domain_replay import recorded
 
 from rollguard.api.decision import Review, RollbackDecisionSpec
 from rollguard.cli import main
-from rollguard.domain import calibration, journal
-from rollguard.domain.loading import InputError
+from rollguard.files.loading import InputError
+from rollguard.governance import calibration, journal
 
 SPEC = recorded()
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from rollguard.cli import main
-from rollguard.control.policy import PolicyInvalid, load
-from rollguard.domain.loading import InputError, parse_policy
-from rollguard.monitoring.promql import plan
+from rollguard.control.policy_context import PolicyInvalid, load
+from rollguard.files.loading import InputError, parse_policy
+from rollguard.signals.promql import plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = EXAMPLES.parent / "README.md"

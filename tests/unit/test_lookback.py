@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rollguard.monitoring.promql import lookback_seconds
+from rollguard.signals.promql import lookback_seconds
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,10 @@ from promql_eval import Data, EvalSource
 from test_promql_shapes import FLEET, SHAPES, T_END, fleet_series
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.tiers import resolve
-from rollguard.monitoring.measure import SignalSamples, measure
-from rollguard.monitoring.prometheus import Series
-from rollguard.monitoring.promql import Target, plan, render
+from rollguard.core.tiers import resolve
+from rollguard.signals.measure import SignalSamples, measure
+from rollguard.signals.prometheus import Series
+from rollguard.signals.promql import Target, plan, render
 
 ERRORS = (
     'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",'

@@ -14,7 +14,7 @@ import promql_parser
 import yaml
 from prometheus_client import generate_latest
 
-from rollguard.control import observe
+from rollguard.control import telemetry as observe
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = REPO / "deploy" / "monitoring"

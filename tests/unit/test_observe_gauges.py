@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from rollguard.control import observe
+from rollguard.control import telemetry as observe
 from rollguard.control.cycle import PHASES
 
 

@@ -13,8 +13,8 @@ import yaml
 
 from rollguard.api.policy import Trigger
 from rollguard.cli import main
-from rollguard.domain.loading import parse_policy
-from rollguard.domain.playbook import PlaybookSource, curve_plot, render_playbook
+from rollguard.files.loading import parse_policy
+from rollguard.governance.playbook import PlaybookSource, curve_plot, render_playbook
 
 FRAUD = Path(__file__).resolve().parents[2] / "examples" / "fraud" / "policy.yaml"
 

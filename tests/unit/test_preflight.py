@@ -1,4 +1,4 @@
-"""What `rollguard run` checks before it starts (domain.preflight): every missing piece is named
+"""What `rollguard run` checks before it starts (rollguard.kube.preflight): every missing piece is named
 with the command that fixes it; missing peering means standalone with a warning, a missing
 peering object is created, and the permissions it checks are those deploy/rbac.yaml grants."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollguard.domain.preflight import (
+from rollguard.kube.preflight import (
     CLUSTER_PEERING,
     KINDS,
     NAMESPACED_PEERING,

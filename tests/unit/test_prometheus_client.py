@@ -18,18 +18,18 @@ import pytest
 import requests
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.series import parse_series
-from rollguard.domain.tiers import resolve
-from rollguard.monitoring.measure import Target, measure, query_step, to_measurements
-from rollguard.monitoring.prometheus import (
+from rollguard.core.tiers import resolve
+from rollguard.files.series import parse_series
+from rollguard.signals.file_source import RecordedSource
+from rollguard.signals.measure import Target, measure, query_step, to_measurements
+from rollguard.signals.prometheus import (
     GarbageResponse,
     PrometheusSource,
     QueryError,
     Series,
     SourceUnavailable,
 )
-from rollguard.monitoring.promql import plan
-from rollguard.monitoring.recorded import RecordedSource
+from rollguard.signals.promql import plan
 
 Reply = tuple[int, bytes, float]  # status, body, delay before answering
 Handler = Callable[[dict[str, str]], Reply]

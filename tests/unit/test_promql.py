@@ -12,8 +12,8 @@ import promql_parser as pp
 import pytest
 from promql_eval import Labels, evaluate, split_equals_alone
 
-from rollguard.monitoring.promql import InvalidQuery, Target, plan, render, validate
-from rollguard.monitoring.promql_ast import convert, to_promql
+from rollguard.signals.promql import InvalidQuery, Target, plan, render, validate
+from rollguard.signals.promql_ast import convert, to_promql
 
 PIN = 'namespace="$namespace",deployment="$deployment"'
 REQ = f"model_requests_total{{{PIN}}}"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from promql_eval import Data, Labels, split_equals_alone
 
-from rollguard.monitoring.promql import Target, plan
+from rollguard.signals.promql import Target, plan
 
 T_END = 1_000.0
 CODES = (("200", 0.95), ("500", 0.05))

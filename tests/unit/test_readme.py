@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rollguard.domain.tiers import tier_table_markdown
+from rollguard.core.tiers import tier_table_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rollguard.domain.report import check, round_floats, to_json
-from rollguard.domain.simmetrics import (
+from rollguard.simulation.metrics import (
     Detection,
     Estimate,
     Metrics,
@@ -14,6 +13,7 @@ from rollguard.domain.simmetrics import (
     ScenarioResult,
     SimulationResult,
 )
+from rollguard.simulation.report import check, round_floats, to_json
 
 
 def est(value: float | None, low: float | None = None, high: float | None = None) -> Estimate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollguard.api.modeldeployment import ApprovedRevision, ApprovedRevisionRef
-from rollguard.domain.revisions import (
+from rollguard.core.revisions import (
     ReplicaSetRecord,
     approved_revisions,
     current_revision,

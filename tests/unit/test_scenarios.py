@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import yaml
 
-from rollguard.domain.generate import (
+from rollguard.files.loading import InputError, load_policy
+from rollguard.simulation.generate import (
     compose,
     effect_factor,
     generate_noise,
     sample_times,
     shifts,
 )
-from rollguard.domain.loading import InputError, load_policy
-from rollguard.domain.scenarios import Scenario, load_scenario, load_scenarios, parse_scenario
+from rollguard.simulation.scenarios import Scenario, load_scenario, load_scenarios, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 LIBRARY = [

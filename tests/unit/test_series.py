@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rollguard.domain.loading import load_policy
-from rollguard.domain.recorded import rfc3339, run_recorded
-from rollguard.domain.series import (
+from rollguard.files.loading import load_policy
+from rollguard.files.series import (
     SeriesError,
     load_series,
     parse_series,
     parse_timestamp,
     to_csv,
 )
-from rollguard.monitoring.backtest import fetch
-from rollguard.monitoring.prometheus import Series as PromSeries
+from rollguard.signals.backtest import fetch
+from rollguard.signals.prometheus import Series as PromSeries
+from rollguard.simulation.recorded import rfc3339, run_recorded
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 SIGNALS = ["error_rate", "latency_p99", "revenue_per_minute"]

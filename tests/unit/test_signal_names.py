@@ -17,10 +17,10 @@ from rollguard.api.base import SIGNAL_NAME_PATTERN
 from rollguard.api.crd import render_crds
 from rollguard.api.policy import RollbackPolicySpec
 from rollguard.cli import main
-from rollguard.control.policy import load
-from rollguard.domain import tiers
-from rollguard.domain.loading import InputError, load_policy, parse_policy
-from rollguard.domain.scenarios import load_scenarios
+from rollguard.control.policy_context import load
+from rollguard.core import tiers
+from rollguard.files.loading import InputError, load_policy, parse_policy
+from rollguard.simulation.scenarios import load_scenarios
 
 ERRORS = (
     'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment",code=~"5.."}'

@@ -10,12 +10,12 @@ import pytest
 
 from devenv.testing import reviewed_text
 from rollguard.api.policy import EffectivePolicy
-from rollguard.domain.loading import load_policy
-from rollguard.domain.report import simulation_markdown, to_json
-from rollguard.domain.scenarios import Scenario, load_scenario
-from rollguard.domain.simdecisions import ESCALATIONS
-from rollguard.domain.simrun import run_scenario
-from rollguard.domain.simulate import simulate, simulate_scenario, trace
+from rollguard.files.loading import load_policy
+from rollguard.simulation.montecarlo import simulate, simulate_scenario, trace
+from rollguard.simulation.report import simulation_markdown, to_json
+from rollguard.simulation.scenario_run import run_scenario
+from rollguard.simulation.scenarios import Scenario, load_scenario
+from rollguard.simulation.seed_decisions import ESCALATIONS
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "simulate-small.json"

@@ -21,14 +21,14 @@ import pytest
 from rollguard.api.base import duration_seconds
 from rollguard.api.decision import Samples
 from rollguard.api.policy import ACTIONS, EffectivePolicy
-from rollguard.domain import machine
-from rollguard.domain.engine import Measurements
-from rollguard.domain.loading import load_policy
-from rollguard.domain.scenarios import Scenario, load_scenario
-from rollguard.domain.simdecisions import ESCALATIONS
-from rollguard.domain.simrun import SIM_EPOCH, ScenarioRun, run_scenario
-from rollguard.domain.stats import began_inside
-from rollguard.domain.virtual import Setting, VirtualMember
+from rollguard.core import machine
+from rollguard.core.engine import Measurements
+from rollguard.core.stats import began_inside
+from rollguard.files.loading import load_policy
+from rollguard.simulation.scenario_run import SIM_EPOCH, ScenarioRun, run_scenario
+from rollguard.simulation.scenarios import Scenario, load_scenario
+from rollguard.simulation.seed_decisions import ESCALATIONS
+from rollguard.simulation.virtual import Setting, VirtualMember
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 SEEDS = [0, 1, 2]

@@ -9,10 +9,10 @@ from collections import defaultdict
 
 import pytest
 
-from devenv.simfamilies import EXTRA_FAMILIES, parse_families, pod_names
-from devenv.simfleet import DeploymentInfo, Simulator, extract_deployment
-from devenv.simprofile import BUCKETS, PROFILES, escape_label_value, parse_profile
-from devenv.simulator import _GoneError, _handle_event, build_parser
+from devenv.workload.families import EXTRA_FAMILIES, parse_families, pod_names
+from devenv.workload.fleet import DeploymentInfo, Simulator, extract_deployment
+from devenv.workload.profile import BUCKETS, PROFILES, escape_label_value, parse_profile
+from devenv.workload.server import _GoneError, _handle_event, build_parser
 
 NS = "ml"
 
@@ -182,7 +182,7 @@ def test_bad_overrides_keep_defaults_and_warn(key: str, value: str | None) -> No
 
 def test_unknown_profile_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     sim = Simulator(seed=1)
-    with caplog.at_level(logging.WARNING, logger="devenv.simulator"):
+    with caplog.at_level(logging.WARNING, logger="devenv.workload.server"):
         for replicas in (1, 1, 2, 1):
             sim.apply(info("fraud", "wat", replicas=replicas))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -192,7 +192,7 @@ def test_unknown_profile_is_logged_once(caplog: pytest.LogCaptureFixture) -> Non
 
 def test_change_logging(caplog: pytest.LogCaptureFixture) -> None:
     sim = Simulator(seed=1)
-    with caplog.at_level(logging.INFO, logger="devenv.simulator"):
+    with caplog.at_level(logging.INFO, logger="devenv.workload.server"):
         sim.apply(info("fraud", "healthy"))
         sim.apply(info("fraud", "healthy"))  # status-only MODIFIED: no log line
         sim.apply(info("fraud", "errors"))

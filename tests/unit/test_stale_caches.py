@@ -19,8 +19,8 @@ from rollguard.control.cycle import (
     _write_status,
     mark_not_ready,
 )
-from rollguard.control.decisions import DecisionSummary, confirmed_history
-from rollguard.domain.revisions import ReplicaSetRecord
+from rollguard.control.records import DecisionSummary, confirmed_history
+from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers.policies import _Ghosts
 
 NOW = 1_800_000_000.0

@@ -11,15 +11,15 @@ import yaml
 from pydantic import ValidationError
 
 from rollguard.api.policy import RollbackPolicySpec
-from rollguard.control.policy import PolicyInvalid, load
-from rollguard.domain.inventory import inventory
-from rollguard.domain.loading import (
+from rollguard.control.policy_context import PolicyInvalid, load
+from rollguard.files.loading import (
     STATUS_MESSAGE_LIMIT,
     InputError,
     format_validation_error,
     parse_policy,
     validation_summary,
 )
+from rollguard.governance.inventory import inventory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 POLICY = EXAMPLES / "scenarios" / "policy.yaml"

@@ -353,7 +353,7 @@ class Environment:
         simulator = self._run(
             "simulator",
             [
-                sys.executable, "-m", "devenv.simulator",
+                sys.executable, "-m", "devenv.workload.server",
                 f"--kubeconfig={kubeconfig}", "--context=admin",
                 "--host=127.0.0.1", f"--port={sim_port}", f"--seed={self.seed}", *families,
             ],

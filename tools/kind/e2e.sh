@@ -64,7 +64,7 @@ GATEWAY=$(docker network inspect kind -f '{{(index .IPAM.Config 0).Gateway}}')
 SIM_PORT=19101
 PROM_PORT=19090
 log "workload simulator on 127.0.0.1:$SIM_PORT, Prometheus on $GATEWAY:$PROM_PORT"
-PYTHONPATH=tools $PY -m devenv.simulator --kubeconfig "$KUBECONFIG_FILE" --context admin \
+PYTHONPATH=tools $PY -m devenv.workload.server --kubeconfig "$KUBECONFIG_FILE" --context admin \
   --host 127.0.0.1 --port "$SIM_PORT" --seed 7 > "$WORK/simulator.log" 2>&1 &
 SIM_PID=$!
 cat > "$WORK/prometheus.yml" <<PROM

@@ -1,6 +1,6 @@
 """RollbackPolicy: how a model deployment is judged and what may be done about it.
 
-Fields left out are filled from the risk tier's defaults by ``rollguard.domain.tiers``; the
+Fields left out are filled from the risk tier's defaults by ``rollguard.core.tiers``; the
 result, an ``EffectivePolicy``, is what every decision records and replays from.
 """
 

@@ -27,20 +27,20 @@ from rollguard.api.modeldeployment import (
     ModelDeploymentStatus,
     Phase,
 )
-from rollguard.control import observe, reasons
-from rollguard.control.decisions import (
+from rollguard.control import reasons
+from rollguard.control import telemetry as observe
+from rollguard.control.policy_context import PolicyContext
+from rollguard.control.records import (
     DecisionSummary,
     confirmed_history,
     create_decision,
     next_link,
 )
-from rollguard.control.policy import PolicyContext
-from rollguard.domain import engine, machine
-from rollguard.domain.conditions import set_ready
-from rollguard.domain.decide import build_spec, decide, policy_snapshot
-from rollguard.domain.evidence import last_evaluation
-from rollguard.domain.loading import validation_summary
-from rollguard.domain.revisions import (
+from rollguard.core import engine, machine
+from rollguard.core.conditions import set_ready
+from rollguard.core.decide import build_spec, decide, policy_snapshot
+from rollguard.core.evidence import last_evaluation
+from rollguard.core.revisions import (
     ReplicaSetRecord,
     approved_revisions,
     current_revision,
@@ -48,10 +48,11 @@ from rollguard.domain.revisions import (
     revision_born,
     revision_context,
 )
-from rollguard.domain.tiers import default_bake_time
-from rollguard.execution.kube import ApiError, Cluster, api_message
-from rollguard.monitoring.measure import Target, measure, to_measurements
-from rollguard.monitoring.prometheus import Source
+from rollguard.core.tiers import default_bake_time
+from rollguard.files.loading import validation_summary
+from rollguard.kube.client import ApiError, Cluster, api_message
+from rollguard.signals.measure import Target, measure, to_measurements
+from rollguard.signals.prometheus import Source
 
 PHASES: tuple[str, ...] = get_args(Phase)
 

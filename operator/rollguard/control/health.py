@@ -20,7 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Enum, make_wsgi_app
 
-from rollguard.control.observe import REGISTRY
+from rollguard.control.telemetry import REGISTRY
 
 log = logging.getLogger("rollguard")
 

@@ -21,12 +21,13 @@ from rollguard.api.base import duration_seconds
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.modeldeployment import ModelDeploymentStatus
-from rollguard.control import observe, reasons
-from rollguard.control.decisions import linked, seal
-from rollguard.domain import machine
-from rollguard.execution.kube import ApiError, Cluster
-from rollguard.execution.rollback import pause, rollback
-from rollguard.monitoring.promql import lookback_seconds
+from rollguard.control import reasons
+from rollguard.control import telemetry as observe
+from rollguard.control.records import linked, seal
+from rollguard.core import machine
+from rollguard.kube.client import ApiError, Cluster
+from rollguard.kube.rollback import pause, rollback
+from rollguard.signals.promql import lookback_seconds
 
 log = logging.getLogger("rollguard")
 

@@ -2,7 +2,7 @@
 
 Called by ``rollguard.cli`` only. A policy meets the same checks here as in the cluster: the
 API models (schema), the risk tier's defaults (``tiers.resolve``, through
-``domain.loading``) and the PromQL parser and batch planner (``monitoring.promql.plan``), and
+``rollguard.files.loading``) and the PromQL parser and batch planner (``rollguard.signals.promql.plan``), and
 each problem reads as the ``Invalid`` condition or another command would say it, with its
 field path from the top of the object (``spec.signals[1].query (p99): ...``). Unlike the
 operator, which stops at the first refusal, lint goes on and reports every problem it finds,
@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from rollguard.api.kinds import RollbackPolicy
 from rollguard.api.policy import QueryMode
-from rollguard.control.policy import query_problem
-from rollguard.domain.loading import (
+from rollguard.control.policy_context import query_problem
+from rollguard.files.loading import (
     InputError,
     check_policy_kind,
     one_line,
@@ -34,7 +34,7 @@ from rollguard.domain.loading import (
     resolve_problems,
     validation_problems,
 )
-from rollguard.monitoring.promql import InvalidQuery, plan
+from rollguard.signals.promql import InvalidQuery, plan
 
 # Human output stays readable in a 100-column terminal or CI log.
 WIDTH = 100

@@ -1,7 +1,7 @@
 """Kopf glue: the only code that imports kopf. One module per kind, each thin: it reads the
 event, calls the control loops in worker threads, and persists status.
 
-``run`` checks what the operator needs (``domain.preflight``), then starts it."""
+``run`` checks what the operator needs (``rollguard.kube.preflight``), then starts it."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import kopf
 
 from rollguard.control.health import HEALTH, Health, parse_stream_line, parse_watch_failure
 from rollguard.control.settings import Settings
-from rollguard.domain.preflight import assess
-from rollguard.execution import access
-from rollguard.execution.kube import Cluster, ConnectionSetupError, connect
+from rollguard.kube import access
+from rollguard.kube.client import Cluster, ConnectionSetupError, connect
+from rollguard.kube.preflight import assess
 
 WATCH_LOGGER = "kopf._cogs.clients.watching"
 ORCHESTRATION_LOGGER = "kopf._core.reactor.orchestration"

@@ -14,9 +14,9 @@ from typing import Any
 
 import kopf
 
-from rollguard.control.observe import CACHE_READS
-from rollguard.domain.revisions import ReplicaSetRecord
-from rollguard.execution.kube import Cluster
+from rollguard.control.telemetry import CACHE_READS
+from rollguard.core.revisions import ReplicaSetRecord
+from rollguard.kube.client import Cluster
 
 
 @kopf.index("apps", "v1", "deployments")  # type: ignore[arg-type]

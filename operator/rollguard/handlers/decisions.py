@@ -12,9 +12,9 @@ import kopf
 
 from rollguard.api.decision import FINAL_PHASES
 from rollguard.control.lifecycle import advance, record_review, review_pending
-from rollguard.control.observe import ERRORS, forget_decision
-from rollguard.execution.kube import ApiError, is_transient, retry_after
+from rollguard.control.telemetry import ERRORS, forget_decision
 from rollguard.handlers.runtime import current, now
+from rollguard.kube.client import ApiError, is_transient, retry_after
 
 log = logging.getLogger("rollguard")
 

@@ -17,17 +17,17 @@ import kopf
 from rollguard.api.base import duration_seconds
 from rollguard.control import reasons
 from rollguard.control.cycle import mark_not_ready, run_cycle
-from rollguard.control.decisions import DecisionSummary
 from rollguard.control.health import HEALTH, WATCHED, PolicyView
 from rollguard.control.lifecycle import advance
-from rollguard.control.observe import ERRORS
-from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
-from rollguard.domain import schedule
-from rollguard.domain.revisions import ReplicaSetRecord
-from rollguard.execution.kube import ApiError
+from rollguard.control.policy_context import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.control.records import DecisionSummary
+from rollguard.control.telemetry import ERRORS
+from rollguard.core import schedule
+from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers.caches import IndexedReads
 from rollguard.handlers.runtime import current, now
-from rollguard.monitoring.prometheus import MonitoringError
+from rollguard.kube.client import ApiError
+from rollguard.signals.prometheus import MonitoringError
 
 log = logging.getLogger("rollguard")
 INVALID_RETRY = 30.0
@@ -230,7 +230,7 @@ async def evaluate_policy(
     **_: Any,
 ) -> None:
     """Evaluate the policy's ModelDeployments at every instant of its evaluation interval
-    (``domain.schedule``) until it is deleted."""
+    (``rollguard.core.schedule``) until it is deleted."""
     reads = IndexedReads(current().cluster, deployments_by_name, replica_sets_by_owner)
     offset = current().settings.query_offset
     last: float | None = None

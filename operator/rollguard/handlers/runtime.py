@@ -15,15 +15,15 @@ import kopf
 
 from rollguard.control import health
 from rollguard.control.lifecycle import Lifecycle
-from rollguard.control.observe import (
+from rollguard.control.settings import Settings
+from rollguard.control.telemetry import (
     GC_SECONDS,
     LOOP_LAG_SECONDS,
     AuditLog,
     Recorder,
 )
-from rollguard.control.settings import Settings
-from rollguard.execution.kube import Cluster, connect
-from rollguard.monitoring.prometheus import MonitoringError, PrometheusSource
+from rollguard.kube.client import Cluster, connect
+from rollguard.signals.prometheus import MonitoringError, PrometheusSource
 
 log = logging.getLogger("rollguard")
 

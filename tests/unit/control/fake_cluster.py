@@ -1,5 +1,5 @@
 """An in-memory Kubernetes API server for driving the operator's control code in unit tests:
-the ``rollguard.execution.kube.Cluster`` operations over one namespace's Deployments, their
+the ``rollguard.kube.client.Cluster`` operations over one namespace's Deployments, their
 ReplicaSets and rollguard's custom objects, answering like the API server (404, 409, 422 on a
 failed JSON Patch test or resourceVersion precondition, 400 for a body that is not JSON) and
 playing the Deployment controller: a changed pod template gets the next revision number (a
@@ -30,12 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollguard.api import API_VERSION
-from rollguard.domain.revisions import (
+from rollguard.core.revisions import (
     REVISION_ANNOTATION,
     TEMPLATE_HASH_LABEL,
     ReplicaSetRecord,
 )
-from rollguard.execution.kube import ApiError
+from rollguard.kube.client import ApiError
 
 NAMESPACE = "ml"
 NAME = "model"  # the ModelDeployment and its Deployment
@@ -157,7 +157,7 @@ class DeploymentPatch:
 
 
 class FakeCluster:
-    """The ``rollguard.execution.kube.Cluster`` operations, on objects held in memory.
+    """The ``rollguard.kube.client.Cluster`` operations, on objects held in memory.
 
     ``now`` is the simulated clock (creationTimestamp of created objects, Event times); the
     harness moves it. Every read returns a copy and every write stores a JSON copy, so the

@@ -29,10 +29,10 @@ from rollguard.api import API_VERSION
 from rollguard.control import reasons
 from rollguard.control.cycle import CycleReport, mark_not_ready, run_cycle
 from rollguard.control.lifecycle import Lifecycle, advance, record_review
-from rollguard.control.observe import Recorder
-from rollguard.control.policy import PolicyContext, PolicyInvalid, load, status_for
-from rollguard.execution.kube import Cluster
-from rollguard.monitoring.prometheus import Series, Source, SourceUnavailable
+from rollguard.control.policy_context import PolicyContext, PolicyInvalid, load, status_for
+from rollguard.control.telemetry import Recorder
+from rollguard.kube.client import Cluster
+from rollguard.signals.prometheus import Series, Source, SourceUnavailable
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The operator's real control code over a recorded series, at simulated times, without a
 cluster or Prometheus: the operator side of the differential test against
-``rollguard simulate --series`` (``rollguard.domain.recorded.run_recorded``).
+``rollguard simulate --series`` (``rollguard.simulation.recorded.run_recorded``).
 
 ``run_operator`` calls ``rollguard.control.cycle.run_cycle`` and
 ``rollguard.control.lifecycle.advance`` as the handlers do (``handlers/policies.py``
@@ -40,16 +40,16 @@ from rollguard.api import API_VERSION
 from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.policy import EffectivePolicy
 from rollguard.control.cycle import run_cycle
-from rollguard.control.decisions import DecisionSummary
 from rollguard.control.lifecycle import Lifecycle, advance
-from rollguard.control.observe import AuditLog, Recorder
-from rollguard.control.policy import PolicyContext, load
-from rollguard.domain.recorded import evaluation_times
-from rollguard.domain.revisions import REVISION_ANNOTATION
-from rollguard.domain.series import Series as RecordedSeries
-from rollguard.execution.kube import Cluster
-from rollguard.monitoring.prometheus import Series
-from rollguard.monitoring.promql import Target, plan, render
+from rollguard.control.policy_context import PolicyContext, load
+from rollguard.control.records import DecisionSummary
+from rollguard.control.telemetry import AuditLog, Recorder
+from rollguard.core.revisions import REVISION_ANNOTATION
+from rollguard.files.series import Series as RecordedSeries
+from rollguard.kube.client import Cluster
+from rollguard.signals.prometheus import Series
+from rollguard.signals.promql import Target, plan, render
+from rollguard.simulation.recorded import evaluation_times
 
 APPROVER = "alice"
 OPERATOR_VERSION = "harness"
@@ -196,7 +196,7 @@ def recorded_eval_times(policy: EffectivePolicy, series: RecordedSeries) -> list
 def policy_context(
     policy_spec: Mapping[str, Any], *, name: str = POLICY, generation: int = 1
 ) -> PolicyContext:
-    """The policy as the policy handler loads it (``rollguard.control.policy.load``)."""
+    """The policy as the policy handler loads it (``rollguard.control.policy_context.load``)."""
     obj = {
         "apiVersion": API_VERSION,
         "kind": "RollbackPolicy",

@@ -26,7 +26,7 @@ from operator_harness import ERROR_RATE as SIGNAL
 from operator_harness import MemoryAuditLog, OperatorRun, run_operator
 
 from rollguard.control.cycle import CLEAR_ANNOTATION
-from rollguard.domain.series import Series, parse_series
+from rollguard.files.series import Series, parse_series
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15

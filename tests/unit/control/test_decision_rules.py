@@ -32,11 +32,11 @@ from rollguard.api import API_VERSION
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.cli import main
 from rollguard.control import reasons
-from rollguard.domain.recorded import RecordedResult, run_recorded
-from rollguard.domain.revisions import REVISION_ANNOTATION
-from rollguard.domain.series import Series, parse_series
-from rollguard.domain.tiers import resolve
-from rollguard.domain.virtual import Setting
+from rollguard.core.revisions import REVISION_ANNOTATION
+from rollguard.core.tiers import resolve
+from rollguard.files.series import Series, parse_series
+from rollguard.simulation.recorded import RecordedResult, run_recorded
+from rollguard.simulation.virtual import Setting
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15

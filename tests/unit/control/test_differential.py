@@ -26,10 +26,10 @@ from operator_harness import OperatorRun, run_operator
 from pydantic import ValidationError
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.recorded import RecordedResult, run_recorded
-from rollguard.domain.series import Series, SeriesError, parse_series
-from rollguard.domain.tiers import resolve
-from rollguard.domain.virtual import Setting
+from rollguard.core.tiers import resolve
+from rollguard.files.series import Series, SeriesError, parse_series
+from rollguard.simulation.recorded import RecordedResult, run_recorded
+from rollguard.simulation.virtual import Setting
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15

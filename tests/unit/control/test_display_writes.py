@@ -23,9 +23,9 @@ from operator_harness import OperatorRun, run_operator
 from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control.cycle import SCORE_STEP, _worth_writing
-from rollguard.control.decisions import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.control.lifecycle import advance
-from rollguard.domain.audit import link_hash
+from rollguard.control.records import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
+from rollguard.core.audit import link_hash
 
 SHORT_FORMS = {"scoreText", "reasonText"}
 REASON = "Rollback to revision 1: score 0.80 over 0.5"

@@ -16,7 +16,7 @@ from fake_cluster import NAME, NAMESPACE, FakeCluster
 from operator_harness import OperatorRun, run_operator
 
 from rollguard.control import reasons
-from rollguard.domain.revisions import REVISION_ANNOTATION
+from rollguard.core.revisions import REVISION_ANNOTATION
 
 DECIDED, ANSWERED, TIMED_OUT = s.DECIDED, s.ANSWERED, s.DECIDED + 120
 V1, V2 = "registry.local/model:v1", "registry.local/model:v2"

@@ -11,9 +11,9 @@ from operator_harness import OperatorRun, recorded_eval_times, run_operator
 
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
 from rollguard.control import reasons
-from rollguard.domain.revisions import REVISION_ANNOTATION
-from rollguard.domain.series import Series, parse_series
-from rollguard.domain.tiers import resolve
+from rollguard.core.revisions import REVISION_ANNOTATION
+from rollguard.core.tiers import resolve
+from rollguard.files.series import Series, parse_series
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15  # seconds between samples, and the high tier's evaluation interval

@@ -14,12 +14,12 @@ from operator_harness import run_operator
 
 from rollguard.api.decision import RollbackDecisionSpec, Samples
 from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
-from rollguard.domain.engine import Measurements
-from rollguard.domain.recorded import run_recorded
-from rollguard.domain.replay import replay
-from rollguard.domain.series import Series, parse_series
-from rollguard.domain.tiers import resolve
-from rollguard.domain.virtual import Setting, VirtualMember
+from rollguard.core.engine import Measurements
+from rollguard.core.replay import replay
+from rollguard.core.tiers import resolve
+from rollguard.files.series import Series, parse_series
+from rollguard.simulation.recorded import run_recorded
+from rollguard.simulation.virtual import Setting, VirtualMember
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15

@@ -1,0 +1,6 @@
+"""Governance documents: the rollback playbook, the model inventory, the decision journal and
+its calibration report.
+
+Builds on ``rollguard.core`` and ``rollguard.files``; independent of ``simulation`` and of
+everything that talks to a cluster or Prometheus (import-linter checks it).
+"""
