@@ -97,7 +97,7 @@ _AGE = _column("Age", ".metadata.creationTimestamp", "date")
 # Columns are for people: what they look for first comes first, numbers are the rounded
 # strings the operator writes into status (a number column prints every digit), reasons are
 # one short sentence, and the priority-0 columns of a realistic listing fit a 120-column
-# terminal (tests/unit/test_columns.py). The arithmetic is for `rollguard explain`.
+# terminal (tests/unit/control/test_columns.py). The arithmetic is for `rollguard explain`.
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
         kind="RollbackPolicy",

@@ -24,7 +24,7 @@ and a Pause stops a curable ramp (a rollout in progress) from growing (``simseri
 an action changes are recomposed, and the rest of the block rescored, before the guard sees
 them, so a run does not depend on how many evaluation times are scored together (tested), and
 ``VirtualMember`` run on a seed's acted samples makes the same decisions at the same times
-(tests/unit/test_simulate_agreement.py). Metrics over the resulting runs are computed in
+(tests/unit/simulation/test_agreement.py). Metrics over the resulting runs are computed in
 ``rollguard.simulation.metrics``.
 """
 
