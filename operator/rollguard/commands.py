@@ -323,7 +323,7 @@ def clear_escalation(args: argparse.Namespace) -> None:
     operator reads; it never writes it)."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from rollguard.control.cycle import CLEAR_ANNOTATION  # noqa: PLC0415
+    from rollguard.api.labels import CLEAR_ANNOTATION  # noqa: PLC0415
 
     cluster = cluster_for(args)
     stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")

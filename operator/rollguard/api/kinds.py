@@ -14,7 +14,6 @@ from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from rollguard.api.policy import RollbackPolicySpec, RollbackPolicyStatus
 
-LABEL_MODEL_DEPLOYMENT = "rollguard.dev/model-deployment"
 CATEGORY = "rollguard"
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from rollguard.api.base import duration_seconds
+from rollguard.api.labels import CLEAR_ANNOTATION
 from rollguard.api.modeldeployment import (
     GuardState,
     ModelDeploymentSpec,
@@ -57,7 +58,6 @@ from rollguard.signals.prometheus import Source
 PHASES: tuple[str, ...] = get_args(Phase)
 
 log = logging.getLogger("rollguard")
-CLEAR_ANNOTATION = "rollguard.dev/escalation-cleared-at"
 ACTIVE_TO_PHASE: dict[str, Phase] = {
     "PendingApproval": "AwaitingApproval",
     "Approved": "RollingBack",

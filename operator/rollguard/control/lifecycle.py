@@ -19,7 +19,7 @@ from typing import Any
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackDecisionStatus
-from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
+from rollguard.api.labels import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control import reasons
 from rollguard.control import telemetry as observe

@@ -10,7 +10,12 @@ from typing import Any
 
 from rollguard.api import API_VERSION
 from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec
-from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
+from rollguard.api.labels import (
+    ANNOTATION_PREVIOUS,
+    ANNOTATION_SEQUENCE,
+    LABEL_MODEL_DEPLOYMENT,
+    LABEL_POLICY,
+)
 from rollguard.api.modeldeployment import AuditHead, ModelDeploymentStatus
 from rollguard.api.policy import Action
 from rollguard.control import reasons
@@ -18,10 +23,6 @@ from rollguard.control import telemetry as observe
 from rollguard.core.audit import GENESIS, link_hash
 from rollguard.core.display import reason_text, score_text
 from rollguard.kube.client import ApiError, Cluster
-
-LABEL_POLICY = "rollguard.dev/policy"
-ANNOTATION_SEQUENCE = "rollguard.dev/audit-sequence"
-ANNOTATION_PREVIOUS = "rollguard.dev/audit-previous-hash"
 
 
 def _unix(value: Any) -> float | None:

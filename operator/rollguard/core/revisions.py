@@ -17,13 +17,13 @@ from typing import Any
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.decision import RevisionContext, RevisionInfo
+from rollguard.api.labels import HUMAN_APPROVALS_ANNOTATION
 from rollguard.api.modeldeployment import ApprovalSource, ApprovedRevision, ApprovedRevisionRef
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 # The operator's own record of revisions approved by a person, on the ModelDeployment:
 # a comma-separated list of template hashes (written by `rollguard approve-revision`).
-HUMAN_APPROVALS_ANNOTATION = "rollguard.dev/approved-template-hashes"
 
 
 @dataclass(frozen=True)

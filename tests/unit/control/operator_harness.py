@@ -37,7 +37,7 @@ import numpy as np
 from fake_cluster import NAME, NAMESPACE, POLICY, DeploymentPatch, FakeCluster, build_cluster
 
 from rollguard.api import API_VERSION
-from rollguard.api.kinds import LABEL_MODEL_DEPLOYMENT
+from rollguard.api.labels import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.policy import EffectivePolicy
 from rollguard.control.cycle import run_cycle
 from rollguard.control.lifecycle import Lifecycle, advance

@@ -25,7 +25,7 @@ from fake_cluster import NAME, NAMESPACE, FakeCluster
 from operator_harness import ERROR_RATE as SIGNAL
 from operator_harness import MemoryAuditLog, OperatorRun, run_operator
 
-from rollguard.control.cycle import CLEAR_ANNOTATION
+from rollguard.api.labels import CLEAR_ANNOTATION
 from rollguard.files.series import Series, parse_series
 
 T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are

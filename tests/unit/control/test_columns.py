@@ -20,10 +20,11 @@ import yaml
 from rollguard.api.base import LocalObjectRef, NamespacedRef
 from rollguard.api.decision import DecisionPhase, Recommendation, RollbackDecisionSpec
 from rollguard.api.kinds import KINDS, KindInfo
+from rollguard.api.labels import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from rollguard.control import reasons
 from rollguard.control.cycle import Member, decision_name
-from rollguard.control.records import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE, seal
+from rollguard.control.records import seal
 from rollguard.core.display import MAX_REASON, reason_text, score_text
 
 ROOT = Path(__file__).resolve().parents[3]

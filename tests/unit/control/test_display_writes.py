@@ -21,10 +21,10 @@ from fake_cluster import NAMESPACE, FakeCluster
 from operator_harness import OperatorRun, run_operator
 
 from rollguard.api.decision import RollbackDecisionSpec
+from rollguard.api.labels import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control.cycle import SCORE_STEP, _worth_writing
 from rollguard.control.lifecycle import advance
-from rollguard.control.records import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.core.audit import link_hash
 
 SHORT_FORMS = {"scoreText", "reasonText"}
