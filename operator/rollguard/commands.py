@@ -1,21 +1,29 @@
-"""Commands for people, against a cluster: approve, reject, review, explain, journal, audit
-verify, and run.
+"""Commands for people, against a cluster: approve, reject and review a decision, explain it,
+clear an escalation, verify the audit chains, and read what ``playbook``, ``inventory``,
+``journal`` and ``calibrate`` report on.
 
-Called by ``rollguard.cli``. They speak as the caller (their kubeconfig), so the API server's
-RBAC and admission policies apply to them exactly as to ``kubectl``.
+Called by ``rollguard.cli``, with keyword arguments (never the parsed command line) and the
+cluster to speak to, from ``cluster_for``: the caller's kubeconfig, so the API server's RBAC and
+admission policies apply to them exactly as to ``kubectl``.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from rollguard.api.decision import FINAL_PHASES, RollbackDecisionSpec, RollbackDecisionStatus
+from rollguard.api.decision import (
+    FINAL_PHASES,
+    ApprovalVerdict,
+    RegressionFinding,
+    ReviewVerdict,
+    RollbackDecisionSpec,
+    RollbackDecisionStatus,
+)
+from rollguard.api.labels import CLEAR_ANNOTATION
 from rollguard.api.modeldeployment import AuditHead
-from rollguard.control.settings import Settings
 from rollguard.core.audit import ChainEntry, verify
 from rollguard.kube.client import ApiError, Cluster, ConnectionSetupError, api_message, connect
 
@@ -24,18 +32,22 @@ class CommandError(Exception):
     """A command failed for a reason the user can act on; the message says it in one line."""
 
 
-def cluster_for(args: argparse.Namespace) -> Cluster:
+def cluster_for(*, kubeconfig: str | None, context: str | None) -> Cluster:
+    """The cluster as the caller sees it: a kubeconfig file (None: ``KUBECONFIG`` or
+    ~/.kube/config) and a context in it (None: its current one). The commands below take what
+    this returns."""
     try:
-        api = connect(
-            kubeconfig=getattr(args, "kubeconfig", None), context=getattr(args, "context", None)
-        )
+        api = connect(kubeconfig=kubeconfig, context=context)
     except ConnectionSetupError as err:
         raise CommandError(f"cannot connect to the cluster: {err}") from err
     return Cluster(api)
 
 
 def _write_once(
-    args: argparse.Namespace,
+    *,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
     field: str,
     noun: str,
     value: Callable[[str], dict[str, Any]],
@@ -44,16 +56,15 @@ def _write_once(
     """Write ``spec.<field>`` of a decision as the caller, once. ``phase_ok`` says why the
     decision's phase does not allow it (None if it does). The write is conditional on the
     decision not having changed since it was read; returns the caller's username."""
-    cluster = cluster_for(args)
     username, _ = cluster.whoami()
-    where = f"RollbackDecision {args.namespace}/{args.name}"
+    where = f"RollbackDecision {namespace}/{name}"
     try:
-        obj = cluster.get("RollbackDecision", namespace=args.namespace, name=args.name)
+        obj = cluster.get("RollbackDecision", namespace=namespace, name=name)
     except ApiError as err:
         if err.status == 404:
             raise CommandError(f"{where} not found") from err
         raise CommandError(
-            f"the API server refused the {noun} of {args.name}: {api_message(err)}"
+            f"the API server refused the {noun} of {name}: {api_message(err)}"
         ) from err
     given = (obj.get("spec") or {}).get(field)
     if given:
@@ -70,21 +81,28 @@ def _write_once(
         "spec": {field: value(username)},
     }
     try:
-        cluster.patch("RollbackDecision", namespace=args.namespace, name=args.name, body=body)
+        cluster.patch("RollbackDecision", namespace=namespace, name=name, body=body)
     except ApiError as err:
         if err.status == 409:
             raise CommandError(
                 f"{where} changed while you were deciding; look at it again and retry"
             ) from err
         raise CommandError(
-            f"the API server refused the {noun} of {args.name}: {api_message(err)}"
+            f"the API server refused the {noun} of {name}: {api_message(err)}"
         ) from err
     return username
 
 
-def set_approval(args: argparse.Namespace, verdict: str) -> str:
+def set_approval(
+    *,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    verdict: ApprovalVerdict,
+    reason: str,
+) -> str:
     """Write spec.approval as the caller; the API server checks ``by`` is really them. Only a
-    decision waiting for approval can be approved or rejected."""
+    decision waiting for approval can be approved or rejected. Returns the caller's username."""
 
     def pending(phase: str | None) -> str | None:
         if phase == "PendingApproval":
@@ -95,21 +113,29 @@ def set_approval(args: argparse.Namespace, verdict: str) -> str:
         )
 
     return _write_once(
-        args,
-        "approval",
-        {"Approve": "approval", "Reject": "rejection"}.get(verdict, verdict.lower()),
-        lambda user: {"decision": verdict, "by": user, "reason": args.reason},
-        pending,
+        cluster=cluster,
+        namespace=namespace,
+        name=name,
+        field="approval",
+        noun={"Approve": "approval", "Reject": "rejection"}[verdict],
+        value=lambda user: {"decision": verdict, "by": user, "reason": reason},
+        phase_ok=pending,
     )
 
 
-REVIEW_VERDICTS = {"achieved": "Achieved", "partial": "Partial", "not-achieved": "NotAchieved"}
-REGRESSION_FINDINGS = {"real": "Real", "false-alarm": "FalseAlarm", "unclear": "Unclear"}
-
-
-def set_review(args: argparse.Namespace, *, now: datetime) -> str:
+def set_review(
+    *,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    verdict: ReviewVerdict,
+    regression: RegressionFinding,
+    notes: str,
+    now: datetime,
+) -> str:
     """Write spec.review as the caller, once, on a decision that has ended; the API server
-    checks ``by`` is really them and that the decision is final."""
+    checks ``by`` is really them and that the decision is final. Returns the caller's
+    username."""
 
     def final(phase: str | None) -> str | None:
         if phase in FINAL_PHASES:
@@ -117,38 +143,54 @@ def set_review(args: argparse.Namespace, *, now: datetime) -> str:
         return f"{phase or 'not yet processed'}; a decision is reviewed once it has ended"
 
     return _write_once(
-        args,
-        "review",
-        "review",
-        lambda user: {
-            "verdict": REVIEW_VERDICTS[args.verdict],
-            "regression": REGRESSION_FINDINGS[args.regression],
+        cluster=cluster,
+        namespace=namespace,
+        name=name,
+        field="review",
+        noun="review",
+        value=lambda user: {
+            "verdict": verdict,
+            "regression": regression,
             "by": user,
-            "notes": args.notes,
+            "notes": notes,
             "reviewedAt": now.isoformat().replace("+00:00", "Z"),
         },
-        final,
+        phase_ok=final,
     )
 
 
-def get_policy(args: argparse.Namespace) -> dict[str, Any]:
+def clear_escalation(*, cluster: Cluster, namespace: str, name: str, now: datetime) -> None:
+    """Let automatic actions resume on an Escalated ModelDeployment (an annotation the
+    operator reads; it never writes it)."""
+    stamp = now.isoformat().replace("+00:00", "Z")
+    try:
+        cluster.patch(
+            "ModelDeployment",
+            namespace=namespace,
+            name=name,
+            body={"metadata": {"annotations": {CLEAR_ANNOTATION: stamp}}},
+        )
+    except ApiError as err:
+        raise CommandError(f"ModelDeployment {namespace}/{name}: {api_message(err)}") from err
+
+
+def get_policy(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     """A RollbackPolicy from the cluster, as the API server returns it."""
     try:
-        return cluster_for(args).get("RollbackPolicy", namespace=args.namespace, name=args.policy)
+        return cluster.get("RollbackPolicy", namespace=namespace, name=name)
     except ApiError as err:
         raise CommandError(
-            f"RollbackPolicy {args.namespace}/{args.policy}: {api_message(err)} "
-            "(and no file of that name)"
+            f"RollbackPolicy {namespace}/{name}: {api_message(err)} (and no file of that name)"
         ) from err
 
 
 def list_for_inventory(
-    args: argparse.Namespace,
+    *, cluster: Cluster, namespace: str | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """ModelDeployments (of one namespace or all) and every RollbackPolicy they may refer to."""
-    cluster = cluster_for(args)
+    """ModelDeployments (of ``namespace``, or all when None) and every RollbackPolicy they may
+    refer to."""
     try:
-        mdeps = cluster.list_objects("ModelDeployment", namespace=args.namespace)
+        mdeps = cluster.list_objects("ModelDeployment", namespace=namespace)
         try:
             # A ModelDeployment may use a policy of a central namespace: read them all...
             policies = cluster.list_objects("RollbackPolicy")
@@ -173,23 +215,20 @@ def list_for_inventory(
     return mdeps, policies
 
 
-def list_decisions(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """RollbackDecisions of one namespace or all, as the API server returns them."""
+def list_decisions(*, cluster: Cluster, namespace: str | None) -> list[dict[str, Any]]:
+    """RollbackDecisions of ``namespace`` (all when None), as the API server returns them."""
     try:
-        return cluster_for(args).list_objects("RollbackDecision", namespace=args.namespace)
+        return cluster.list_objects("RollbackDecision", namespace=namespace)
     except ApiError as err:
         raise CommandError(f"cannot list RollbackDecisions: {api_message(err)}") from err
 
 
-def explain(args: argparse.Namespace) -> str:
+def explain(*, cluster: Cluster, namespace: str, name: str) -> str:
     """The decision in plain words, with its numbers."""
-    cluster = cluster_for(args)
     try:
-        obj = cluster.get("RollbackDecision", namespace=args.namespace, name=args.name)
+        obj = cluster.get("RollbackDecision", namespace=namespace, name=name)
     except ApiError as err:
-        raise CommandError(
-            f"RollbackDecision {args.namespace}/{args.name}: {api_message(err)}"
-        ) from err
+        raise CommandError(f"RollbackDecision {namespace}/{name}: {api_message(err)}") from err
     return explain_text(obj)
 
 
@@ -263,11 +302,11 @@ def explain_text(obj: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def audit_verify(args: argparse.Namespace) -> tuple[str, bool]:
-    """Walk every ModelDeployment's decision chain; returns the report and whether all are intact."""
-    cluster = cluster_for(args)
-    decisions = cluster.list_objects("RollbackDecision", namespace=args.namespace)
-    mdeps = cluster.list_objects("ModelDeployment", namespace=args.namespace)
+def audit_verify(*, cluster: Cluster, namespace: str | None) -> tuple[str, bool]:
+    """Walk every ModelDeployment's decision chain (of ``namespace``, or all when None);
+    returns the report and whether all are intact."""
+    decisions = cluster.list_objects("RollbackDecision", namespace=namespace)
+    mdeps = cluster.list_objects("ModelDeployment", namespace=namespace)
     heads = {
         (m["metadata"]["namespace"], m["metadata"]["name"]): AuditHead.model_validate(
             ((m.get("status") or {}).get("audit")) or {}
@@ -298,43 +337,3 @@ def audit_verify(args: argparse.Namespace) -> tuple[str, bool]:
     if not lines:
         lines.append("no decisions found")
     return "\n".join(lines), intact
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(
-        prometheus_url=args.prometheus_url or "",
-        namespaces=tuple(args.namespace or ()),
-        metrics_port=args.metrics_port,
-        audit_log=args.audit_log,
-        keep_decisions=args.keep_decisions,
-        scrape_interval=args.scrape_interval,
-        query_timeout=args.query_timeout,
-        query_offset=args.query_offset,
-        decision_poll=args.decision_poll,
-        peering=args.peering,
-        priority=args.priority,
-        standalone=args.standalone,
-        log_level=args.log_level,
-    ).validate()
-
-
-def clear_escalation(args: argparse.Namespace) -> None:
-    """Let automatic actions resume on an Escalated ModelDeployment (an annotation the
-    operator reads; it never writes it)."""
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from rollguard.api.labels import CLEAR_ANNOTATION  # noqa: PLC0415
-
-    cluster = cluster_for(args)
-    stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
-    try:
-        cluster.patch(
-            "ModelDeployment",
-            namespace=args.namespace,
-            name=args.name,
-            body={"metadata": {"annotations": {CLEAR_ANNOTATION: stamp}}},
-        )
-    except ApiError as err:
-        raise CommandError(
-            f"ModelDeployment {args.namespace}/{args.name}: {api_message(err)}"
-        ) from err

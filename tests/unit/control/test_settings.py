@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollguard.cli import build_parser, main
-from rollguard.commands import settings_from
+from rollguard.cli.run import settings_from
 from rollguard.control.settings import Settings, SettingsError
 
 

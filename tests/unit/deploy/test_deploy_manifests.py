@@ -14,7 +14,7 @@ import yaml
 
 from lockdeps.closure import render, runtime_closure
 from rollguard.cli import build_parser, main
-from rollguard.commands import settings_from
+from rollguard.cli.run import settings_from
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
