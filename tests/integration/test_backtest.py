@@ -18,7 +18,7 @@ from devenv.operatorproc import OperatorProcess
 from devenv.testing import deployment_manifest, fast_policy
 from rollguard.api import API_VERSION
 from rollguard.cli import main
-from rollguard.simulation.recorded import rfc3339
+from rollguard.core.times import format_seconds
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def _decision_row(decision: dict[str, Any]) -> tuple[str, int, str, str, bool, f
     at = datetime.fromisoformat(spec["evaluatedAt"].replace("Z", "+00:00")).timestamp()
     score = float(f"{spec['impact']['score']:.6g}")
     return (
-        rfc3339(at),
+        format_seconds(at),
         spec["trigger"]["index"],
         spec["trigger"]["action"],
         spec["recommended"]["action"],

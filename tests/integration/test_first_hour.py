@@ -4,16 +4,17 @@ order a new user meets them.
 
 1. No CRDs: `rollguard run` exits at once, naming the command that installs them; an
    identity without the rights is told every verb it lacks.
-2. The README's quick start, its own commands: `kubectl apply -f crds/` accepts the directory
-   as plain files; with CRDs only, `--namespace` and one's own credentials there are no peering
-   CRDs, so it runs standalone and says so; within one evaluation interval it says what it
-   watches, the policies are Ready, the example is judged and a regression is rolled back.
+2. The quick start's own commands (docs/getting-started/quick-start.md): `kubectl apply -f
+   crds/` accepts the directory as plain files; with CRDs only, `--namespace` and one's own
+   credentials there are no peering CRDs, so it runs standalone and says so; within one
+   evaluation interval it says what it watches, the policies are Ready, the example is judged
+   and a regression is rolled back.
 3. `kubectl apply -k deploy/` in one pass; its server-side dry run then passes too.
 4. Everything installed, cluster-wide, as admin: it creates its peering object, warns at
    start that the admission policy will refuse its decisions, and when it does, says so once
    (no traceback loop), with readiness and the state metric showing why.
-5. The README's "Run it outside the cluster", its own commands: as the ServiceAccount, the
-   refused regression is acted on.
+5. "Run it outside the cluster" (docs/operating/running.md), its own commands: as the
+   ServiceAccount, the refused regression is acted on.
 6. `--standalone` with peering installed really runs without peering (and says when
    Prometheus does not answer).
 7. Two replicas started together, as the Deployment in deploy/ runs them, with no peering
@@ -47,14 +48,15 @@ def _env(info: EnvInfo) -> dict[str, str]:
     return {**keep, "KUBECONFIG": info.kubeconfig}
 
 
-README = REPO / "README.md"
+QUICK_START = REPO / "docs" / "getting-started" / "quick-start.md"
+RUNNING = REPO / "docs" / "operating" / "running.md"
 
 
-def readme_commands(heading: str) -> list[str]:
-    """The commands of the first bash block under ``heading`` in the README, continuation
+def documented_commands(page: Path, heading: str) -> list[str]:
+    """The commands of the first bash block under ``heading`` in a docs page, continuation
     lines joined."""
-    text = README.read_text()
-    start = text.index("```bash\n", text.index(heading)) + len("```bash\n")
+    text = page.read_text()
+    start = text.index("```bash\n", text.index(f"{heading}\n")) + len("```bash\n")
     block = text[start : text.index("```", start)]
     return [c.strip() for c in block.replace("\\\n", " ").splitlines() if c.strip()]
 
@@ -90,7 +92,7 @@ class Fresh:
         return proc
 
     def shell(self, command: str) -> subprocess.CompletedProcess[str]:
-        """A README command as a user types it: in a directory of their own beside the
+        """A documented command as a user types it: in a directory of their own beside the
         checkout's crds/, deploy/ and examples/, with kubectl on the PATH."""
         home = self.work / "user"
         if not home.exists():
@@ -164,7 +166,7 @@ def test_without_crds_the_operator_exits_naming_the_command(fresh: Fresh) -> Non
 
 
 def test_quick_start_step_1_applies_the_crds_as_plain_files(fresh: Fresh) -> None:
-    quick = readme_commands("### Quick start on your own cluster")
+    quick = documented_commands(QUICK_START, "# Quick start on your own cluster")
     assert step(quick, 1).startswith("kubectl apply -f crds/")
     fresh.shell(step(quick, 1))
     fresh.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
@@ -189,7 +191,7 @@ def test_an_identity_without_the_rights_is_told_each_missing_verb(fresh: Fresh) 
 def test_with_crds_only_it_runs_standalone_says_what_it_watches_and_rolls_back(
     fresh: Fresh,
 ) -> None:
-    quick = readme_commands("### Quick start on your own cluster")
+    quick = documented_commands(QUICK_START, "# Quick start on your own cluster")
     ns = fresh.namespace("ml")
     # Step 3, with the test's Prometheus and ports.
     assert step(quick, 3).startswith(
@@ -291,12 +293,12 @@ def test_as_admin_a_refused_decision_is_said_once_with_the_fix(fresh: Fresh) -> 
         proc.stop()
 
 
-def test_run_outside_the_cluster_as_the_readme_says_and_the_refused_regression_is_acted_on(
+def test_run_outside_the_cluster_as_the_docs_say_and_the_refused_regression_is_acted_on(
     fresh: Fresh,
 ) -> None:
-    """The fix the refusal names, exactly as the README gives it: the shop regression that
+    """The fix the refusal names, exactly as the docs give it: the shop regression that
     was refused is rolled back by the operator running as its ServiceAccount."""
-    commands = readme_commands("### Run it outside the cluster")
+    commands = documented_commands(RUNNING, "## Run it outside the cluster")
     *setup, last = commands
     for command in setup:
         fresh.shell(command)

@@ -23,7 +23,8 @@ from rollguard.api.base import (
     StatusModel,
 )
 from rollguard.api.modeldeployment import ApprovalSource, GuardState, SignalStatus
-from rollguard.api.policy import Action, EffectivePolicy, Margin, Mode, Objective, OnMissingData
+from rollguard.api.policy import Action, EffectivePolicy, Mode
+from rollguard.api.signal import Margin, Objective, OnMissingData
 
 DecisionPhase = Literal[
     "PendingApproval",

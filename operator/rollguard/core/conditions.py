@@ -53,10 +53,20 @@ def set_ready(
     """The Ready/Invalid pair every rollguard object carries: Invalid is True only when the
     object's own spec is at fault, and then says why."""
     out = set_condition(
-        conditions, type_="Ready", status=ready, reason=reason, message=message, now=now,
+        conditions,
+        type_="Ready",
+        status=ready,
+        reason=reason,
+        message=message,
+        now=now,
         generation=generation,
-    )  # fmt: skip
+    )
     return set_condition(
-        out, type_="Invalid", status="True" if invalid else "False", reason=reason,
-        message=message if invalid else "", now=now, generation=generation,
-    )  # fmt: skip
+        out,
+        type_="Invalid",
+        status="True" if invalid else "False",
+        reason=reason,
+        message=message if invalid else "",
+        now=now,
+        generation=generation,
+    )

@@ -33,7 +33,7 @@ from rollguard.api.decision import (
 from rollguard.api.modeldeployment import Business, GuardState
 from rollguard.api.policy import Action, EffectivePolicy, Mode
 from rollguard.core.engine import StepResult
-from rollguard.core.evidence import impact_evidence, signal_evidence, to_time
+from rollguard.core.evidence import impact_evidence, signal_evidence
 from rollguard.core.machine import recommend
 from rollguard.core.options import (
     blocked_detail,
@@ -46,6 +46,7 @@ from rollguard.core.options import (
 )
 from rollguard.core.scoring import ImpactModel, weighted_score
 from rollguard.core.tiers import spec_hash
+from rollguard.core.times import to_datetime
 
 MAX_WORST_SIGNALS = 3
 
@@ -130,7 +131,7 @@ def decide(
         min_score=point.min_score,
         sustained_for=point.sustained_for,
         score=score,
-        above_since=to_time(since),
+        above_since=to_datetime(since),
         sustained_seconds=sustained,
     )
     signals = signal_evidence(policy, result, b, samples=samples, queries=queries)
@@ -185,7 +186,7 @@ def decide(
             else within_summary(policy, action, score, target.revisions_back)
         )
     return DecisionDraft(
-        evaluated_at=to_time(now),
+        evaluated_at=to_datetime(now),
         mode=mode or policy.mode,
         trigger=trigger,
         signals=signals,

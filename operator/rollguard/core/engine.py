@@ -46,18 +46,12 @@ from rollguard.core.guard import (
     record_action,
     state_to_arrays,
 )
+from rollguard.core.sample_rows import SampleRows, newest_rows_stats, rows_stats
 from rollguard.core.scoring import ImpactModel, category_severity, impact_score, key_forced
 from rollguard.core.severity import SignalLimits, severities
-from rollguard.core.stats import (
-    SampleRows,
-    WindowStats,
-    newest_rows_stats,
-    newest_window_stats,
-    rows_began_inside,
-    rows_stats,
-    window_stats,
-)
-from rollguard.core.warmup import warming_up, young
+from rollguard.core.stats import newest_window_stats, window_stats
+from rollguard.core.warmup import rows_began_inside, warming_up, young
+from rollguard.core.window_sums import WindowStats
 
 __all__ = [
     "BLOCKED_BUDGET",
@@ -99,7 +93,7 @@ class Measurements:
 
     Warm-up (``warmup``): ``born[b]`` is the Unix time since which member b's current
     revision can have data (its rollout start), NaN when unknown; ``began[b, s]`` says that
-    signal's samples began inside the window (``stats.began_inside`` of the window laid out
+    signal's samples began inside the window (``warmup.began_inside`` of the window laid out
     on its time grid). Either absent: unknown, no member warming up on that ground.
     """
 
@@ -292,7 +286,7 @@ def evaluate_rows(
     """Score every member of time-major ``rows`` (T, ..., S) on the windows of ``window`` rows
     starting at each of ``starts`` (J,): fields are (J, ..., S), (J, ..., C) and (J, ...).
     Each (time, member) gets exactly the numbers ``evaluate`` gives for that window alone,
-    with the measurements' ``began`` laid out from the window (``stats.began_inside``) and
+    with the measurements' ``began`` laid out from the window (``warmup.began_inside``) and
     their ``born``.
 
     Rows are on the time grid, so whether a series began inside a window is read from them.

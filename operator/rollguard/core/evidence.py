@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from rollguard.api.decision import CategoryImpact, ImpactEvidence, Samples, SignalEvidence
 from rollguard.api.modeldeployment import (
@@ -24,13 +23,9 @@ from rollguard.core.display import score_text
 from rollguard.core.engine import StepResult, paired_confidence
 from rollguard.core.scoring import ImpactModel, key_breaches, money_at_risk
 from rollguard.core.severity import explain
+from rollguard.core.times import to_datetime
 
 _EMPTY = Samples(timestamps=[], values=[])
-
-
-def to_time(seconds: float) -> datetime:
-    """Unix seconds as an aware UTC datetime (the API's time type)."""
-    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def optional(x: float) -> float | None:
@@ -131,7 +126,7 @@ def last_evaluation(
     """``status.lastEvaluation`` of member ``b``."""
     score = optional(float(result.score[b]))
     return LastEvaluation(
-        time=to_time(now),
+        time=to_datetime(now),
         score=score,
         score_text=score_text(score),
         signals=[

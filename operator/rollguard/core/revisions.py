@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.decision import RevisionContext, RevisionInfo
 from rollguard.api.labels import HUMAN_APPROVALS_ANNOTATION
 from rollguard.api.modeldeployment import ApprovalSource, ApprovedRevision, ApprovedRevisionRef
+from rollguard.core.times import api_seconds, to_datetime
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
@@ -55,21 +55,8 @@ class ReplicaSetRecord:
             template_hash=str(labels.get(TEMPLATE_HASH_LABEL, "")),
             image=containers[0].get("image"),
             template=template,
-            created=_parse_time(meta.get("creationTimestamp")),
+            created=api_seconds(meta.get("creationTimestamp")),
         )
-
-
-def _parse_time(raw: object) -> float | None:
-    """An API timestamp (RFC 3339 text, or a datetime from a client model) as Unix seconds."""
-    if isinstance(raw, datetime):
-        return raw.timestamp() if raw.tzinfo else raw.replace(tzinfo=UTC).timestamp()
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def revision_born(
@@ -118,10 +105,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _ts(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
 def approved_revisions(
     *,
     records: Sequence[ReplicaSetRecord],
@@ -153,7 +136,7 @@ def approved_revisions(
             kept[record.template_hash] = ApprovedRevision(
                 revision=record.revision,
                 template_hash=record.template_hash,
-                approved_at=_ts(now),
+                approved_at=to_datetime(now),
                 source=source,
             )
 

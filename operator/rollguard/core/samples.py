@@ -9,7 +9,7 @@ function. PURE.
 Warm-up (``warmup``): the measurements carry each member's ``born`` as given and, for samples
 that record their grid ``step``, whether the series began inside the window [since, until]:
 each sample's slot is its offset from ``since`` in steps (a range query evaluates at since,
-since + step, ... up to until), and ``stats.began_inside`` reads the slots, as the
+since + step, ... up to until), and ``warmup.began_inside`` reads the slots, as the
 simulators read their windows.
 """
 
@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from rollguard.api.decision import MAX_SAMPLES, Samples
 from rollguard.core.engine import Measurements
-from rollguard.core.stats import began_inside
+from rollguard.core.warmup import began_inside
 
 # More slots than this in one window is not a range query's grid (Prometheus answers at most
 # 11,000 points per series); such samples are not placed, and their series counts as older.

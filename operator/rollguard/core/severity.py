@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.api.policy import EffectivePolicy, EffectiveSignal
+from rollguard.api.policy import EffectivePolicy
+from rollguard.api.signal import EffectiveSignal
 
 F64 = NDArray[np.float64]
 Bool = NDArray[np.bool_]

@@ -30,10 +30,8 @@ from rollguard.api.policy import (
     EffectiveEvaluation,
     EffectivePolicy,
     EffectiveSafety,
-    EffectiveSignal,
     EffectiveValidation,
     Evaluation,
-    Margin,
     Mode,
     OnTimeout,
     RiskTier,
@@ -41,8 +39,8 @@ from rollguard.api.policy import (
     Safety,
     Trigger,
     Validation,
-    check_critical,
 )
+from rollguard.api.signal import EffectiveSignal, Margin, check_critical
 
 T = TypeVar("T")
 

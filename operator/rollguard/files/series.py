@@ -19,26 +19,35 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from rollguard.core.times import parse_timestamp
 from rollguard.files.loading import InputError
 
 F64 = NDArray[np.float64]
 Bool = NDArray[np.bool_]
 
+__all__ = [
+    "MAX_GRID_POINTS",
+    "Row",
+    "Series",
+    "SeriesError",
+    "load_series",
+    "parse_csv_rows",
+    "parse_json_rows",
+    "parse_series",
+    "parse_timestamp",  # core.times's: it reads the timestamps of this format
+    "to_csv",
+    "to_grid",
+]
+
 MAX_GRID_POINTS = 5_000_000
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _COLUMNS = ("timestamp", "signal", "value")
 
 
@@ -87,34 +96,6 @@ def to_csv(series: Series, *, regression_from: float | None = None) -> str:
                     row.append(int(t >= regression_from))
                 writer.writerow(row)
     return out.getvalue()
-
-
-def parse_timestamp(text: Any) -> float:
-    """Unix seconds from a number or an RFC 3339 string; ValueError with the reason."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a timestamp")
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        raw = str(text).strip()
-        try:
-            value = float(raw)
-        except ValueError:
-            match = _RFC3339.match(raw)
-            if not match:
-                raise ValueError(
-                    f"{raw!r} is not Unix seconds or an RFC 3339 time like 2024-05-01T12:00:00Z"
-                ) from None
-            day, clock, frac, offset = match.groups()
-            offset = "+00:00" if offset in ("Z", "z") else offset
-            try:
-                whole = datetime.fromisoformat(f"{day}T{clock}{offset}")
-            except ValueError as err:
-                raise ValueError(f"{raw!r} is not a valid time: {err}") from None
-            return whole.timestamp() + (float(frac) if frac else 0.0)
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number of seconds")
-    return value
 
 
 def _number(text: Any) -> float:

@@ -10,10 +10,11 @@ From the journal (``rollguard.governance.journal``):
 - per policy, a reading of its margins: too tight when the false-rollback rate is above its
   target with confidence, too loose when the missed-regression rate is; and per signal, how
   far beyond its limit the false alarms and the real regressions were, which says how much a
-  margin could move before it stops a false alarm or misses a real regression.
+  margin could move before it stops a false alarm or misses a real regression (``margins``).
 
-PURE and deterministic (the bootstrap uses a fixed seed): the same journal renders the same
-report."""
+Intervals come from ``intervals``. PURE and deterministic (the bootstrap uses a fixed seed):
+the same journal renders the same report. Called by ``rollguard calibrate`` (``Targets``,
+``readings``, ``impact_points``, ``render``) and by ``plot``, which draws the readings."""
 
 from __future__ import annotations
 
@@ -24,48 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rollguard.api.decision import SignalEvidence
+from rollguard.core.times import format_time
+from rollguard.governance.intervals import Interval, bootstrap_mean, wilson
 from rollguard.governance.journal import Entry, Journal
+from rollguard.governance.margins import SignalReading, signal_readings
 
-Z95 = 1.959963984540054
 MIN_FOR_INTERVAL = 3
-
-
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def text(self, *, percent: bool = False, signed: bool = True) -> str:
-        if percent:
-            return f"{self.value:.0%} (95% CI {self.low:.0%} to {self.high:.0%})"
-        f = "+.3f" if signed else ".3f"
-        return f"{self.value:{f}} (95% CI {self.low:{f}} to {self.high:{f}})"
-
-
-def wilson(successes: int, trials: int) -> Interval | None:
-    """The Wilson score interval (95%) of a proportion; None without trials."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    z2 = Z95 * Z95
-    centre = (p + z2 / (2 * trials)) / (1 + z2 / trials)
-    half = Z95 * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / (1 + z2 / trials)
-    return Interval(p, max(0.0, centre - half), min(1.0, centre + half))
-
-
-def bootstrap_mean(values: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> Interval:
-    """The mean and its 95% percentile-bootstrap interval (a single value has no spread)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("bootstrap of no values")
-    if x.size == 1:
-        return Interval(float(x[0]), float(x[0]), float(x[0]))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
-    low, high = np.quantile(means, [0.025, 0.975])
-    return Interval(float(x.mean()), float(low), float(high))
 
 
 @dataclass(frozen=True)
@@ -75,60 +40,6 @@ class Targets:
     false_rollback_rate: float = 0.1
     missed_regression_rate: float = 0.1
     min_reviews: int = 5
-
-
-# --- per signal: how far beyond the limit ------------------------------------------------------
-
-
-def limit_of(signal: SignalEvidence) -> float:
-    width = signal.margin.width(signal.objective.value)
-    if signal.objective.direction == "max":
-        return signal.objective.value + width
-    return signal.objective.value - width
-
-
-def excess(signal: SignalEvidence) -> float | None:
-    """How far the signal's benefit-of-the-doubt bound lay beyond its limit, in its own unit
-    (positive: it breached; negative: it stayed inside by that much)."""
-    if signal.objective.direction == "max":
-        bound = signal.lower if signal.lower is not None else signal.value
-        return None if bound is None else bound - limit_of(signal)
-    bound = signal.upper if signal.upper is not None else signal.value
-    return None if bound is None else limit_of(signal) - bound
-
-
-@dataclass(frozen=True)
-class SignalReading:
-    """How far beyond its limit a signal was, in reviewed decisions of three kinds."""
-
-    name: str
-    margin: str
-    false_alarm_excess: list[float]  # false rollbacks, where it breached
-    caught_excess: list[float]  # real regressions rolled back, where it breached
-    missed_excess: list[float]  # real regressions not rolled back
-
-    def advice(self) -> str:
-        parts: list[str] = []
-        if self.false_alarm_excess:
-            widen = max(self.false_alarm_excess)
-            kept = sum(1 for x in self.caught_excess if x > widen)
-            parts.append(
-                f"widening the margin by {widen:.4g} would have kept all "
-                f"{len(self.false_alarm_excess)} false alarm(s) inside the limit"
-                + (
-                    f"; {kept} of {len(self.caught_excess)} caught regression(s) would still "
-                    "breach on this signal"
-                    if self.caught_excess
-                    else ""
-                )
-            )
-        short = [x for x in self.missed_excess if x <= 0]
-        if short:
-            parts.append(
-                f"{len(short)} missed regression(s) stayed inside the limit on this signal; "
-                f"narrowing the margin by {-min(short):.4g} would have made all of them breach"
-            )
-        return "; ".join(parts) or "no evidence to move it"
 
 
 # --- per policy -------------------------------------------------------------------------------
@@ -175,41 +86,6 @@ def _verdict(
     return "consistent with the targets"
 
 
-def _margin_text(signal: SignalEvidence) -> str:
-    m = signal.margin
-    return f"{m.absolute:g} absolute" if m.absolute is not None else f"{m.relative:g} relative"
-
-
-def _signals(entries: Sequence[Entry]) -> list[SignalReading]:
-    kinds: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    margins: dict[str, str] = {}
-    for e in entries:
-        review = e.review
-        if review is None or review.regression == "Unclear":
-            continue
-        for s in e.spec.signals:
-            x = excess(s)
-            if x is None:
-                continue
-            margins[s.name] = _margin_text(s)
-            if e.false_rollback and x > 0:
-                kinds[s.name]["false"].append(x)
-            elif review.regression == "Real" and e.rolled_back and x > 0:
-                kinds[s.name]["caught"].append(x)
-            elif e.missed_regression:
-                kinds[s.name]["missed"].append(x)
-    return [
-        SignalReading(
-            name,
-            margins[name],
-            kinds[name]["false"],
-            kinds[name]["caught"],
-            kinds[name]["missed"],
-        )
-        for name in sorted(margins)
-    ]
-
-
 def read_policy(policy: str, entries: Sequence[Entry], targets: Targets) -> PolicyReading:
     reviewed = [e for e in entries if e.review is not None]
     reviewed_rollbacks = [e for e in reviewed if e.rolled_back]
@@ -230,7 +106,7 @@ def read_policy(policy: str, entries: Sequence[Entry], targets: Targets) -> Poli
         false_rate=false_rate,
         missed_rate=missed_rate,
         verdict=_verdict(len(reviewed), false_rate, missed_rate, targets),
-        signals=_signals(entries),
+        signals=signal_readings(entries),
     )
 
 
@@ -309,8 +185,8 @@ def render(
     lines = [f"# Calibration report: {source}", ""]
     if not entries:
         return "\n".join([*lines, "No decisions in the journal.", ""])
-    first = min(e.spec.evaluated_at for e in entries).isoformat().replace("+00:00", "Z")
-    last = max(e.spec.evaluated_at for e in entries).isoformat().replace("+00:00", "Z")
+    first = format_time(min(e.spec.evaluated_at for e in entries))
+    last = format_time(max(e.spec.evaluated_at for e in entries))
     reviewed = [e for e in entries if e.review is not None]
     final = [e for e in entries if e.final]
     lines += [

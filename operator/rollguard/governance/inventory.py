@@ -18,7 +18,7 @@ from rollguard.files.loading import InputError, flatten_problems, parse_policy
 COLUMNS = (
     "namespace", "name", "model", "owners", "riskTier", "business", "signals",
     "currentRevision", "approvedRevisions", "phase", "lastDecision", "policy", "policyState",
-)  # fmt: skip
+)  # fmt: skip  # grouped as the table reads: the model and its spec, then its state
 
 
 @dataclass(frozen=True)

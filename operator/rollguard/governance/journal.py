@@ -22,8 +22,8 @@ from rollguard.api.decision import (
     RollbackDecisionSpec,
     RollbackDecisionStatus,
 )
+from rollguard.core.times import format_time, parse_timestamp
 from rollguard.files.loading import InputError
-from rollguard.files.series import parse_timestamp
 
 # Decisions that did not roll back: if the regression was real, it was missed.
 _NOT_ROLLED_BACK = frozenset({"Rejected", "Expired", "DryRun", "Superseded"})
@@ -215,7 +215,7 @@ def row(entry: Entry) -> dict[str, Any]:
         "name": entry.name,
         "modelDeployment": spec.model_deployment_ref.name,
         "policy": entry.policy,
-        "evaluatedAt": spec.evaluated_at.isoformat().replace("+00:00", "Z"),
+        "evaluatedAt": format_time(spec.evaluated_at),
         "action": spec.recommended.action,
         "fromRevision": spec.recommended.from_revision,
         "toRevision": spec.recommended.to_revision,

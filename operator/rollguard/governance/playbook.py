@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollguard.api.base import duration_seconds
-from rollguard.api.policy import EffectivePolicy, EffectiveSignal, Trigger
+from rollguard.api.policy import EffectivePolicy, Trigger
+from rollguard.api.signal import EffectiveSignal
 from rollguard.core import tiers
 from rollguard.core.engine import paired_confidence
 from rollguard.core.severity import signal_limit

@@ -91,8 +91,10 @@ def _hardened(api: client.ApiClient, sleep: Callable[[float], None] = time.sleep
             response = request(method, url, *args, **kwargs)
             if response.status != 429:
                 return response
-            wait = min(_seconds(response.headers.get("Retry-After"), THROTTLE_WAIT_DEFAULT),
-                       THROTTLE_WAIT_MAX)  # fmt: skip
+            wait = min(
+                _seconds(response.headers.get("Retry-After"), THROTTLE_WAIT_DEFAULT),
+                THROTTLE_WAIT_MAX,
+            )
             log.info("The API server throttled %s %s; retrying in %.0f s", method, url, wait)
             sleep(wait)
         return request(method, url, *args, **kwargs)
@@ -254,11 +256,15 @@ class Cluster:
         return cast(
             dict[str, Any],
             self._custom().patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURALS[kind], name,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURALS[kind],
+                name,
                 ops,
                 _content_type="application/json-patch+json",
             ),
-        )  # fmt: skip
+        )
 
     def delete(self, kind: str, *, namespace: str, name: str) -> None:
         self._custom().delete_namespaced_custom_object(

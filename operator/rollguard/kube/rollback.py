@@ -10,7 +10,6 @@ crash or on a second replica changes nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,9 +21,10 @@ from rollguard.core.revisions import (
     history,
     rollback_template,
 )
-from rollguard.kube.client import Cluster
+from rollguard.kube.client import Cluster, api_message
 
 Verdict = Literal["Patched", "AlreadyDone", "Conflict", "TargetMissing"]
+MAX_REFUSAL = 300  # characters of the API server's refusal kept in a result's message
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,6 @@ class ExecutionResult:
     @property
     def patched(self) -> bool:
         return self.verdict == "Patched"
-
-
-def _api_message(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body or "{}").get("message", err.reason))[:300]
-    except ValueError:
-        return str(err.reason)
 
 
 def _same_template(live: dict[str, Any], target: dict[str, Any]) -> bool:
@@ -141,7 +134,7 @@ def rollback(
         except ApiException as err:
             if not _refused(err):
                 raise
-            refusal = f" (HTTP {err.status}: {_api_message(err)})"
+            refusal = f" (HTTP {err.status}: {api_message(err)[:MAX_REFUSAL]})"
             continue  # re-read: the next pass sees what changed
         return ExecutionResult(
             "Patched",
@@ -187,7 +180,7 @@ def pause(
         except ApiException as err:
             if not _refused(err):
                 raise
-            refusal = f" (HTTP {err.status}: {_api_message(err)})"
+            refusal = f" (HTTP {err.status}: {api_message(err)[:MAX_REFUSAL]})"
             continue
         return ExecutionResult(
             "Patched", f"Paused Deployment {namespace}/{deployment} at revision {current}"

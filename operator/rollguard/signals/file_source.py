@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rollguard.api.policy import EffectiveSignal
+from rollguard.api.signal import EffectiveSignal
 from rollguard.files.series import Series as RecordedSeries
 from rollguard.files.series import load_series
 from rollguard.signals.prometheus import QueryError, Series

@@ -26,7 +26,8 @@ import numpy as np
 
 from rollguard.api.base import duration_seconds
 from rollguard.api.decision import MAX_SAMPLES, Samples
-from rollguard.api.policy import EffectivePolicy, EffectiveSignal, QueryMode
+from rollguard.api.policy import EffectivePolicy, QueryMode
+from rollguard.api.signal import EffectiveSignal
 from rollguard.core.engine import Measurements
 from rollguard.core.samples import bound_samples, measurements_from_samples
 from rollguard.signals.prometheus import F64, MonitoringError, Series, Source

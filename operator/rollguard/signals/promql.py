@@ -41,12 +41,14 @@ from rollguard.signals.promql_ast import (
 )
 from rollguard.signals.promql_batch import Capture, Rewritten, rewrite
 from rollguard.signals.promql_chunks import chunks
+from rollguard.signals.promql_convert import convert
 from rollguard.signals.promql_keys import NotBatchableError, regex_escape, span_of
 from rollguard.signals.promql_placeholders import (
     PlaceholderError,
     check_matcher_value,
     substitute,
 )
+from rollguard.signals.promql_print import to_promql
 
 __all__ = [
     "MAX_BATCH",
@@ -186,7 +188,7 @@ def render(query: str, *, namespace: str, deployment: str, revision: str = "") -
     """The query for one deployment, placeholders filled with escaped label values."""
     tree = _template(query)
     values = {"namespace": namespace, "deployment": deployment, "revision": revision}
-    text = ast.to_promql(tree)
+    text = to_promql(tree)
     for name in PLACEHOLDERS:
         if DUMMY[name] in text:
             _non_empty(name, values[name])
@@ -206,7 +208,7 @@ def render(query: str, *, namespace: str, deployment: str, revision: str = "") -
             or_groups=tuple(tuple(fill(m) for m in g) for g in s.or_groups),
         )
 
-    return ast.to_promql(_map_selectors(tree, fill_selector))
+    return to_promql(_map_selectors(tree, fill_selector))
 
 
 def plan(query: str) -> BatchPlan:
@@ -227,7 +229,7 @@ def _template(query: str) -> Node:
     except PlaceholderError as err:
         raise InvalidQuery(str(err)) from None
     try:
-        tree = ast.convert(pp.parse(text))
+        tree = convert(pp.parse(text))
     except ValueError as err:  # promql_parser reports syntax errors as ValueError
         raise InvalidQuery(restore(str(err))) from None
     except UnsupportedQueryError as err:
@@ -323,7 +325,7 @@ def _widen(done: Rewritten, values: Sequence[dict[str, str]]) -> str:
         for i, span in enumerate(done.captures)
     }
     tree = _fill_captures(_map_selectors(done.tree, selector), captures)
-    return ast.to_promql(tree)
+    return to_promql(tree)
 
 
 def _fill_captures(node: Node, captures: dict[str, str]) -> Node:

@@ -40,6 +40,7 @@ from rollguard.signals.promql_keys import (
     plan_keys,
     selector_spans,
 )
+from rollguard.signals.promql_print import to_promql
 
 # Functions that map each input series to at most one output series with the same labels
 # (minus the metric name, or `le` for histogram_quantile): batching them is safe.
@@ -113,7 +114,7 @@ def rewrite(tree: Node) -> Rewritten:
 def _no_placeholder(node: Node) -> str:
     first = next(n for n in ast.walk(node) if isinstance(n, ast.Selector))
     return (
-        f"selector {restore(ast.to_promql(first))} has no placeholder, so its series cannot be "
+        f"selector {restore(to_promql(first))} has no placeholder, so its series cannot be "
         "attributed to one deployment"
     )
 
@@ -307,7 +308,7 @@ class _Rewriter:
         that side), which gives the same series when the deployment's side is a plain sum."""
         mine, other = (node.lhs, node.rhs) if keyed_lhs else (node.rhs, node.lhs)
         inner, _, presence = self.batch(mine)
-        shown = restore(ast.to_promql(other))
+        shown = restore(to_promql(other))
         if node.fill_lhs is not None or node.fill_rhs is not None:
             raise NotBatchableError("fill modifiers are not rewritten for batches")
         if node.matching != "on" or set(node.match_labels + node.group_labels) & set(self.labels):

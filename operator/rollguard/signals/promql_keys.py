@@ -33,6 +33,7 @@ from typing import Literal
 
 from rollguard.signals import promql_ast as ast
 from rollguard.signals.promql_ast import DUMMY, restore
+from rollguard.signals.promql_print import quote, to_promql
 
 CAPTURE = "rollguard_key"  # the capture group's name in a generated label_replace regex
 KEY_PREFIX = "rollguard_"
@@ -127,7 +128,7 @@ def span_of(matcher: ast.Matcher, shown: str) -> Span | None:
     stand_ins = list(_STAND_IN.finditer(value))
     if not stand_ins:
         return None
-    where = f"selector {shown} matches {matcher.name}{matcher.op}{ast.quote(restore(value))}"
+    where = f"selector {shown} matches {matcher.name}{matcher.op}{quote(restore(value))}"
     if matcher.op in ("!=", "!~"):
         raise NotBatchableError(f"{where}: a negative matcher with a placeholder cannot batch")
     if matcher.name == "__name__":
@@ -271,7 +272,7 @@ class Keys:
 def selector_spans(selector: ast.Selector) -> tuple[Span, ...]:
     """The spans of one selector; raises ``NotBatchableError`` unless it names the
     deployment in a way a batch can widen and split."""
-    shown = restore(ast.to_promql(selector))
+    shown = restore(to_promql(selector))
     if selector.or_groups:
         raise NotBatchableError(f"selector {shown} uses 'or' between matchers")
     spans = tuple(s for m in selector.matchers if (s := span_of(m, shown)) is not None)
@@ -295,7 +296,7 @@ def plan_keys(selectors: Sequence[ast.Selector]) -> Keys:
     first = {s.template for s in per_selector[0]}
     for selector, spans in zip(selectors, per_selector, strict=True):
         if {s.template for s in spans} != first:
-            a, b = restore(ast.to_promql(selectors[0])), restore(ast.to_promql(selector))
+            a, b = restore(to_promql(selectors[0])), restore(to_promql(selector))
             raise NotBatchableError(
                 f"selectors {a} and {b} name the deployment through different placeholders, "
                 "so their series cannot be matched in one query"

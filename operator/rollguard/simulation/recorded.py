@@ -10,14 +10,13 @@ be changed by an action, so the series is what happened *without* the policy: a 
 does not end a regression in it, and its validation then fails and escalates, as it would
 in the operator on that data. What a human does is part of the simulation (``Setting``).
 Warm-up is judged as in the operator: each window is laid out on the series' grid, so a series
-that began inside it shows (``stats.began_inside``), and the member knows when its revision
+that began inside it shows (``warmup.began_inside``), and the member knows when its revision
 rolled out (``virtual``).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +26,8 @@ from rollguard.api.base import Model, duration_seconds
 from rollguard.api.decision import Samples
 from rollguard.api.policy import EffectivePolicy
 from rollguard.core import engine, schedule
-from rollguard.core.stats import began_inside
+from rollguard.core.times import format_seconds
+from rollguard.core.warmup import began_inside
 from rollguard.files.series import Series, SeriesError
 from rollguard.simulation.virtual import Setting, VirtualDecision, VirtualMember
 
@@ -92,13 +92,6 @@ class RecordedResult(Model):
     )
     signals: list[str]
     warnings: list[str]
-
-
-def rfc3339(seconds: float) -> str:
-    """Unix seconds as an RFC 3339 UTC time (fractions only when there are any)."""
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
-    text = moment.isoformat(timespec="milliseconds" if seconds % 1 else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 def _score(x: float) -> float | None:
@@ -177,7 +170,9 @@ def _escalations(member: VirtualMember, before: tuple[int, int]) -> list[Escalat
     human), and each time automatic actions stopped (budget spent, rollback failed)."""
     decisions, escalations = before
     out = [
-        Escalation(time=rfc3339(d.time), action=d.wanted, score=_score(d.score), reason="cooldown")
+        Escalation(
+            time=format_seconds(d.time), action=d.wanted, score=_score(d.score), reason="cooldown"
+        )
         for d in member.decisions[decisions:]
         if d.blocked == "cooldown" and d.requires_approval
     ]
@@ -185,7 +180,7 @@ def _escalations(member: VirtualMember, before: tuple[int, int]) -> list[Escalat
     for e in member.escalations[escalations:]:
         out.append(
             Escalation(
-                time=rfc3339(e.time),
+                time=format_seconds(e.time),
                 action=newest.wanted if newest else "Hold",
                 score=_score(newest.score) if newest else None,
                 reason="budget" if e.reason == "budget" else "validation",
@@ -212,7 +207,7 @@ def _result(
     truth = series.regression
     actions = [
         RecordedAction(
-            time=rfc3339(d.time),
+            time=format_seconds(d.time),
             trigger=d.trigger,
             wanted=d.wanted,
             action=d.action,
@@ -220,7 +215,7 @@ def _result(
             requires_approval=d.requires_approval,
             blocked=d.blocked or None,
             executed=d.executed_at is not None,
-            executed_at=rfc3339(d.executed_at) if d.executed_at is not None else None,
+            executed_at=format_seconds(d.executed_at) if d.executed_at is not None else None,
             phase=d.phase,
             false_rollback=_false(d, truth, series),
         )
@@ -236,11 +231,11 @@ def _result(
         actions=actions,
         detection_delay_seconds=delay,
         false_rollbacks=None if truth is None else sum(bool(a.false_rollback) for a in actions),
-        regression_start=None if start is None else rfc3339(start),
+        regression_start=None if start is None else format_seconds(start),
         escalations=sorted(escalations, key=lambda e: e.time),
         evaluations=evaluations,
-        start=rfc3339(series.start),
-        end=rfc3339(last),
+        start=format_seconds(series.start),
+        end=format_seconds(last),
         step_seconds=series.step,
         approve_after_seconds=member.setting.approve_after,
         signals=[s.name for s in policy.signals],

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from factory import ONE_SIGNAL, policy_of, spec_of
 
-from rollguard.api.policy import EffectivePolicy, Margin
+from rollguard.api.policy import EffectivePolicy
+from rollguard.api.signal import Margin
 from rollguard.core.tiers import (
     TIERS,
     canonical_json,

@@ -14,7 +14,7 @@ from recorded_decision import recorded
 from rollguard.api.decision import Review, RollbackDecisionSpec
 from rollguard.cli import main
 from rollguard.files.loading import InputError
-from rollguard.governance import calibration, journal
+from rollguard.governance import calibration, intervals, journal
 
 SPEC = recorded()
 
@@ -175,15 +175,15 @@ def test_false_rollbacks_and_missed_regressions_come_from_reviews() -> None:
 
 
 def test_wilson_and_bootstrap_intervals() -> None:
-    interval = calibration.wilson(0, 10)
+    interval = intervals.wilson(0, 10)
     assert interval is not None and interval.value == 0.0 and interval.low == 0.0
     assert 0.27 < interval.high < 0.29  # the textbook value is 0.2775
-    half = calibration.wilson(5, 10)
+    half = intervals.wilson(5, 10)
     assert half is not None and half.low == pytest.approx(1 - half.high)
-    assert calibration.wilson(0, 0) is None
-    mean = calibration.bootstrap_mean([1.0, 2.0, 3.0, 4.0])
+    assert intervals.wilson(0, 0) is None
+    mean = intervals.bootstrap_mean([1.0, 2.0, 3.0, 4.0])
     assert mean.value == 2.5 and mean.low < 2.5 < mean.high
-    assert calibration.bootstrap_mean([1.0, 2.0, 3.0, 4.0]) == mean  # fixed seed
+    assert intervals.bootstrap_mean([1.0, 2.0, 3.0, 4.0]) == mean  # fixed seed
 
 
 def _many_false_alarms() -> journal.Journal:

@@ -13,7 +13,8 @@ import pytest
 from promql_eval import Labels, evaluate, split_equals_alone
 
 from rollguard.signals.promql import InvalidQuery, Target, plan, render, validate
-from rollguard.signals.promql_ast import convert, to_promql
+from rollguard.signals.promql_convert import convert
+from rollguard.signals.promql_print import to_promql
 
 PIN = 'namespace="$namespace",deployment="$deployment"'
 REQ = f"model_requests_total{{{PIN}}}"

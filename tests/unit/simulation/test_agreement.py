@@ -23,7 +23,7 @@ from rollguard.api.decision import Samples
 from rollguard.api.policy import ACTIONS, EffectivePolicy
 from rollguard.core import machine
 from rollguard.core.engine import Measurements
-from rollguard.core.stats import began_inside
+from rollguard.core.warmup import began_inside
 from rollguard.files.loading import load_policy
 from rollguard.simulation.scenario_run import SIM_EPOCH, ScenarioRun, run_scenario
 from rollguard.simulation.scenarios import Scenario, load_scenario

@@ -9,17 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rollguard.core.times import format_seconds, parse_timestamp
 from rollguard.files.loading import load_policy
-from rollguard.files.series import (
-    SeriesError,
-    load_series,
-    parse_series,
-    parse_timestamp,
-    to_csv,
-)
+from rollguard.files.series import SeriesError, load_series, parse_series, to_csv
 from rollguard.signals.backtest import fetch
 from rollguard.signals.prometheus import Series as PromSeries
-from rollguard.simulation.recorded import rfc3339, run_recorded
+from rollguard.simulation.recorded import run_recorded
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "scenarios"
 SIGNALS = ["error_rate", "latency_p99", "revenue_per_minute"]
@@ -144,7 +139,7 @@ def recorded_csv(path: Path, *, regression_from: int, minutes: int = 60) -> Path
     for k in range(minutes * 4):
         t = start + 15 * k
         bad = k >= regression_from
-        stamp = rfc3339(t) if k % 2 else str(t)
+        stamp = format_seconds(t) if k % 2 else str(t)
         lines.append(
             f"{stamp},error_rate,{0.003 + (0.08 if bad else 0) + rng.normal(0, 1e-3)},{int(bad)}"
         )

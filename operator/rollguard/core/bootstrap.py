@@ -1,10 +1,14 @@
-"""Percentile-bootstrap confidence intervals over simulation seeds, vectorised.
+"""Percentile-bootstrap confidence intervals, vectorised.
 
-PURE: numpy only. A resample is a matrix of counts: ``counts[r, i]`` is how often seed ``i``
-was drawn in resample ``r`` (drawing n seeds with replacement). Every statistic is then a
-matrix product or a weighted quantile over that matrix, so 1,000 resamples of 1,000 seeds
-cost a few milliseconds and no Python loop. Several groups of seeds (scenarios) are
-resampled within each group (stratified) by concatenating their count matrices.
+PURE: numpy only; the caller passes the random generator. A resample is a matrix of counts:
+``counts[r, i]`` is how often item ``i`` was drawn in resample ``r`` (drawing n items with
+replacement). Every statistic is then a matrix product or a weighted quantile over that
+matrix, so 1,000 resamples of 1,000 items cost a few milliseconds and no Python loop.
+Several groups of items (scenarios) are resampled within each group (stratified) by
+concatenating their count matrices.
+
+Called by ``rollguard.simulation.metrics`` (the items are simulation seeds) and by
+``rollguard.governance.intervals`` (the items are journal decisions).
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 Estimate = tuple[float, float, float]
-"""(value on the original seeds, lower bound, upper bound); NaN where undefined."""
+"""(value on the original items, lower bound, upper bound); NaN where undefined."""
 
 
 def resample_counts(rng: np.random.Generator, n: int, resamples: int) -> I64:
-    """(resamples, n) draw counts of n seeds resampled with replacement."""
+    """(resamples, n) draw counts of n items resampled with replacement."""
     if n == 0:
         return np.zeros((resamples, 0), dtype=np.int64)
     picks = rng.integers(0, n, size=(resamples, n))
@@ -38,7 +42,7 @@ def _bounds(stats: F64, confidence: float) -> tuple[float, float]:
 
 
 def mean(x: F64, counts: I64, confidence: float) -> Estimate:
-    """Mean of a per-seed quantity."""
+    """Mean of a per-item quantity."""
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
     stats = (counts @ x) / counts.sum(axis=1)
@@ -46,7 +50,7 @@ def mean(x: F64, counts: I64, confidence: float) -> Estimate:
 
 
 def ratio(num: F64, den: F64, counts: I64, confidence: float) -> Estimate:
-    """Sum of num over sum of den (a rate over events pooled across seeds)."""
+    """Sum of num over sum of den (a rate over events pooled across items)."""
     total = float(den.sum())
     value = float(num.sum()) / total if total > 0 else float("nan")
     top, bottom = counts @ num, counts @ den
