@@ -25,6 +25,7 @@ from rollguard.api.decision import (
 from rollguard.api.labels import CLEAR_ANNOTATION
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.core.audit import ChainEntry, verify
+from rollguard.core.times import format_time
 from rollguard.kube.client import ApiError, Cluster, ConnectionSetupError, api_message, connect
 
 
@@ -153,7 +154,7 @@ def set_review(
             "regression": regression,
             "by": user,
             "notes": notes,
-            "reviewedAt": now.isoformat().replace("+00:00", "Z"),
+            "reviewedAt": format_time(now),
         },
         phase_ok=final,
     )
@@ -162,7 +163,7 @@ def set_review(
 def clear_escalation(*, cluster: Cluster, namespace: str, name: str, now: datetime) -> None:
     """Let automatic actions resume on an Escalated ModelDeployment (an annotation the
     operator reads; it never writes it)."""
-    stamp = now.isoformat().replace("+00:00", "Z")
+    stamp = format_time(now)
     try:
         cluster.patch(
             "ModelDeployment",

@@ -15,8 +15,9 @@ from typing import TextIO
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.cli.base import EXIT_FOUND, EXIT_OK, Command, positive
+from rollguard.core.times import parse_timestamp
 from rollguard.files.loading import InputError, load_policy
-from rollguard.files.series import load_series, parse_timestamp, to_csv
+from rollguard.files.series import load_series, to_csv
 from rollguard.signals.backtest import fetch
 from rollguard.signals.prometheus import MonitoringError, PrometheusSource
 from rollguard.signals.promql import lookback_seconds

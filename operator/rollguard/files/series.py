@@ -33,19 +33,6 @@ from rollguard.files.loading import InputError
 F64 = NDArray[np.float64]
 Bool = NDArray[np.bool_]
 
-__all__ = [
-    "MAX_GRID_POINTS",
-    "Row",
-    "Series",
-    "SeriesError",
-    "load_series",
-    "parse_csv_rows",
-    "parse_json_rows",
-    "parse_series",
-    "parse_timestamp",  # core.times's: it reads the timestamps of this format
-    "to_csv",
-    "to_grid",
-]
 
 MAX_GRID_POINTS = 5_000_000
 _COLUMNS = ("timestamp", "signal", "value")
