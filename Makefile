@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help setup dev-up dev-down test drill-report lint unit integration crds demo e2e-kind bench clean
+.PHONY: help setup dev-up dev-down test drill-report lint docs unit integration crds demo e2e-kind bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -22,11 +22,17 @@ dev-up: setup ## Start the local cluster, Prometheus and workload simulator (.de
 dev-down: ## Stop the local environment (and the demo's operator)
 	@$(BIN)/python -m devenv down
 
-lint: setup ## ruff, mypy --strict, import-linter
+lint: setup ## ruff, mypy --strict, import-linter, generated docs pages up to date, mkdocs build --strict
 	$(BIN)/ruff check operator tools tests bench
 	$(BIN)/ruff format --check operator tools tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m devenv.docsgen --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs: setup ## Regenerate the docs' reference pages and build the site into site/
+	$(BIN)/python -m devenv.docsgen
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 unit: setup ## Unit tests only (no cluster)
 	$(BIN)/pytest tests/unit -q
@@ -38,11 +44,11 @@ test: setup ## The whole suite: lint, unit, integration and end-to-end tests, th
 	$(MAKE) --no-print-directory lint
 	rm -rf .drills
 	ROLLGUARD_DRILL_REPORT_DIR=$(CURDIR)/.drills $(BIN)/pytest tests -q -p no:cacheprovider
-	@echo "Drill report (the README's table: make drill-report):"
+	@echo "Drill report (the table of docs/reliability.md: make drill-report):"
 	@$(BIN)/python -m devenv.drillreport .drills
 
-drill-report: ## Copy the last test run's drill figures into the README's table
-	$(BIN)/python -m devenv.drillreport .drills --readme README.md
+drill-report: ## Copy the last test run's drill figures into the table of docs/reliability.md
+	$(BIN)/python -m devenv.drillreport .drills --page docs/reliability.md
 
 e2e-kind: setup ## The end-to-end suite on a kind cluster, operator in-cluster (needs Docker and kind)
 	@bash tools/kind/e2e.sh
@@ -56,4 +62,4 @@ crds: setup ## Regenerate crds/ from the API models
 	$(BIN)/rollguard crds --out crds
 
 clean: ## Remove the venv and local state (the control-plane cache is kept)
-	rm -rf .venv .dev .drills .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .dev .drills .mypy_cache .ruff_cache .pytest_cache site

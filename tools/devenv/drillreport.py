@@ -1,15 +1,15 @@
 """The drill report: each drill of the test suite records what it injected and what came of
-it, counted from what it observed; this renders the figures as the Markdown table the README
-carries, and fails when a drill is missing or did not hold.
+it, counted from what it observed; this renders the figures as the Markdown table
+docs/reliability.md carries, and fails when a drill is missing or did not hold.
 
 A drill runs inside ``with drill(ID, label) as figures:`` (a no-op unless
 ``ROLLGUARD_DRILL_REPORT_DIR`` is set; ``make test`` sets it), sets the figures as it observes
 them, and the figures are written when the block ends, whether it passed or raised: a drill
-that raised is recorded as not completed. ``python -m devenv.drillreport DIR [--readme
-README.md]`` prints the table, with ``--readme`` replaces the README's table between its
-markers, and exits 1 when a drill of ``EXPECTED`` has no figures, did not complete, or shows a
-failure (fewer survived than injected, a duplicate action, a lost decision, a bad input not
-handled)."""
+that raised is recorded as not completed. ``python -m devenv.drillreport DIR [--page
+docs/reliability.md]`` prints the table, with ``--page`` replaces the page's table between its
+markers (never after a failed run), and exits 1 when a drill of ``EXPECTED`` has no figures,
+did not complete, or shows a failure (fewer survived than injected, a duplicate action, a lost
+decision, a bad input not handled)."""
 
 from __future__ import annotations
 
@@ -134,24 +134,37 @@ def table(folder: Path) -> tuple[str, bool]:
     return "\n".join(lines) + "\n", held
 
 
-def update_readme(readme: Path, text: str) -> None:
-    content = readme.read_text()
+def update_page(page: Path, text: str) -> None:
+    """Replace the table between the page's markers."""
+    content = page.read_text()
+    if (
+        content.count(START) != 1
+        or content.count(END) != 1
+        or content.index(START) > content.index(END)
+    ):
+        raise ValueError(f"{page}: needs one {START} line and, after it, one {END} line")
     start, end = content.index(START) + len(START), content.index(END)
-    readme.write_text(content[:start] + "\n" + text + content[end:])
+    page.write_text(content[:start] + "\n" + text + content[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devenv.drillreport")
     parser.add_argument("folder", type=Path, help="the drills' report directory")
-    parser.add_argument("--readme", type=Path, help="replace the table in this README")
+    parser.add_argument(
+        "--page", type=Path, help="replace the table in this page (docs/reliability.md)"
+    )
     args = parser.parse_args(argv)
     text, held = table(args.folder)
     print(text, end="")
     if not held:
         print("drill report: a drill failed or is missing (see the result column)", file=sys.stderr)
         return 1
-    if args.readme:
-        update_readme(args.readme, text)
+    if args.page:
+        try:
+            update_page(args.page, text)
+        except ValueError as err:
+            print(f"drill report: {err}", file=sys.stderr)
+            return 1
     return 0
 
 

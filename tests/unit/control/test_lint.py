@@ -17,7 +17,7 @@ from rollguard.files.loading import InputError, parse_policy
 from rollguard.signals.promql import plan
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-README = EXAMPLES.parent / "README.md"
+LINT_DOCS = EXAMPLES.parent / "docs" / "concepts" / "simulation.md"
 FRAUD = EXAMPLES / "fraud" / "policy.yaml"
 UNCLOSED = 'sum(rate(model_requests_total{namespace="$namespace",deployment="$deployment"}[1m]'
 PER_DEPLOYMENT = (
@@ -292,10 +292,10 @@ def test_lint_needs_a_policy_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("error: rollguard lint: the following arguments are required: POLICY")
 
 
-def test_the_readme_example_is_what_lint_prints(
+def test_the_documented_example_is_what_lint_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    section = README.read_text().split("## Linting a policy\n", 1)[1]
+    section = LINT_DOCS.read_text().split("## Linting a policy\n", 1)[1]
     shown = section.split("then a verdict:\n\n```\n", 1)[1].split("```", 1)[0]
     doc = fraud()
     doc["spec"]["signals"][0]["critical"] = 0.008

@@ -10,6 +10,8 @@ import pytest
 from devenv import drillreport
 from devenv.drillreport import EXPECTED, drill
 
+RELIABILITY = Path(__file__).resolve().parents[3] / "docs" / "reliability.md"
+
 
 def _all_held(folder: Path, monkeypatch: pytest.MonkeyPatch, skip: str = "") -> None:
     monkeypatch.setenv("ROLLGUARD_DRILL_REPORT_DIR", str(folder))
@@ -45,12 +47,39 @@ def test_a_drill_that_raised_is_recorded_and_fails_the_report(
     with pytest.raises(AssertionError), drill("two-replicas", "two replicas") as figures:
         figures.faults = 1
         raise AssertionError("the second decision never came")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"{drillreport.START}\nold\n{drillreport.END}\n")
-    assert drillreport.main([str(tmp_path), "--readme", str(readme)]) == 1
+    page = tmp_path / "reliability.md"
+    page.write_text(f"{drillreport.START}\nold\n{drillreport.END}\n")
+    assert drillreport.main([str(tmp_path), "--page", str(page)]) == 1
     out = capsys.readouterr().out
     assert "FAILED: did not complete; survived 0 of 1 faults" in out
-    assert "old" in readme.read_text()  # a failed run never rewrites the README's table
+    assert "old" in page.read_text()  # a failed run never rewrites the page's table
+
+
+def test_a_clean_run_replaces_only_the_table_of_the_reliability_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figures = tmp_path / "drills"
+    _all_held(figures, monkeypatch)
+    page = tmp_path / "reliability.md"
+    page.write_text(RELIABILITY.read_text())
+    assert drillreport.main([str(figures), "--page", str(page)]) == 0
+    table = capsys.readouterr().out
+    before, after = RELIABILITY.read_text(), page.read_text()
+    assert f"{drillreport.START}\n{table}{drillreport.END}" in after
+    assert after.split(drillreport.START)[0] == before.split(drillreport.START)[0]
+    assert after.split(drillreport.END)[1] == before.split(drillreport.END)[1]
+
+
+def test_a_page_without_the_markers_is_refused_and_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figures = tmp_path / "drills"
+    _all_held(figures, monkeypatch)
+    page = tmp_path / "reliability.md"
+    page.write_text(f"# Reliability\n{drillreport.END}\n{drillreport.START}\n")
+    assert drillreport.main([str(figures), "--page", str(page)]) == 1
+    assert "needs one <!-- drill-report:start --> line" in capsys.readouterr().err
+    assert page.read_text() == f"# Reliability\n{drillreport.END}\n{drillreport.START}\n"
 
 
 @pytest.mark.parametrize(
