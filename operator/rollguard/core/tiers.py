@@ -87,8 +87,8 @@ def _auto(max_score: float, actions: list[str], back: int) -> EffectiveAutoAppro
 
 _ALL = ["Rollback", "Pause", "Hold"]
 
-# The single source of the tier defaults: the resolver reads it and the README table is
-# rendered from it. Higher tiers: tighter margins, shorter dwell, narrower auto-approval.
+# The single source of the tier defaults: the resolver reads it and the docs table is
+# rendered from it (docs/reference/risk-tiers.md). Higher tiers: tighter margins, shorter dwell, narrower auto-approval.
 TIERS: dict[RiskTier, TierDefaults] = {
     "low": TierDefaults(
         interval="60s",
@@ -208,7 +208,7 @@ _TABLE_ROWS: tuple[tuple[str, Callable[[TierDefaults], str]], ...] = (
 
 
 def tier_table_markdown() -> str:
-    """The tier defaults as a Markdown table, for the README and ``rollguard tiers``."""
+    """The tier defaults as a Markdown table, for docs/reference/risk-tiers.md and ``rollguard tiers``."""
     tiers = list(TIERS)
     lines = [
         "| setting | " + " | ".join(tiers) + " |",

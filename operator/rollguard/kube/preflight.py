@@ -14,7 +14,8 @@ CRD_FIX = "kubectl apply -f crds/   (or the whole install: kubectl apply -k depl
 PEERING_FIX = "kubectl apply -f deploy/peering.yaml"
 RBAC_FIX = (
     "run as the operator's ServiceAccount (kubectl apply -k deploy/ runs it in-cluster; "
-    "out of the cluster see README: Run it outside the cluster), or grant the missing verbs"
+    "out of the cluster see docs/operating/running.md#run-it-outside-the-cluster), "
+    "or grant the missing verbs"
 )
 
 ADMISSION_POLICY = "rollguard-approval-identity"  # deploy/approval-policy.yaml
