@@ -167,42 +167,11 @@ def _resolve(node: Any, defs: dict[str, JSONSchema]) -> Any:
         node = merged
         if "$ref" in node:
             return _resolve(node, defs)
-    out: JSONSchema = {}
     if "patternProperties" in node:
-        # Kubernetes has no patternProperties: the values' schema becomes additionalProperties
-        # and the key pattern a CEL rule.
-        ((pattern, value_schema),) = node.pop("patternProperties").items()
-        node["additionalProperties"] = value_schema
-        key_limit = node.get("propertyNames", {}).get("maxLength", 63)
-        node.setdefault("maxProperties", 32)
-        node.setdefault("x-kubernetes-validations", []).append(
-            _rule(
-                f"self.all(k, k.matches('{pattern}') && size(k) <= {key_limit})",
-                f"keys must match {pattern} and be at most {key_limit} characters",
-            )
-        )
+        _pattern_keys_as_rule(node)
+    out: JSONSchema = {}
     for key, value in node.items():
-        if key in ("title", "propertyNames", "$defs"):
-            continue
-        if key == "default" and (value is None or value in ([], {})):
-            continue
-        if key == "additionalProperties" and value is False:
-            # Structural schemas cannot say this; unknown fields are pruned, and refused
-            # outright under kubectl's strict field validation.
-            continue
-        if key == "const":
-            out["enum"] = [value]
-            continue
-        if key == "exclusiveMinimum":
-            out["minimum"], out["exclusiveMinimum"] = value, True
-            continue
-        if key == "exclusiveMaximum":
-            out["maximum"], out["exclusiveMaximum"] = value, True
-            continue
-        if key in ("properties",):
-            out[key] = {k: _resolve(v, defs) for k, v in value.items()}
-            continue
-        out[key] = _resolve(value, defs)
+        out.update(_structural(key, value, defs))
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if (
@@ -212,6 +181,43 @@ def _resolve(node: Any, defs: dict[str, JSONSchema]) -> Any:
     ):
         out["x-kubernetes-preserve-unknown-fields"] = True
     return out
+
+
+def _pattern_keys_as_rule(node: JSONSchema) -> None:
+    """Kubernetes has no patternProperties: the values' schema becomes additionalProperties
+    and the key pattern a CEL rule."""
+    ((pattern, value_schema),) = node.pop("patternProperties").items()
+    node["additionalProperties"] = value_schema
+    key_limit = node.get("propertyNames", {}).get("maxLength", 63)
+    node.setdefault("maxProperties", 32)
+    node.setdefault("x-kubernetes-validations", []).append(
+        _rule(
+            f"self.all(k, k.matches('{pattern}') && size(k) <= {key_limit})",
+            f"keys must match {pattern} and be at most {key_limit} characters",
+        )
+    )
+
+
+def _structural(key: str, value: Any, defs: dict[str, JSONSchema]) -> JSONSchema:
+    """What one key of a pydantic schema becomes in a structural schema: nothing for what
+    Kubernetes cannot say or need not hear, its own spelling for the rest."""
+    if key in ("title", "propertyNames", "$defs"):
+        return {}
+    if key == "default" and (value is None or value in ([], {})):
+        return {}
+    if key == "additionalProperties" and value is False:
+        # Structural schemas cannot say this; unknown fields are pruned, and refused
+        # outright under kubectl's strict field validation.
+        return {}
+    if key == "const":
+        return {"enum": [value]}
+    if key == "exclusiveMinimum":
+        return {"minimum": value, "exclusiveMinimum": True}
+    if key == "exclusiveMaximum":
+        return {"maximum": value, "exclusiveMaximum": True}
+    if key == "properties":
+        return {key: {k: _resolve(v, defs) for k, v in value.items()}}
+    return {key: _resolve(value, defs)}
 
 
 def _at(schema: JSONSchema, path: tuple[str, ...]) -> JSONSchema:

@@ -97,9 +97,14 @@ def status_for(
     if context is None:
         message = error or "invalid"
         conditions = set_ready(
-            conditions, ready="False", reason=reasons.POLICY_INVALID, message=message,
-            invalid=True, now=now, generation=generation,
-        )  # fmt: skip
+            conditions,
+            ready="False",
+            reason=reasons.POLICY_INVALID,
+            message=message,
+            invalid=True,
+            now=now,
+            generation=generation,
+        )
         return old.model_copy(
             update={
                 "observed_generation": generation,
@@ -122,9 +127,14 @@ def status_for(
     else:
         ready, reason, message = "True", reasons.POLICY_READY, f"{bound} ModelDeployment(s) bound"
     conditions = set_ready(
-        conditions, ready=ready, reason=reason, message=message, invalid=False, now=now,
+        conditions,
+        ready=ready,
+        reason=reason,
+        message=message,
+        invalid=False,
+        now=now,
         generation=generation,
-    )  # fmt: skip
+    )
     return old.model_copy(
         update={
             "observed_generation": generation,

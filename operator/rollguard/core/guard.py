@@ -188,6 +188,29 @@ def actions_in_window(policy: EffectivePolicy, action_times: F64, now: float) ->
     return _actions_in_window(window, action_times, now)
 
 
+def _dwell(
+    rules: Rules, score: F64, state: GuardArrays, *, now: float, can_fire: Bool | None
+) -> tuple[F64, Bool]:
+    """(since, satisfied), both (T, B): since when each point's minScore has been reached
+    (NaN: it is not), and whether it has been for the point's sustain (and may fire)."""
+    point = rules.min_score[:, None]
+    before = np.ascontiguousarray(state.above_since.T)  # (T, B)
+    # Comparisons with a NaN score are False both ways, so a gap changes nothing.
+    above = point <= score
+    starts = np.isnan(before)
+    starts &= above
+    since = np.where(starts, now, before)
+    if np.isnan(score).any():
+        np.copyto(since, np.nan, where=point > score)
+    else:
+        since = np.where(above, since, np.nan)
+    satisfied = np.subtract(now, since) >= rules.sustain[:, None]
+    satisfied &= above
+    if can_fire is not None:
+        satisfied &= np.asarray(can_fire, dtype=np.bool_)[None, :]
+    return since, satisfied
+
+
 def advance(
     rules: Rules,
     score: F64,
@@ -201,21 +224,7 @@ def advance(
     # Called once per evaluation by the simulator, so it works on (T, B) arrays, whose rows of
     # members make each operation one long vectorised loop, and with few temporaries.
     batch = score.shape[0]
-    point = rules.min_score[:, None]
-    before = np.ascontiguousarray(state.above_since.T)  # (T, B)
-    # Dwell. Comparisons with a NaN score are False both ways, so a gap changes nothing.
-    above = point <= score
-    starts = np.isnan(before)
-    starts &= above
-    since = np.where(starts, now, before)
-    if np.isnan(score).any():
-        np.copyto(since, np.nan, where=point > score)
-    else:
-        since = np.where(above, since, np.nan)
-    satisfied = np.subtract(now, since) >= rules.sustain[:, None]
-    satisfied &= above
-    if can_fire is not None:
-        satisfied &= np.asarray(can_fire, dtype=np.bool_)[None, :]
+    since, satisfied = _dwell(rules, score, state, now=now, can_fire=can_fire)
 
     # Hysteresis: recovery ends the episode before anything can fire (the resolver keeps
     # every minScore above clearBelow, so a recovering member cannot fire in the same step).

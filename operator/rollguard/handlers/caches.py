@@ -61,7 +61,7 @@ def slim_deployment(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class IndexedReads:
-    """The cycle's reads (``control.cycle.Reads``) from the watch caches, live on a miss."""
+    """The cycle's reads (``control.members.Reads``) from the watch caches, live on a miss."""
 
     def __init__(
         self,

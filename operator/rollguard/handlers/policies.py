@@ -16,12 +16,13 @@ import kopf
 
 from rollguard.api.base import duration_seconds
 from rollguard.control import reasons
-from rollguard.control.cycle import mark_not_ready, run_cycle
+from rollguard.control.cycle import run_cycle
 from rollguard.control.health import HEALTH, WATCHED, PolicyView
 from rollguard.control.lifecycle import advance
 from rollguard.control.policy_context import PolicyContext, PolicyInvalid, load, status_for
 from rollguard.control.records import DecisionSummary
 from rollguard.control.telemetry import ERRORS
+from rollguard.control.writes import mark_not_ready
 from rollguard.core import schedule
 from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers.caches import IndexedReads
@@ -190,8 +191,12 @@ def _cycle(
                 GHOSTS.decision_gone(summary)
             else:
                 ERRORS.labels(kind="api").inc()
-                log.warning("Could not advance RollbackDecision %s/%s: %s",
-                            summary.namespace, summary.name, err.reason)  # fmt: skip
+                log.warning(
+                    "Could not advance RollbackDecision %s/%s: %s",
+                    summary.namespace,
+                    summary.name,
+                    err.reason,
+                )
     return report.metrics_error
 
 

@@ -180,11 +180,7 @@ def run_scenario(
                 members = np.union1d(rollbacks, pauses)
                 if not members.size:
                     continue
-                acted = np.zeros(2 * n_b, dtype=np.bool_)
-                acted[n_b + members] = True
-                changed = np.zeros(2 * n_b, dtype=np.bool_)
-                changed[n_b + rollbacks] = True
-                state = engine.record_action(state, acted, now=now, changed=changed)
+                state = _record_actions(state, members, rollbacks, n_b=n_b, now=now)
                 born[1] = state.changed_at[n_b:]
                 series.apply(rollbacks, "Rollback", t + rollout, k)
                 series.apply(pauses, "Pause", t + rollout, k)
@@ -194,15 +190,14 @@ def run_scenario(
                 if j + 1 < j1:
                     later = starts[j + 1 : j1] - lo
                     part = rows.take(int(later[0]), int(later[-1]) + window, (1, members))
-                    rescored = engine.evaluate_rows(
+                    scores[j + 1 - j0 :, 1, members] = engine.evaluate_rows(
                         policy,
                         part,
                         later - later[0],
                         window,
                         now=now_at[j + 1 : j1],
                         born=born[1, members],
-                    )
-                    scores[j + 1 - j0 :, 1, members] = rescored.score
+                    ).score
             score[j0:j1] = scores.reshape(j1 - j0, 2 * n_b)
             if progress is not None:
                 progress(j1 - j0)
@@ -223,6 +218,18 @@ def run_scenario(
         values=values,
         present=present,
     )
+
+
+def _record_actions(
+    state: engine.GuardArrays, members: I64, rollbacks: I64, *, n_b: int, now: float
+) -> engine.GuardArrays:
+    """The state once the acted copies of ``members`` executed their actions at ``now``; a
+    Rollback (``rollbacks``) also changed the revision."""
+    acted = np.zeros(2 * n_b, dtype=np.bool_)
+    acted[n_b + members] = True
+    changed = np.zeros(2 * n_b, dtype=np.bool_)
+    changed[n_b + rollbacks] = True
+    return engine.record_action(state, acted, now=now, changed=changed)
 
 
 def _after_decisions(

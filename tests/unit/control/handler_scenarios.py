@@ -27,10 +27,11 @@ from reason_scenarios import (
 
 from rollguard.api import API_VERSION
 from rollguard.control import reasons
-from rollguard.control.cycle import CycleReport, mark_not_ready, run_cycle
+from rollguard.control.cycle import CycleReport, run_cycle
 from rollguard.control.lifecycle import Lifecycle, advance, record_review
 from rollguard.control.policy_context import PolicyContext, PolicyInvalid, load, status_for
 from rollguard.control.telemetry import Recorder
+from rollguard.control.writes import mark_not_ready
 from rollguard.kube.client import Cluster
 from rollguard.signals.prometheus import Series, Source, SourceUnavailable
 

@@ -23,7 +23,8 @@ from rollguard.api.kinds import KINDS, KindInfo
 from rollguard.api.labels import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, Phase
 from rollguard.control import reasons
-from rollguard.control.cycle import Member, decision_name
+from rollguard.control.members import Member
+from rollguard.control.plan import decision_name
 from rollguard.control.records import seal
 from rollguard.core.display import MAX_REASON, reason_text, score_text
 

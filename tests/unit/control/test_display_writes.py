@@ -23,8 +23,8 @@ from operator_harness import OperatorRun, run_operator
 from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.labels import ANNOTATION_PREVIOUS, ANNOTATION_SEQUENCE
 from rollguard.api.modeldeployment import ModelDeploymentStatus
-from rollguard.control.cycle import SCORE_STEP, _worth_writing
 from rollguard.control.lifecycle import advance
+from rollguard.control.status import SCORE_STEP, worth_writing
 from rollguard.core.audit import link_hash
 
 SHORT_FORMS = {"scoreText", "reasonText"}
@@ -108,7 +108,7 @@ def test_the_short_score_adds_no_write_to_a_steady_service() -> None:
     stored, new = status(now - 30, 0.71), status(now, 0.71 + SCORE_STEP / 2)
     assert stored.last_evaluation and new.last_evaluation
     assert stored.last_evaluation.score_text != new.last_evaluation.score_text
-    assert not _worth_writing(stored, new, refresh=60, now=now)
+    assert not worth_writing(stored, new, refresh=60, now=now)
 
 
 def _decision_writes(writes: list[Write], name: str) -> list[Write]:

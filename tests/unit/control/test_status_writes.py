@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rollguard.api.modeldeployment import ModelDeploymentStatus
-from rollguard.control.cycle import SCORE_STEP, _worth_writing
+from rollguard.control.status import SCORE_STEP, worth_writing
 
 NOW = 1_800_000_000.0
 
@@ -28,8 +28,8 @@ def _status(at: float, score: float | None, **extra: Any) -> ModelDeploymentStat
 
 def test_a_steady_service_is_written_only_when_its_evaluation_is_refresh_old() -> None:
     stored = _status(NOW - 30, 0.01)
-    assert not _worth_writing(stored, _status(NOW, 0.02), refresh=60, now=NOW)
-    assert _worth_writing(stored, _status(NOW + 30, 0.02), refresh=60, now=NOW + 30)
+    assert not worth_writing(stored, _status(NOW, 0.02), refresh=60, now=NOW)
+    assert worth_writing(stored, _status(NOW + 30, 0.02), refresh=60, now=NOW + 30)
 
 
 def test_material_changes_are_written_at_once() -> None:
@@ -41,5 +41,5 @@ def test_material_changes_are_written_at_once() -> None:
         _status(NOW, 0.01 + SCORE_STEP),
         _status(NOW, None),
     ):
-        assert _worth_writing(stored, new, refresh=60, now=NOW), new
-    assert _worth_writing(ModelDeploymentStatus(), _status(NOW, 0.0), refresh=60, now=NOW)
+        assert worth_writing(stored, new, refresh=60, now=NOW), new
+    assert worth_writing(ModelDeploymentStatus(), _status(NOW, 0.0), refresh=60, now=NOW)

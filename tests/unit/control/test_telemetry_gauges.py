@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 
 from rollguard.control import telemetry as observe
-from rollguard.control.cycle import PHASES
+from rollguard.control.writes import PHASES
 
 
 def _series(name: str) -> dict[str, float]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from rollguard.control.cycle import _prepare
+from rollguard.control.members import Member, read_member
 from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers import runtime
 from rollguard.handlers.caches import (
@@ -186,8 +185,8 @@ def test_a_cached_history_that_may_lag_is_read_again_from_the_api_server(
     reads = IndexedReads(  # type: ignore[arg-type]
         live, {("ml", "fraud"): [slim_deployment(DEPLOYMENT)]}, {("ml", "u-1"): cached}
     )
-    member = _prepare(live, reads, obj, _Policy(), datetime.now(tz=UTC))  # type: ignore[arg-type]
-    assert member is not None, why
+    member = read_member(live, reads, obj, _Policy())  # type: ignore[arg-type]
+    assert isinstance(member, Member), why
     assert [r.template_hash for r in member.records] == ["h-a", "h-b"], why
     assert live.reads == ["deployment ml/fraud", "replicasets ml/fraud"], why
 
@@ -199,6 +198,6 @@ def test_a_cached_history_that_agrees_with_the_status_is_trusted() -> None:
         live, {("ml", "fraud"): [slim_deployment(DEPLOYMENT)]}, {("ml", "u-1"): cached}
     )
     obj = _member_obj([(1, "h-a")], 2)
-    member = _prepare(live, reads, obj, _Policy(), datetime.now(tz=UTC))  # type: ignore[arg-type]
-    assert member is not None and member.records == cached
+    member = read_member(live, reads, obj, _Policy())  # type: ignore[arg-type]
+    assert isinstance(member, Member) and member.records == cached
     assert live.reads == []

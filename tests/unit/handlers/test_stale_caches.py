@@ -12,14 +12,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
-from rollguard.control.cycle import (
-    GoneError,
-    Member,
-    _confirmed_member,
-    _write_status,
-    mark_not_ready,
-)
+from rollguard.control.members import Member, confirmed_member
 from rollguard.control.records import DecisionSummary, confirmed_history
+from rollguard.control.writes import GoneError, mark_not_ready, write_status
 from rollguard.core.revisions import ReplicaSetRecord
 from rollguard.handlers.policies import _Ghosts
 
@@ -106,7 +101,7 @@ def test_actions_recorded_since_a_stale_read_survive_the_status_write() -> None:
     computed = ModelDeploymentStatus.model_validate(
         {"phase": "Healthy", "guard": {"actionTimes": [NOW - 3600]}}
     )
-    assert _write_status(cluster, _member(stale), computed, owns_escalation=False) == "Healthy"  # type: ignore[arg-type]
+    assert write_status(cluster, _member(stale), computed, owns_escalation=False) == "Healthy"  # type: ignore[arg-type]
     assert cluster.written is not None
     assert cluster.written["guard"]["actionTimes"] == [NOW - 3600, NOW - 60]
     assert [r[0] for r in cluster.requests] == ["replace_status", "get", "replace_status"]
@@ -118,7 +113,7 @@ def test_a_current_read_is_written_as_computed() -> None:
     computed = ModelDeploymentStatus.model_validate(
         {"phase": "Healthy", "guard": {"actionTimes": [NOW - 60]}}
     )
-    _write_status(cluster, _member(obj), computed, owns_escalation=False)  # type: ignore[arg-type]
+    write_status(cluster, _member(obj), computed, owns_escalation=False)  # type: ignore[arg-type]
     assert cluster.written is not None
     assert cluster.written["guard"]["actionTimes"] == [NOW - 60]  # the engine's own pruning
 
@@ -126,7 +121,7 @@ def test_a_current_read_is_written_as_computed() -> None:
 def test_a_deleted_model_deployment_is_gone_not_an_error() -> None:
     cluster = _Cluster(None, [])
     with pytest.raises(GoneError):
-        _write_status(
+        write_status(
             cluster,  # type: ignore[arg-type]
             _member(_md("5")),
             ModelDeploymentStatus.model_validate({"phase": "Healthy"}),
@@ -179,9 +174,9 @@ class _Live:
 
 def test_a_decision_about_to_be_made_reads_the_deployment_and_its_history_live() -> None:
     cached = _member(_md("5"))
-    live = _confirmed_member(_Live(exists=True), cached)  # type: ignore[arg-type]
+    live = confirmed_member(_Live(exists=True), cached)  # type: ignore[arg-type]
     assert (cached.current, live.current) == (3, 4)
     assert [r.revision for r in live.records] == [4, 3]
     assert live.obj is cached.obj and live.status is cached.status
     # Deleted meanwhile: decided as cached; the execution finds and records the 404.
-    assert _confirmed_member(_Live(exists=False), cached) is cached  # type: ignore[arg-type]
+    assert confirmed_member(_Live(exists=False), cached) is cached  # type: ignore[arg-type]
