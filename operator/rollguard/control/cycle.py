@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rollguard.api.base import duration_seconds
@@ -25,6 +24,7 @@ from rollguard.control.policy_context import PolicyContext
 from rollguard.control.records import DecisionSummary, confirmed_history
 from rollguard.control.telemetry import Recorder
 from rollguard.control.writes import GoneError, Writer
+from rollguard.core.times import to_datetime
 from rollguard.kube.client import ApiError, Cluster
 from rollguard.signals.measure import Target, measure
 from rollguard.signals.prometheus import Source
@@ -60,7 +60,7 @@ def run_cycle(
     report = CycleReport()
     out = Writer(cluster=cluster, recorder=recorder, owner=f"{policy.namespace}/{policy.name}")
     members: list[Member] = []
-    now_dt = datetime.fromtimestamp(now, tz=UTC)
+    now_dt = to_datetime(now)
     for obj in bound:
         member = read_member(cluster, reads or cluster, obj, policy)
         if isinstance(member, Member):

@@ -18,6 +18,7 @@ from rollguard.control import reasons
 from rollguard.control import telemetry as observe
 from rollguard.control.policy_context import PolicyContext
 from rollguard.core.revisions import ReplicaSetRecord, current_revision
+from rollguard.core.rollout import rollout_in_progress
 from rollguard.files.loading import validation_summary
 from rollguard.kube.client import ApiError, Cluster
 
@@ -54,13 +55,7 @@ class Member:
 
     @property
     def rollout_in_progress(self) -> bool:
-        d, status = self.deployment, self.deployment.get("status") or {}
-        replicas = (d.get("spec") or {}).get("replicas", 1)
-        return bool(
-            status.get("observedGeneration", 0) < d["metadata"].get("generation", 0)
-            or status.get("updatedReplicas", 0) < replicas
-            or status.get("replicas", 0) > replicas
-        )
+        return rollout_in_progress(self.deployment)
 
 
 @dataclass(frozen=True)

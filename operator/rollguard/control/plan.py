@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ from rollguard.core.revisions import (
     revision_context,
 )
 from rollguard.core.tiers import default_bake_time
+from rollguard.core.times import api_seconds, to_datetime
 from rollguard.signals.measure import MeasurementBatch, to_measurements
 
 
@@ -89,10 +90,8 @@ def escalation_now(m: Member) -> Escalation:
 def cleared_at(obj: Mapping[str, Any]) -> datetime | None:
     """When a human last cleared an escalation (``rollguard clear``), from the annotation."""
     raw = (obj["metadata"].get("annotations") or {}).get(CLEAR_ANNOTATION)
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")) if raw else None
-    except ValueError:
-        return None
+    seconds = api_seconds(raw)
+    return None if seconds is None else to_datetime(seconds)
 
 
 @dataclass(frozen=True)
@@ -342,7 +341,7 @@ def _made(batch: Batch, b: int, judged: Judged, made: Mapping[str, Any] | Refuse
         f"ModelDeployment {m.namespace}/{m.name} escalated to humans: {why}",
         warning=True,
     )
-    at = datetime.fromtimestamp(batch.now, tz=UTC)
+    at = to_datetime(batch.now)
     escalated = Escalation(True, {"escalated_at": at, "escalation_reason": why})
     return _Made(guard, DecisionSummary.of(made), name, escalated, (event,), audit=audit)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from rollguard.api import API_VERSION
@@ -22,13 +21,8 @@ from rollguard.control import reasons
 from rollguard.control import telemetry as observe
 from rollguard.core.audit import GENESIS, link_hash
 from rollguard.core.display import reason_text, score_text
+from rollguard.core.times import api_seconds
 from rollguard.kube.client import ApiError, Cluster
-
-
-def _unix(value: Any) -> float | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,9 @@ class DecisionSummary:
             name=meta["name"],
             model_deployment=(spec.get("modelDeploymentRef") or {}).get("name", ""),
             phase=status.get("phase") or "",
-            executed_at=_unix(execution.get("startedAt")) if execution.get("patched") else None,
+            executed_at=api_seconds(execution.get("startedAt"))
+            if execution.get("patched")
+            else None,
             sequence=int(audit.get("sequence") or annotations.get(ANNOTATION_SEQUENCE) or 0),
             hash=str(audit.get("hash") or ""),
             requires_approval=bool(spec.get("requiresApproval")),

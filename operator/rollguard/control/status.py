@@ -6,7 +6,7 @@ evaluated, the status that says why. Called by ``plan`` and ``writes``, which wr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rollguard.api.modeldeployment import (
@@ -21,6 +21,7 @@ from rollguard.control.members import Member, NotReady
 from rollguard.control.records import DecisionSummary
 from rollguard.core import engine
 from rollguard.core.conditions import set_ready
+from rollguard.core.times import to_datetime
 
 SCORE_STEP = 0.05  # a change of the impact score this large is written at once
 ACTIVE_TO_PHASE: dict[str, Phase] = {
@@ -62,7 +63,7 @@ def evaluated_status(
         reason=reasons.EVALUATED,
         message=message,
         invalid=False,
-        now=datetime.fromtimestamp(now, tz=UTC),
+        now=to_datetime(now),
         generation=generation,
     )
     stable = next((a.revision for a in approved if a.revision <= m.current), None)

@@ -13,17 +13,18 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.control import reasons
 from rollguard.control import telemetry as observe
+from rollguard.core.times import api_seconds, format_time, to_datetime
 from rollguard.kube.client import Cluster
 
 
 def iso(now: float) -> str:
-    return datetime.fromtimestamp(now, tz=UTC).isoformat().replace("+00:00", "Z")
+    """``now`` as the API writes a time (``format_time``)."""
+    return format_time(to_datetime(now))
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,8 @@ class Step:
     @property
     def created(self) -> float:
         """When the decision was created (``now`` for one not stored yet)."""
-        created = self.meta.get("creationTimestamp")
-        if not created:
-            return self.now
-        return datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp()
+        created = api_seconds(self.meta.get("creationTimestamp"))
+        return self.now if created is None else created
 
     def move(self, transition: Transition) -> None:
         """Write ``transition``: status, metric, Event and audit line, then the escalation."""

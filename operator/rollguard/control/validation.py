@@ -9,7 +9,6 @@ writes; ``lifecycle`` runs it for a decision in phase Validating.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -21,23 +20,10 @@ from rollguard.api.policy import EffectivePolicy
 from rollguard.control import reasons
 from rollguard.control.steps import Observed, Step, Transition, iso
 from rollguard.core import machine
+from rollguard.core.rollout import rollout_complete
 from rollguard.signals.promql import lookback_seconds
 
 OBSERVED_STEP = 0.05  # a validation maximum this far above the written one is written at once
-
-
-def rolled_out(deployment: Mapping[str, Any]) -> bool:
-    """Whether every replica of the Deployment runs its current template and is available."""
-    status, spec = deployment.get("status") or {}, deployment.get("spec") or {}
-    replicas = spec.get("replicas", 1)
-    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    return bool(
-        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-        and status.get("updatedReplicas", 0) == replicas
-        and status.get("replicas", 0) == replicas
-        and status.get("availableReplicas", 0) == replicas
-        and conditions.get("Available") == "True"
-    )
 
 
 def rollout_transition(
@@ -210,7 +196,7 @@ def validating(step: Step) -> bool:
         )
         started = validation.started_at.timestamp()
         transition = rollout_transition(
-            policy, done=rolled_out(deployment), started=started, now=step.now
+            policy, done=rollout_complete(deployment), started=started, now=step.now
         )
         if transition is None:
             return False
