@@ -34,7 +34,7 @@ log = logging.getLogger("rollguard")
 INVALID_RETRY = 30.0
 
 
-class _Ghosts:
+class Ghosts:
     """Index entries of objects the API server answered 404 for. Kopf keeps the entry of an
     object deleted while the operator was paused by peering (no watch event reports it, and
     the re-listing after the pause adds but never removes), so without this a deleted
@@ -64,7 +64,7 @@ class _Ghosts:
         return [d for d in summaries if d not in self._decisions]
 
 
-GHOSTS = _Ghosts()
+GHOSTS = Ghosts()
 
 
 @kopf.index("modeldeployments")  # type: ignore[arg-type]

@@ -120,7 +120,7 @@ _gc_started: dict[int, float] = {}
 HEAP_SETTLE = 90.0  # seconds from startup to the heap freeze: imports done, caches filled
 
 
-async def _freeze_settled_heap() -> None:
+async def freeze_settled_heap() -> None:
     """Once the operator has settled (modules loaded, clients built, the watch caches filled
     and the first cycles run), collect once and freeze what survives: a full collection then
     scans only objects created later, so its pause stays short at fleet scale instead of
@@ -163,7 +163,7 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     await asyncio.to_thread(health.serve, runtime.settings.metrics_port)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
     _background.add(asyncio.create_task(_summarise(), name="rollguard-summary"))
-    _background.add(asyncio.create_task(_freeze_settled_heap(), name="rollguard-heap-freeze"))
+    _background.add(asyncio.create_task(freeze_settled_heap(), name="rollguard-heap-freeze"))
     if _time_gc not in gc.callbacks:
         gc.callbacks.append(_time_gc)
     log.info(

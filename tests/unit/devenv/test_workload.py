@@ -12,7 +12,7 @@ import pytest
 from devenv.workload.families import EXTRA_FAMILIES, parse_families, pod_names
 from devenv.workload.fleet import DeploymentInfo, Simulator, extract_deployment
 from devenv.workload.profile import BUCKETS, PROFILES, escape_label_value, parse_profile
-from devenv.workload.server import _GoneError, _handle_event, build_parser
+from devenv.workload.server import GoneError, build_parser, handle_event
 
 NS = "ml"
 
@@ -251,30 +251,30 @@ def test_extract_deployment_defaults() -> None:
 def test_watch_events_drive_membership() -> None:
     sim = Simulator(seed=1)
     obj = _deployment([{"name": "SIM_PROFILE", "value": "healthy"}])
-    assert _handle_event(sim, {"type": "ADDED", "raw_object": obj}, "1") == "42"
+    assert handle_event(sim, {"type": "ADDED", "raw_object": obj}, "1") == "42"
     assert sim.get("ml", "fraud") is not None
 
     obj2 = _deployment([{"name": "SIM_PROFILE", "value": "errors"}])
     obj2["metadata"] = {"namespace": "ml", "name": "fraud", "resourceVersion": "43"}
-    assert _handle_event(sim, {"type": "MODIFIED", "raw_object": obj2}, "42") == "43"
+    assert handle_event(sim, {"type": "MODIFIED", "raw_object": obj2}, "42") == "43"
     dep = sim.get("ml", "fraud")
     assert dep is not None
     assert dep.profile.name == "errors"
 
     bookmark = {"type": "BOOKMARK", "raw_object": {"metadata": {"resourceVersion": "50"}}}
-    assert _handle_event(sim, bookmark, "43") == "50"
+    assert handle_event(sim, bookmark, "43") == "50"
 
     # Template edited to drop SIM_PROFILE: no longer simulated.
     obj3 = _deployment([{"name": "OTHER", "value": "1"}])
-    _handle_event(sim, {"type": "MODIFIED", "raw_object": obj3}, "50")
+    handle_event(sim, {"type": "MODIFIED", "raw_object": obj3}, "50")
     assert sim.get("ml", "fraud") is None
 
-    _handle_event(sim, {"type": "ADDED", "raw_object": obj}, "50")
-    _handle_event(sim, {"type": "DELETED", "raw_object": obj}, "51")
+    handle_event(sim, {"type": "ADDED", "raw_object": obj}, "50")
+    handle_event(sim, {"type": "DELETED", "raw_object": obj}, "51")
     assert sim.get("ml", "fraud") is None
 
-    with pytest.raises(_GoneError):
-        _handle_event(sim, {"type": "ERROR", "raw_object": {"code": 410}}, "51")
+    with pytest.raises(GoneError):
+        handle_event(sim, {"type": "ERROR", "raw_object": {"code": 410}}, "51")
 
 
 def test_sync_removes_deployments_missing_from_relist() -> None:

@@ -123,7 +123,7 @@ def test_the_settled_heap_is_frozen_once_after_a_collection(
     monkeypatch.setattr(runtime, "HEAP_SETTLE", 0.0)
     kept = [[n] for n in range(1000)]  # long-lived objects, tracked by the collector
     try:
-        asyncio.run(runtime._freeze_settled_heap())
+        asyncio.run(runtime.freeze_settled_heap())
         assert gc.get_freeze_count() >= len(kept)
     finally:
         gc.unfreeze()

@@ -16,7 +16,7 @@ from rollguard.control.members import Member, confirmed_member
 from rollguard.control.records import DecisionSummary, confirmed_history
 from rollguard.control.writes import GoneError, mark_not_ready, write_status
 from rollguard.core.revisions import ReplicaSetRecord
-from rollguard.handlers.policies import _Ghosts
+from rollguard.handlers.policies import Ghosts
 
 NOW = 1_800_000_000.0
 
@@ -142,7 +142,7 @@ def test_a_deleted_model_deployment_is_gone_not_an_error() -> None:
 
 
 def test_ghosts_are_left_out_by_exact_version_only() -> None:
-    ghosts = _Ghosts()
+    ghosts = Ghosts()
     old, recreated = _md("5"), _md("12")
     ghosts.model_deployment_gone(old)
     assert ghosts.live_model_deployments([old, recreated]) == [recreated]

@@ -63,7 +63,7 @@ def _k8s(module: str) -> Any:
     return importlib.import_module(module)
 
 
-class _GoneError(Exception):
+class GoneError(Exception):
     """The watch resource version expired (410); a full re-list is needed."""
 
 
@@ -97,14 +97,14 @@ def _run_watch(apps: Any, sim: Simulator, stop: threading.Event) -> None:
                 if stop.is_set():
                     w.stop()
                     break
-                resource_version = _handle_event(sim, event, resource_version)
+                resource_version = handle_event(sim, event, resource_version)
                 gone_streak = 0
                 backoff = BACKOFF_INITIAL_S
             # A watch that ran to its timeout proves the API is healthy again.
             gone_streak = 0
             backoff = BACKOFF_INITIAL_S
             continue
-        except _GoneError:
+        except GoneError:
             gone = True
         except api_exception as exc:
             gone = getattr(exc, "status", None) == 410
@@ -136,7 +136,7 @@ def _run_watch(apps: Any, sim: Simulator, stop: threading.Event) -> None:
         backoff = min(backoff * 2, BACKOFF_MAX_S)
 
 
-def _handle_event(sim: Simulator, event: Mapping[str, Any], resource_version: str) -> str:
+def handle_event(sim: Simulator, event: Mapping[str, Any], resource_version: str) -> str:
     """Apply one watch event; returns the resource version to resume from."""
     kind = event.get("type")
     raw = event.get("raw_object")
@@ -145,7 +145,7 @@ def _handle_event(sim: Simulator, event: Mapping[str, Any], resource_version: st
     if kind == "ERROR":
         # The client normally turns these into ApiException; kept for robustness.
         if raw.get("code") == 410:
-            raise _GoneError
+            raise GoneError
         logger.warning("watch error event: %s", raw.get("message", raw))
         return resource_version
     new_rv = get_path(raw, "metadata", "resourceVersion")
