@@ -65,7 +65,7 @@ from devenv.testing import write_bench_result
 from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.core.severity import signal_limit
-from rollguard.core.student_t import t_two_sided
+from rollguard.core.statistics.student_t import t_two_sided
 from rollguard.files.loading import load_policy
 from rollguard.simulation.generate import compose, generate_noise, sample_times, shifts
 from rollguard.simulation.metrics import PerSeed

@@ -4,14 +4,12 @@ PURE: numpy, pydantic and ``rollguard.api`` only. No I/O, no clock (``now`` is a
 Unix seconds), no randomness without an explicit seed. The operator, both simulators and
 ``rollguard replay`` all call this same code, so they reach the same numbers.
 
-Modules: ``tiers`` (defaults, resolver, spec hash), ``stats``, ``sample_rows``,
-``window_sums`` and ``student_t`` (window statistics), ``warmup``, ``severity`` (signal
-severities), ``scoring`` (categories, impact score, money), ``guard`` (trigger points),
+Modules: ``tiers`` (defaults, resolver, spec hash), ``statistics`` (window statistics,
+a subpackage), ``warmup``, ``severity`` (signal severities), ``scoring`` (categories, impact score, money), ``guard`` (trigger points),
 ``engine`` (one evaluation step over a batch), ``machine`` (what happens between
 evaluations), ``samples`` (bounded samples to measurements), ``evidence``, ``options`` and
 ``decide`` (a decision's content), ``revisions`` (rollback targets), ``rollout`` (whether a
 Deployment is rolling out), ``audit`` (the hash chain), ``replay`` (re-evaluating a recorded
 decision), ``schedule`` (when a policy is evaluated), ``conditions`` and ``display`` (status
-forms), ``times`` (Unix seconds, datetimes and RFC 3339 text), ``bootstrap`` (percentile
-bootstrap intervals, for the simulator and the calibration report).
+forms), and ``times`` (Unix seconds, datetimes and RFC 3339 text).
 """

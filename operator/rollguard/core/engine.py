@@ -46,12 +46,12 @@ from rollguard.core.guard import (
     record_action,
     state_to_arrays,
 )
-from rollguard.core.sample_rows import SampleRows, newest_rows_stats, rows_stats
 from rollguard.core.scoring import ImpactModel, category_severity, impact_score, key_forced
 from rollguard.core.severity import SignalLimits, severities
-from rollguard.core.stats import newest_window_stats, window_stats
+from rollguard.core.statistics.sample_rows import SampleRows, newest_rows_stats, rows_stats
+from rollguard.core.statistics.window_sums import WindowStats
+from rollguard.core.statistics.windows import newest_window_stats, window_stats
 from rollguard.core.warmup import rows_began_inside, warming_up, young
-from rollguard.core.window_sums import WindowStats
 
 __all__ = [
     "BLOCKED_BUDGET",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.core.sample_rows import SampleRows, all_valid, row_indices
+from rollguard.core.statistics.sample_rows import SampleRows, all_valid, row_indices
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

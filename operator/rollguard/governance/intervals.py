@@ -1,7 +1,7 @@
 """The confidence intervals the calibration report states: Wilson score intervals for rates
 (false rollbacks, missed regressions) and percentile-bootstrap intervals for mean errors.
 
-PURE and deterministic: the bootstrap (``rollguard.core.bootstrap``) draws from a fixed seed,
+PURE and deterministic: the bootstrap (``rollguard.core.statistics.bootstrap``) draws from a fixed seed,
 so the same journal gives the same intervals. Called by ``calibration``.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rollguard.core import bootstrap
+from rollguard.core.statistics import bootstrap
 
 Z95 = 1.959963984540054
 

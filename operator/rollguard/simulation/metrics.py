@@ -32,7 +32,7 @@ from pydantic import Field
 
 from rollguard.api.base import Model
 from rollguard.api.policy import ACTIONS, EffectivePolicy
-from rollguard.core import bootstrap
+from rollguard.core.statistics import bootstrap
 from rollguard.simulation.scenario_run import ScenarioRun
 from rollguard.simulation.scenarios import Scenario
 

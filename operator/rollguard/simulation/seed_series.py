@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.core.sample_rows import SampleRows
+from rollguard.core.statistics.sample_rows import SampleRows
 from rollguard.simulation.generate import (
     compose,
     effect_end,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rollguard.core import bootstrap
+from rollguard.core.statistics import bootstrap
 
 
 def test_resample_counts_draw_n_with_replacement() -> None:

@@ -37,9 +37,9 @@ from rollguard.core.engine import (
     step,
 )
 from rollguard.core.replay import replay
-from rollguard.core.sample_rows import SampleRows
 from rollguard.core.samples import measurements_from_samples
 from rollguard.core.scoring import ImpactModel, key_forced
+from rollguard.core.statistics.sample_rows import SampleRows
 from rollguard.core.tiers import canonical_json, spec_hash
 from rollguard.governance.playbook import PlaybookSource, render_playbook
 

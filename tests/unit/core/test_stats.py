@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from rollguard.core.stats import window_stats
-from rollguard.core.student_t import t_cdf, t_quantile, t_two_sided
+from rollguard.core.statistics.student_t import t_cdf, t_quantile, t_two_sided
+from rollguard.core.statistics.windows import window_stats
 
 # Published quantiles of Student's t (P(T <= t) = p).
 KNOWN = [

@@ -26,10 +26,10 @@ from rollguard.core.engine import (
 from rollguard.core.evidence import last_evaluation, signal_evidence
 from rollguard.core.replay import replay
 from rollguard.core.revisions import ReplicaSetRecord, revision_born, revision_context
-from rollguard.core.sample_rows import SampleRows
 from rollguard.core.samples import measurements_from_samples
+from rollguard.core.statistics.sample_rows import SampleRows
+from rollguard.core.statistics.window_sums import WindowStats
 from rollguard.core.warmup import began_inside, rows_began_inside
-from rollguard.core.window_sums import WindowStats
 
 WINDOW = 120.0  # the high tier's window; minSamples 8, interval 15 s
 BREACH: dict[str, Any] = {

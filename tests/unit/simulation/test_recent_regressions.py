@@ -20,8 +20,8 @@ from rollguard.core.engine import (
     step,
 )
 from rollguard.core.evidence import explain_signal
-from rollguard.core.sample_rows import SampleRows, newest_rows_stats
-from rollguard.core.stats import newest_window_stats, window_stats
+from rollguard.core.statistics.sample_rows import SampleRows, newest_rows_stats
+from rollguard.core.statistics.windows import newest_window_stats, window_stats
 from rollguard.files.loading import load_policy
 from rollguard.governance.playbook import playbook_of
 from rollguard.simulation import scenario_run as simrun

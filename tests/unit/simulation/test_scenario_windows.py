@@ -11,8 +11,8 @@ from factory import awkward_series, bits
 
 from rollguard.api.policy import EffectivePolicy
 from rollguard.core.engine import Measurements, evaluate, evaluate_rows
-from rollguard.core.sample_rows import SampleRows, rows_stats
-from rollguard.core.stats import window_stats
+from rollguard.core.statistics.sample_rows import SampleRows, rows_stats
+from rollguard.core.statistics.windows import window_stats
 from rollguard.files.loading import load_policy
 from rollguard.simulation import scenario_run as simrun
 from rollguard.simulation.scenarios import Scenario, load_scenario

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.core.window_sums import Sums, WindowStats, check_newest, prepare
+from rollguard.core.statistics.window_sums import Sums, WindowStats, check_newest, prepare
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -28,8 +28,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.core.sample_rows import SampleRows, newest_rows_sums, rows_sums
-from rollguard.core.window_sums import Sums, WindowStats, check_newest, prepare
+from rollguard.core.statistics.sample_rows import SampleRows, newest_rows_sums, rows_sums
+from rollguard.core.statistics.window_sums import Sums, WindowStats, check_newest, prepare
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from rollguard.core.student_t import t_two_sided
+from rollguard.core.statistics.student_t import t_two_sided
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
