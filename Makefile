@@ -34,16 +34,24 @@ docs: setup ## Regenerate the docs' reference pages and build the site into site
 	$(BIN)/python -m devenv.docsgen
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# pytest-xdist: the unit tests spread over every CPU; the integration and end-to-end tests over
+# two workers, each with an environment of its own (control plane, Prometheus, operator), test
+# by test but for the modules tests/conftest.py names (WHOLE_MODULES), each run whole by one.
+# Against an existing cluster (ROLLGUARD_KUBECONFIG) they run in one process.
+UNIT_XDIST := -n auto
+INTEGRATION_XDIST := $(if $(ROLLGUARD_KUBECONFIG),,-n 2 --dist loadscope)
+
 unit: setup ## Unit tests only (no cluster)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q $(UNIT_XDIST)
 
 integration: setup ## Integration tests against a fresh local environment
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest tests/integration -q $(INTEGRATION_XDIST)
 
 test: setup ## The whole suite: lint, unit, integration and end-to-end tests, then the drill report
 	$(MAKE) --no-print-directory lint
 	rm -rf .drills
-	ROLLGUARD_DRILL_REPORT_DIR=$(CURDIR)/.drills $(BIN)/pytest tests -q -p no:cacheprovider
+	ROLLGUARD_DRILL_REPORT_DIR=$(CURDIR)/.drills $(BIN)/pytest tests/unit -q -p no:cacheprovider $(UNIT_XDIST)
+	ROLLGUARD_DRILL_REPORT_DIR=$(CURDIR)/.drills $(BIN)/pytest tests --ignore=tests/unit -q -p no:cacheprovider $(INTEGRATION_XDIST)
 	@echo "Drill report (the table of docs/reliability.md: make drill-report):"
 	@$(BIN)/python -m devenv.drillreport .drills
 

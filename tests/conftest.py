@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -20,6 +21,28 @@ from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
 from devenv.operatorproc import OperatorProcess, start_operator
 from devenv.testing import Kubectl, api_client_for, fresh_namespace, kubectl_for
 
+# The modules one pytest-xdist worker runs whole, in their order: their tests share a module
+# fixture (the bad-input corpus, whose cases add up to one report) or build on each other (the
+# first hour, on one fresh control plane). Every other test is scheduled on its own.
+WHOLE_MODULES = ("tests/integration/test_bad_input.py", "tests/integration/test_first_hour.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` (``make test``) with a scope of its own: a module of WHOLE_MODULES,
+    or else a single test. (pytest-xdist's ``loadgroup`` would say the same with marks, but it
+    cannot tag pytest 9's node ids with them.)"""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only under xdist
+
+    class ModuleOrTest(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in WHOLE_MODULES else nodeid
+
+    return ModuleOrTest(config, log)
+
 
 def _existing_cluster() -> EnvInfo | None:
     kubeconfig = os.environ.get("ROLLGUARD_KUBECONFIG")
@@ -28,6 +51,9 @@ def _existing_cluster() -> EnvInfo | None:
     prometheus = os.environ.get("ROLLGUARD_PROMETHEUS_URL")
     if not prometheus:
         raise pytest.UsageError("ROLLGUARD_KUBECONFIG needs ROLLGUARD_PROMETHEUS_URL as well")
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1) > 1:
+        # Each worker would start its own operator against the one cluster.
+        raise pytest.UsageError("ROLLGUARD_KUBECONFIG: run the tests in one process (no -n)")
     kubectl = os.environ.get("ROLLGUARD_KUBECTL") or shutil.which("kubectl") or "kubectl"
     return EnvInfo(
         kubeconfig=kubeconfig,
@@ -115,6 +141,9 @@ def prometheus_proxy(env: EnvInfo) -> Iterator[FaultProxy]:
         proxy.stop()
 
 
+SESSION_PRIORITY = 100
+
+
 @pytest.fixture(scope="session")
 def operator(
     env: EnvInfo,
@@ -124,9 +153,15 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """The operator as a local process with deploy/'s ServiceAccount, one for the session:
-    the integration and end-to-end suites share it (two would split the work by peering)."""
+    the integration and end-to-end suites share it (two would split the work by peering).
+    Its peering priority is known, so that a restart after SIGKILL outranks the dead record
+    (``OperatorProcess.restart``), and below the crash drill's restarts (1000 and up)."""
     proc = start_operator(
-        env, kubectl, tmp_path_factory.mktemp("operator"), prometheus_url=prometheus_proxy.url
+        env,
+        kubectl,
+        tmp_path_factory.mktemp("operator"),
+        prometheus_url=prometheus_proxy.url,
+        extra=[f"--priority={SESSION_PRIORITY}"],
     )
     try:
         yield proc

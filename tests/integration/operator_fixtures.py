@@ -37,7 +37,11 @@ def wait_for(
 
 
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
-FAST_POLICY: dict[str, Any] = fast_policy()
+# A 10 s window (of 10 s rates, 400 requests each at the simulator's 40 per second): the healthy
+# 0.2% and the noisy profile's bursts stay far below the 1.5% limit, and a rollback's
+# validation, which starts once the window and the rates see nothing of the bad revision,
+# begins 10 s sooner than with fast_policy's 20 s.
+FAST_POLICY: dict[str, Any] = fast_policy(window="10s")
 
 
 class Scenario:

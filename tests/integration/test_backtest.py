@@ -15,10 +15,12 @@ from operator_fixtures import FAST_POLICY, Scenario, wait_for
 
 from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
-from devenv.testing import deployment_manifest, fast_policy
+from devenv.testing import ERROR_RATIO, deployment_manifest, fast_policy
 from rollguard.api import API_VERSION
 from rollguard.cli import main
 from rollguard.core.times import format_seconds
+from rollguard.signals.prometheus import PrometheusSource
+from rollguard.signals.promql import render
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +52,15 @@ def test_backtest_over_an_errors_deployment_finds_the_rollback(
     )
     started = time.time()
     policy = _policy_file(tmp_path)
-    wait_for("40 s of history", lambda: time.time() - started > 40, timeout=60)
+    source = PrometheusSource(url=env.prometheus_url)
+    query = render(ERROR_RATIO, namespace=namespace, deployment="scorer")
+
+    def history() -> int:
+        series = source.query_range(query=query, start=started, end=time.time(), step=1.0)
+        return series[0].values.size if series else 0
+
+    # History enough for the policy: its window (10 s) twice over, and its trigger's 4 s.
+    wait_for("25 s of error ratio in Prometheus", lambda: history() >= 25, timeout=90)
 
     argv = [
         "backtest", f"--policy={policy}", f"--prometheus={env.prometheus_url}",
@@ -111,7 +121,7 @@ def test_the_live_operators_decisions_are_the_backtest_of_the_same_data(
     """A scripted incident under two triggers (a Hold at once, then a Rollback sustained 4 s):
     the operator's decisions, each at its evaluation instant, are exactly what `rollguard
     backtest` makes of the same Prometheus data at the operator's own instants."""
-    spec = fast_policy()
+    spec = fast_policy(window="10s")
     spec["triggers"] = [
         {"action": "Hold", "minScore": 0.3, "sustainedFor": "0s"},
         {"action": "Rollback", "minScore": 0.6, "sustainedFor": "4s"},
@@ -119,9 +129,9 @@ def test_the_live_operators_decisions_are_the_backtest_of_the_same_data(
     scenario.setup(policy=spec)
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     healthy = time.time()
-    # A window (20 s) and more of healthy history before the incident, so that the backtest,
+    # A window (10 s) and more of healthy history before the incident, so that the backtest,
     # which starts from nothing at --from, carries the operator's state by then.
-    wait_for("25 s of healthy history", lambda: time.time() - healthy > 25, timeout=60)
+    wait_for("15 s of healthy history", lambda: time.time() - healthy > 15, timeout=60)
     scenario.set_profile("errors")
     rollback = wait_for(
         "the Rollback decision",

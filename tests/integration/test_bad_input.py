@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -554,15 +555,31 @@ def test_bad_object_is_refused_or_marked_invalid(
     assert problem is None, f"{item.kind} {item.name}: {problem}"
 
 
+@pytest.fixture(scope="module")
+def cli_results(
+    tmp_path_factory: pytest.TempPathFactory, env: EnvInfo
+) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+    """Every command line of CLI_CORPUS, each in a directory of its own, run two at a time
+    from the first test that asks (each is a fresh interpreter, mostly start-up): its result by
+    case name. The runs no test asked for are dropped at the end."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bad-input-cli")
+    try:
+        yield {
+            run.name: pool.submit(run_cli, run, tmp_path_factory.mktemp(run.name), env)
+            for run in (p.values[0] for p in CLI_CORPUS)
+        }
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize(("run", "expect"), CLI_CORPUS)
 def test_bad_file_is_refused_by_the_command_line_naming_the_problem(
     run: Run,
     expect: Expect,
-    tmp_path: Path,
-    env: EnvInfo,
+    cli_results: dict[str, Future[subprocess.CompletedProcess[str]]],
     handled: dict[str, tuple[Outcome, bool]],
 ) -> None:
-    problem = judge_cli(run_cli(run, tmp_path, env), expect)
+    problem = judge_cli(cli_results[run.name].result(), expect)
     handled[run.name] = (expect.outcome, problem is None)
     assert problem is None, f"rollguard {' '.join(run.argv)[:200]}: {problem}"
 

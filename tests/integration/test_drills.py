@@ -185,14 +185,15 @@ def tripping(
     local_environment: Environment | None, operator: OperatorProcess, env: EnvInfo
 ) -> Iterator[ApiProxy]:
     """The session operator reaching the API server through a proxy that can kill it, and put
-    back on the direct path, with its default priority, afterwards."""
+    back on the direct path afterwards, above every priority the drill gives (so that no dead
+    record pauses it)."""
     proxy, direct = _proxied(local_environment, operator, env, "tripping")
     try:
         yield proxy
     finally:
         operator.stop(signal.SIGKILL)
         operator.env["KUBECONFIG"] = direct
-        operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
+        operator.set_priority(max(operator.priority or 0, 1000 * (len(CRASH_POINTS) + 1)) + 1)
         operator.start()
         proxy.stop()
 
@@ -218,8 +219,7 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
                 priority = 1 if index == 1 else 1000 * (index + 1)
                 wire = tripping.trip(point, matcher(scenario.ns), _kill(operator))
                 operator.stop(signal.SIGKILL)
-                operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
-                operator.argv.append(f"--priority={priority}")
+                operator.set_priority(priority)
                 operator.start()
                 if point == "Approved persisted":
                     name = scenario.decisions()[0]["metadata"]["name"]
@@ -241,8 +241,7 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
                     raise AssertionError(f"{err}\nits writes:\n{_trail(tripping, began)}") from None
                 kills += 1
             operator.stop(signal.SIGKILL)
-            operator.argv = [a for a in operator.argv if not a.startswith("--priority=")]
-            operator.argv.append(f"--priority={1000 * (len(CRASH_POINTS) + 1)}")
+            operator.set_priority(1000 * (len(CRASH_POINTS) + 1))
             operator.start()
             [decision] = scenario.decisions()
             name = decision["metadata"]["name"]

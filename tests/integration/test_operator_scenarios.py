@@ -5,7 +5,6 @@ re-applying a bad revision, DryRun, and the operator killed mid-decision."""
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any
 
 import pytest
@@ -182,7 +181,7 @@ def test_gitops_reapplying_the_bad_revision_ends_escalated_without_oscillation(
     for _ in range(3):  # the GitOps tool puts the bad revision back, again and again
         if scenario.profile() != "errors":
             scenario.set_profile("errors")
-        time.sleep(8)
+        wait_for_evaluations(operator, scenario, 3)
     wait_for("Escalated", lambda: scenario.phase() == "Escalated", timeout=60, operator=operator)
     decisions = scenario.decisions()
     executed = [d for d in decisions if (d.get("status") or {}).get("execution", {}).get("patched")]

@@ -16,8 +16,10 @@ from typing import Any
 
 from devenv.apiproxy import ApiProxy
 from devenv.launcher import REPO, EnvInfo
-from devenv.processes import can_bind, free_port
+from devenv.processes import can_bind, free_port, port_is_free
 from devenv.testing import Kubectl, apply_deploy, service_account_kubeconfig
+
+STOPPED_GRACE = 2.0  # seconds from Kopf's liveness endpoint closing to SIGKILL (see ``stop``)
 
 
 @dataclass
@@ -31,23 +33,63 @@ class OperatorProcess:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        out = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 20.0) -> None:
+        """Send ``sig`` and wait for the process to exit; SIGKILL after ``timeout`` seconds.
+
+        After SIGTERM, Kopf stops its tasks (a replica withdraws its peering record on the
+        way) and closes its liveness endpoint; the interpreter can then still hang at exit,
+        joining the thread that waits on Kopf's stop flag. A process whose liveness endpoint
+        has been closed for ``STOPPED_GRACE`` seconds has nothing left to do and is killed."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        if sig != signal.SIGKILL:
+            deadline = time.monotonic() + timeout
+            closed_since: float | None = None
+            while self.process.poll() is None and time.monotonic() < deadline:
+                if not port_is_free(self.liveness_port):
+                    closed_since = None
+                elif closed_since is None:
+                    closed_since = time.monotonic()
+                elif time.monotonic() - closed_since >= STOPPED_GRACE:
+                    break
+                time.sleep(0.1)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=5)
 
     def restart(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the process with ``sig`` and start it again. A SIGKILLed replica's peering
+        record stays until it expires (up to 60 s), and a replica of lower priority pauses
+        until then; so after a SIGKILL the new process outranks the killed one (``--priority``
+        one higher) and takes over at once. A replacement that must wait out its predecessor
+        is what the crash drill (test_drills) tests, on purpose."""
+        killed = self.priority
         self.stop(sig)
+        if sig == signal.SIGKILL and killed is not None:
+            self.set_priority(killed + 1)
         self.start()
+
+    @property
+    def priority(self) -> int | None:
+        """The peering priority of the command line, None for ``auto`` or none given."""
+        given = [a.split("=", 1)[1] for a in self.argv if a.startswith("--priority=")]
+        return int(given[-1]) if given and given[-1] != "auto" else None
+
+    def set_priority(self, priority: int | None) -> None:
+        """From the next start: run with ``priority`` (None: the default, ``auto``)."""
+        self.argv = [a for a in self.argv if not a.startswith("--priority=")]
+        if priority is not None:
+            self.argv.append(f"--priority={priority}")
 
     def audit_lines(self) -> list[dict[str, Any]]:
         if not self.audit.exists():
@@ -60,9 +102,13 @@ class OperatorProcess:
         return f"http://127.0.0.1:{port}/metrics"
 
     @property
+    def liveness_port(self) -> int:
+        """Kopf's liveness endpoint: the port after the metrics port."""
+        return int(self.metrics_url.rsplit(":", 1)[1].split("/")[0]) + 1
+
+    @property
     def liveness_url(self) -> str:
-        port = int(self.metrics_url.rsplit(":", 1)[1].split("/")[0]) + 1
-        return f"http://127.0.0.1:{port}/healthz"
+        return f"http://127.0.0.1:{self.liveness_port}/healthz"
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

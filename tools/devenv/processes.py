@@ -34,6 +34,18 @@ def _die_with_parent() -> None:
 _PORTS = range(20000, 32700)
 
 
+def _ports() -> range:
+    """The ports to pick from: ``_PORTS``, or under pytest-xdist the worker's own share of it,
+    so that two workers starting their environments at once never pick the same free port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return _PORTS
+    share = len(_PORTS) // count
+    start = _PORTS.start + int(worker[2:]) % count * share
+    return range(start, start + share)
+
+
 def can_bind(port: int) -> bool:
     """Whether a server could bind ``port`` on every interface right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -47,11 +59,12 @@ def can_bind(port: int) -> bool:
 def free_port() -> int:
     """A TCP port, outside the ephemeral range, that nothing is bound to right now."""
     rng = random.SystemRandom()
+    ports = _ports()
     for _ in range(200):
-        port = rng.choice(_PORTS)
+        port = rng.choice(ports)
         if can_bind(port):
             return port
-    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1}")
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 def port_is_free(port: int) -> bool:

@@ -143,6 +143,14 @@ def run(settings: Settings) -> None:
     del decisions, policies  # imported for their handlers
     failures = WatchFailures()
     _configure_logging(settings.log_level, failures)
+
+    @kopf.on.cleanup()
+    def release_stop_flag(**_: object) -> None:
+        # Kopf waits on the stop flag in a worker thread; when it stops for another reason
+        # (SIGTERM, Ctrl-C) that thread would keep the interpreter from exiting.
+        failures.stop.set()
+
+    del release_stop_flag  # registered with Kopf
     try:
         cluster = Cluster(connect(kubeconfig=settings.kubeconfig))
     except ConnectionSetupError as err:
