@@ -36,7 +36,7 @@ from kubernetes import client
 from operator_fixtures import Scenario, final_decision, wait_for
 
 from devenv.launcher import REPO, EnvInfo, Environment, build_controlplane
-from devenv.operatorproc import OperatorProcess, _two_free_ports
+from devenv.operatorproc import OperatorProcess, two_free_ports
 from devenv.testing import Kubectl, api_client_for, kubectl_for
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ class Fresh:
         argv = [
             sys.executable, "-m", "rollguard.cli", "run",
             f"--prometheus-url={self.info.prometheus_url}",
-            f"--metrics-port={_two_free_ports()}", f"--audit-log={audit}",
+            f"--metrics-port={two_free_ports()}", f"--audit-log={audit}",
             "--scrape-interval=1", "--decision-poll=1", *extra,
         ]  # fmt: skip
         proc = OperatorProcess(

@@ -114,7 +114,7 @@ class OperatorProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _two_free_ports() -> int:
+def two_free_ports() -> int:
     """A free port whose successor is free too (metrics, then liveness)."""
     for _ in range(50):
         port = free_port()
@@ -147,7 +147,7 @@ def start_operator(
     argv = [
         sys.executable, "-m", "rollguard.cli", "run",
         f"--prometheus-url={prometheus_url or env.prometheus_url}",
-        f"--metrics-port={_two_free_ports()}",
+        f"--metrics-port={two_free_ports()}",
         f"--audit-log={audit}",
         "--scrape-interval=1",
         "--decision-poll=1",

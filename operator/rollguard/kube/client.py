@@ -68,7 +68,7 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> cli
         except (config.ConfigException, OSError) as err:
             where = kubeconfig or "KUBECONFIG / ~/.kube/config"
             raise ConnectionSetupError(f"{where}: {err}") from err
-    _hardened(api)
+    hardened(api)
     return api
 
 
@@ -76,7 +76,7 @@ class ConnectionSetupError(ValueError):
     """No usable kubeconfig (missing, malformed, or without the named context)."""
 
 
-def _hardened(api: client.ApiClient, sleep: Callable[[float], None] = time.sleep) -> None:
+def hardened(api: client.ApiClient, sleep: Callable[[float], None] = time.sleep) -> None:
     """Give every request of ``api`` REQUEST_TIMEOUT unless the call sets its own (the client
     has no default, and a hung API server must not stall a cycle forever), and retry a request
     the API server throttled (HTTP 429, which it did not process) after its Retry-After, up

@@ -12,7 +12,7 @@ from rollguard.kube.client import (
     THROTTLE_RETRIES,
     THROTTLE_WAIT_DEFAULT,
     THROTTLE_WAIT_MAX,
-    _hardened,
+    hardened,
     is_transient,
     retry_after,
 )
@@ -64,7 +64,7 @@ def _client(rest: _Rest) -> tuple[client.ApiClient, list[float]]:
     api = client.ApiClient()
     api.rest_client = rest
     slept: list[float] = []
-    _hardened(api, sleep=slept.append)
+    hardened(api, sleep=slept.append)
     return api, slept
 
 
