@@ -239,7 +239,7 @@ def explain_text(obj: dict[str, Any]) -> str:
     rec, trig, impact = spec.recommended, spec.trigger, spec.impact
     lines = [
         f"RollbackDecision {obj['metadata']['namespace']}/{obj['metadata']['name']} "
-        f"for ModelDeployment {spec.model_deployment_ref.name} (Deployment {spec.deployment_ref.name})",
+        f"for ModelDeployment {spec.model_deployment_ref.name} ({spec.target.kind} {spec.target.name})",
         f"  Evaluated {spec.evaluated_at.isoformat()} under RollbackPolicy {spec.policy.namespace}/{spec.policy.name} "
         f"(generation {spec.policy.generation}, tier {spec.policy.effective.risk_tier}, mode {spec.mode})",
         "",

@@ -9,11 +9,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from devenv.testing import deployment_manifest
+from rollguard.api.base import TargetRef
 from rollguard.core.revisions import history
 from rollguard.kube.client import Cluster
 from rollguard.kube.rollback import pause, rollback
 
 pytestmark = pytest.mark.integration
+SCORER = TargetRef.deployment("scorer")
 
 
 def _set_profile(apps: client.AppsV1Api, namespace: str, name: str, profile: str) -> None:
@@ -60,7 +62,7 @@ def test_rollback_patches_template_to_target_once_then_reports_already_done(
     first = rollback(
         cluster=cluster,
         namespace=namespace,
-        deployment="scorer",
+        target=SCORER,
         from_revision=2,
         to_template_hash=target,
     )
@@ -78,7 +80,7 @@ def test_rollback_patches_template_to_target_once_then_reports_already_done(
     again = rollback(
         cluster=cluster,
         namespace=namespace,
-        deployment="scorer",
+        target=SCORER,
         from_revision=2,
         to_template_hash=target,
     )
@@ -98,7 +100,7 @@ def test_rollback_leaves_a_deployment_alone_when_someone_moved_it_on(
     result = rollback(
         cluster=cluster,
         namespace=namespace,
-        deployment="scorer",
+        target=SCORER,
         from_revision=2,
         to_template_hash=target,
     )
@@ -131,12 +133,12 @@ def test_patch_with_a_stale_generation_is_refused_by_the_api_server(
 def test_pause_sets_spec_paused_once(two_revisions: tuple[Cluster, str, str]) -> None:
     cluster, namespace, _ = two_revisions
     assert (
-        pause(cluster=cluster, namespace=namespace, deployment="scorer", from_revision=2).verdict
+        pause(cluster=cluster, namespace=namespace, target=SCORER, from_revision=2).verdict
         == "Patched"
     )
     assert cluster.deployment(namespace=namespace, name="scorer")["spec"]["paused"] is True
     assert (
-        pause(cluster=cluster, namespace=namespace, deployment="scorer", from_revision=2).verdict
+        pause(cluster=cluster, namespace=namespace, target=SCORER, from_revision=2).verdict
         == "AlreadyDone"
     )
 
@@ -148,7 +150,7 @@ def test_rollback_to_a_pruned_revision_is_reported_not_attempted(
     result = rollback(
         cluster=cluster,
         namespace=namespace,
-        deployment="scorer",
+        target=SCORER,
         from_revision=2,
         to_template_hash="nope",
     )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from factory import ONE_SIGNAL, T0, policy_of
 
+from rollguard.api.base import TargetRef
 from rollguard.api.decision import (
     RevisionContext,
     RevisionInfo,
@@ -83,7 +84,7 @@ def recorded(member: int = 1) -> RollbackDecisionSpec:
     return build_spec(
         draft,
         model_deployment="fraud",
-        deployment="fraud",
+        target=TargetRef.deployment("fraud"),
         policy=policy_snapshot(name="p", namespace="ml", generation=2, effective=p),
         operator_version="0.1.0",
     )

@@ -154,6 +154,50 @@ def deployment_manifest(
     }
 
 
+def _workload(
+    kind: str, api_version: str, name: str, profile: str, replicas: int, **spec: Any
+) -> dict[str, Any]:
+    """A ``kind`` with the pod template of ``deployment_manifest`` and ``spec`` besides."""
+    deployment = deployment_manifest(name, profile=profile, replicas=replicas)
+    kept = {k: deployment["spec"][k] for k in ("replicas", "selector", "template")}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": deployment["metadata"],
+        "spec": {**kept, **spec},
+    }
+
+
+def stateful_set_manifest(
+    name: str, *, profile: str = "healthy", replicas: int = 2
+) -> dict[str, Any]:
+    """A StatefulSet whose pods the workload simulator serves metrics for."""
+    return _workload(
+        "StatefulSet",
+        "apps/v1",
+        name,
+        profile,
+        replicas,
+        serviceName=name,
+        podManagementPolicy="Parallel",
+    )
+
+
+def rollout_manifest(
+    name: str,
+    *,
+    profile: str = "healthy",
+    replicas: int = 2,
+    steps: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An Argo Rollouts Rollout (canary, by default half the pods then a pause until promoted)
+    whose pods the workload simulator serves metrics for."""
+    canary = {"steps": steps if steps is not None else [{"setWeight": 50}, {"pause": {}}]}
+    return _workload(
+        "Rollout", "argoproj.io/v1alpha1", name, profile, replicas, strategy={"canary": canary}
+    )
+
+
 def apply_deploy(kubectl: Kubectl, repo: Path) -> None:
     """Apply deploy/ (kubectl apply -k) the way an operator of the cluster would: in one pass,
     as the README says."""

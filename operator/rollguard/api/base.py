@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -130,6 +130,45 @@ class LocalObjectRef(Model):
     """A reference to an object in the same namespace."""
 
     name: Name = Field(description="Name of the object.")
+
+
+WorkloadKind = Literal["Deployment", "StatefulSet", "Rollout"]
+"""The kinds of workload rollguard can guard and roll back."""
+
+TARGET_API_VERSIONS: dict[str, str] = {
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Rollout": "argoproj.io/v1alpha1",
+}
+"""The API version of each workload kind."""
+
+
+class TargetRef(Model):
+    """The workload a ModelDeployment guards, in the same namespace."""
+
+    api_version: Literal["apps/v1", "argoproj.io/v1alpha1"] = Field(
+        description="apps/v1 (Deployment, StatefulSet) or argoproj.io/v1alpha1 (Rollout)."
+    )
+    kind: WorkloadKind = Field(description="Deployment, StatefulSet or Rollout.")
+    name: Name = Field(description="Name of the workload.")
+
+    @model_validator(mode="after")
+    def _version_of_kind(self) -> TargetRef:
+        if TARGET_API_VERSIONS[self.kind] != self.api_version:
+            raise ValueError(
+                f"kind {self.kind} has apiVersion {TARGET_API_VERSIONS[self.kind]}, "
+                f"not {self.api_version}"
+            )
+        return self
+
+    @classmethod
+    def deployment(cls, name: str) -> TargetRef:
+        """The apps/v1 Deployment ``name`` (what ``deploymentRef`` stands for)."""
+        return cls(api_version="apps/v1", kind="Deployment", name=name)
+
+    def describe(self, namespace: str) -> str:
+        """``Kind namespace/name``, as messages name the workload."""
+        return f"{self.kind} {namespace}/{self.name}"
 
 
 class NamespacedRef(Model):

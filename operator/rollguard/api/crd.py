@@ -45,6 +45,17 @@ def _rule(
     return out
 
 
+_ONE_TARGET = _rule(
+    "has(self.deploymentRef) != has(self.targetRef)",
+    "name the workload with exactly one of deploymentRef and targetRef",
+)
+_TARGET_VERSION = _rule(
+    "(self.kind == 'Rollout') == (self.apiVersion == 'argoproj.io/v1alpha1')",
+    "targetRef: a Rollout has apiVersion argoproj.io/v1alpha1; a Deployment or a StatefulSet "
+    "apps/v1",
+    ".apiVersion",
+)
+
 # CEL rules by kind and by path inside the spec ("[]" stands for the items of a list).
 _SPEC_RULES: dict[str, dict[tuple[str, ...], list[JSONSchema]]] = {
     "RollbackPolicy": {
@@ -85,6 +96,8 @@ _SPEC_RULES: dict[str, dict[tuple[str, ...], list[JSONSchema]]] = {
         ],
     },
     "ModelDeployment": {
+        (): [_ONE_TARGET],
+        ("targetRef",): [_TARGET_VERSION],
         ("approvedRevisions", "[]"): [
             _rule(
                 "[has(self.revision), has(self.templateHash), has(self.image)]"
@@ -94,6 +107,8 @@ _SPEC_RULES: dict[str, dict[tuple[str, ...], list[JSONSchema]]] = {
         ],
     },
     "RollbackDecision": {
+        (): [_ONE_TARGET],
+        ("targetRef",): [_TARGET_VERSION],
         ("signals", "[]", "samples"): [
             _rule(
                 "self.timestamps.size() == self.values.size()",

@@ -10,7 +10,7 @@ state carried in from earlier evaluations.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,6 +21,7 @@ from rollguard.api.base import (
     LocalObjectRef,
     Model,
     StatusModel,
+    TargetRef,
 )
 from rollguard.api.modeldeployment import ApprovalSource, GuardState, SignalStatus
 from rollguard.api.policy import Action, EffectivePolicy, Mode
@@ -239,7 +240,14 @@ class RollbackDecisionSpec(Model):
     """The evidence of one decision, immutable after creation, and its approval."""
 
     model_deployment_ref: LocalObjectRef = Field(description="The ModelDeployment.")
-    deployment_ref: LocalObjectRef = Field(description="The apps/v1 Deployment.")
+    deployment_ref: LocalObjectRef | None = Field(
+        default=None,
+        description="The apps/v1 Deployment, when the workload is one (else targetRef).",
+    )
+    target_ref: TargetRef | None = Field(
+        default=None,
+        description="The workload when it is not a Deployment: a StatefulSet or a Rollout.",
+    )
     policy: PolicySnapshot = Field(description="The policy it was decided under.")
     operator_version: Annotated[str, Field(max_length=64)] = Field(description="Operator version.")
     evaluated_at: datetime = Field(description="Time of the evaluation.")
@@ -257,6 +265,30 @@ class RollbackDecisionSpec(Model):
     review: Review | None = Field(
         default=None, description="Set once, by a human reviewer, after the decision is final."
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RollbackDecisionSpec:
+        if (self.deployment_ref is None) == (self.target_ref is None):
+            raise ValueError(
+                "a decision names its workload by exactly one of deploymentRef and targetRef"
+            )
+        return self
+
+    @property
+    def target(self) -> TargetRef:
+        """The workload decided about; a Deployment is recorded as ``deploymentRef``, as
+        decisions always were, so that their audit hashes stay what they were."""
+        if self.target_ref is not None:
+            return self.target_ref
+        assert self.deployment_ref is not None  # _one_target
+        return TargetRef.deployment(self.deployment_ref.name)
+
+    @staticmethod
+    def refs(target: TargetRef) -> dict[str, Any]:
+        """The ``deployment_ref``/``target_ref`` keyword arguments that record ``target``."""
+        if target.kind == "Deployment":
+            return {"deployment_ref": LocalObjectRef(name=target.name)}
+        return {"target_ref": target}
 
 
 class Execution(StatusModel):

@@ -139,7 +139,7 @@ KINDS: tuple[KindInfo, ...] = (
                 "integer",
                 desc="Newest approved revision (the rollback target)",
             ),
-            _column("Deployment", ".spec.deploymentRef.name"),
+            _column("Target", ".status.target", desc="The guarded workload, as Kind/name"),
             _column("Policy", ".spec.policyRef.name"),
             _column("Decision", ".status.lastDecision", priority=1, desc="Newest RollbackDecision"),
             _column("Model", ".spec.model.version", priority=1, desc="Model version"),

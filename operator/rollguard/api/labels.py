@@ -25,3 +25,7 @@ CLEAR_ANNOTATION = f"{GROUP}/escalation-cleared-at"
 
 HUMAN_APPROVALS_ANNOTATION = f"{GROUP}/approved-template-hashes"
 """On a ModelDeployment: the pod-template hashes people approved as rollback targets."""
+
+PAUSED_PARTITION_ANNOTATION = f"{GROUP}/paused-partition"
+"""On a StatefulSet rollguard paused: the rolling-update partition it had before ("" for
+none), which a rollback puts back."""

@@ -15,6 +15,7 @@ from rollguard.api.base import (
     Model,
     NamespacedRef,
     StatusModel,
+    TargetRef,
 )
 from rollguard.api.policy import Action, Mode
 
@@ -90,7 +91,16 @@ class ApprovedRevisionRef(Model):
 class ModelDeploymentSpec(Model):
     """One model service under protection."""
 
-    deployment_ref: LocalObjectRef = Field(description="The apps/v1 Deployment, same namespace.")
+    deployment_ref: LocalObjectRef | None = Field(
+        default=None,
+        description="The apps/v1 Deployment, same namespace: shorthand for a targetRef of kind "
+        "Deployment. Exactly one of deploymentRef and targetRef is set.",
+    )
+    target_ref: TargetRef | None = Field(
+        default=None,
+        description="The workload, same namespace: a Deployment, a StatefulSet or an Argo "
+        "Rollouts Rollout. Exactly one of deploymentRef and targetRef is set.",
+    )
     policy_ref: NamespacedRef = Field(description="The RollbackPolicy that judges it.")
     model: ModelInfo | None = Field(default=None, description="Which model it serves.")
     owners: list[Owner] | None = Field(default=None, max_length=32, description="Stakeholders.")
@@ -103,6 +113,20 @@ class ModelDeploymentSpec(Model):
         description="A revision that stays healthy this long becomes approved automatically.",
     )
     mode: Mode | None = Field(default=None, description="Overrides the policy's mode.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ModelDeploymentSpec:
+        if (self.deployment_ref is None) == (self.target_ref is None):
+            raise ValueError("name the workload with exactly one of deploymentRef and targetRef")
+        return self
+
+    @property
+    def target(self) -> TargetRef:
+        """The guarded workload, whichever way the spec names it."""
+        if self.target_ref is not None:
+            return self.target_ref
+        assert self.deployment_ref is not None  # _one_target
+        return TargetRef.deployment(self.deployment_ref.name)
 
 
 class ApprovedRevision(StatusModel):
@@ -212,7 +236,10 @@ class ModelDeploymentStatus(StatusModel):
 
     phase: Phase | None = Field(default=None, description="Where the service stands.")
     message: str = Field(default="", description="Why, in one sentence.")
-    current_revision: int | None = Field(default=None, description="Deployment revision now.")
+    target: str | None = Field(
+        default=None, max_length=300, description="The guarded workload, as Kind/name."
+    )
+    current_revision: int | None = Field(default=None, description="The workload's revision now.")
     stable_revision: int | None = Field(
         default=None, description="Newest approved revision (the rollback target)."
     )

@@ -26,6 +26,7 @@ from rollguard.control.telemetry import Recorder
 from rollguard.control.writes import GoneError, Writer
 from rollguard.core.times import to_datetime
 from rollguard.kube.client import ApiError, Cluster
+from rollguard.kube.targets import LiveReads
 from rollguard.signals.measure import Target, measure
 from rollguard.signals.prometheus import Source
 
@@ -55,14 +56,14 @@ def run_cycle(
     reads: Reads | None = None,
 ) -> CycleReport:
     """Evaluate every ModelDeployment in ``bound`` once at ``now`` (whole Unix seconds),
-    reading Deployments and ReplicaSets from ``reads`` (default: the API)."""
+    reading workloads and their revisions from ``reads`` (default: the API)."""
     started = time.monotonic()
     report = CycleReport()
     out = Writer(cluster=cluster, recorder=recorder, owner=f"{policy.namespace}/{policy.name}")
     members: list[Member] = []
     now_dt = to_datetime(now)
     for obj in bound:
-        member = read_member(cluster, reads or cluster, obj, policy)
+        member = read_member(cluster, reads or LiveReads(cluster), obj, policy)
         if isinstance(member, Member):
             members.append(member)
             continue
@@ -77,7 +78,7 @@ def run_cycle(
         source=source,
         policy=policy.effective,
         plans=policy.plans,
-        targets=[Target(m.namespace, m.spec.deployment_ref.name, str(m.current)) for m in members],
+        targets=[Target(m.namespace, m.spec.target.name, str(m.current)) for m in members],
         now=now,
         step=scrape_interval,
     )

@@ -179,14 +179,14 @@ def approved(step: Step) -> bool:
 
 
 def executing(step: Step) -> bool:
-    """Carry the action out on the Deployment (at most once: see ``kube.rollback``)."""
+    """Carry the action out on the workload (at most once: see ``kube.rollback``)."""
     spec, rec = step.spec, step.spec.recommended
-    cluster, deployment = step.life.cluster, spec.deployment_ref.name
+    cluster, target = step.life.cluster, spec.target
     if rec.action == "Pause":
         result = pause(
             cluster=cluster,
             namespace=step.namespace,
-            deployment=deployment,
+            target=target,
             from_revision=rec.from_revision,
         )
     else:
@@ -194,7 +194,7 @@ def executing(step: Step) -> bool:
         result = rollback(
             cluster=cluster,
             namespace=step.namespace,
-            deployment=deployment,
+            target=target,
             from_revision=rec.from_revision,
             to_template_hash=rec.to_template_hash,
         )

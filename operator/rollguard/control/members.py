@@ -1,4 +1,4 @@
-"""The ModelDeployments a cycle evaluates, each with its Deployment and ReplicaSet history.
+"""The ModelDeployments a cycle evaluates, each with its workload and revision history.
 
 Reads only: from the watch caches or the API server (``Reads``), and from the API server
 alone where a cache may lag behind it. A ModelDeployment that cannot be evaluated comes back
@@ -13,36 +13,39 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from rollguard.api.base import TargetRef
 from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 from rollguard.control import reasons
 from rollguard.control import telemetry as observe
 from rollguard.control.policy_context import PolicyContext
-from rollguard.core.revisions import ReplicaSetRecord, current_revision
+from rollguard.core.revisions import RevisionRecord, current_revision
 from rollguard.core.rollout import rollout_in_progress
 from rollguard.files.loading import validation_summary
 from rollguard.kube.client import ApiError, Cluster
+from rollguard.kube.targets import LiveReads, target_of
 
 
 class Reads(Protocol):
-    """Where a cycle reads Deployments and their ReplicaSets: the API (a ``Cluster``) or the
-    operator's watch caches. A missing Deployment raises the API's 404."""
+    """Where a cycle reads workloads and their revisions: the API (``LiveReads``) or the
+    operator's watch caches. A missing workload raises the API's 404."""
 
-    def deployment(self, *, namespace: str, name: str) -> Mapping[str, Any]: ...
+    def workload(self, target: TargetRef, *, namespace: str) -> Mapping[str, Any]: ...
 
-    def replica_sets(
-        self, *, namespace: str, deployment: Mapping[str, Any]
-    ) -> list[ReplicaSetRecord]: ...
+    def history(
+        self, target: TargetRef, *, namespace: str, workload: Mapping[str, Any]
+    ) -> list[RevisionRecord]: ...
 
 
 @dataclass
 class Member:
-    """One bound ModelDeployment, with what was read about its Deployment."""
+    """One bound ModelDeployment, with what was read about its workload (``deployment``: the
+    object of whichever kind)."""
 
     obj: Mapping[str, Any]
     spec: ModelDeploymentSpec
     status: ModelDeploymentStatus
     deployment: Mapping[str, Any]
-    records: list[ReplicaSetRecord]
+    records: list[RevisionRecord]
     current: int
 
     @property
@@ -55,7 +58,7 @@ class Member:
 
     @property
     def rollout_in_progress(self) -> bool:
-        return rollout_in_progress(self.deployment)
+        return rollout_in_progress(self.deployment, self.spec.target.kind)
 
 
 @dataclass(frozen=True)
@@ -87,43 +90,54 @@ def read_member(
     except ValidationError as err:
         message = validation_summary(err, prefix="spec")
         return NotReady(obj, status, reasons.SPEC_INVALID, message, invalid=True)
+    target = spec.target
     try:
-        deployment = reads.deployment(namespace=meta["namespace"], name=spec.deployment_ref.name)
+        deployment = reads.workload(target, namespace=meta["namespace"])
     except ApiError as err:
         if err.status != 404:
             raise
-        message = f"Deployment {meta['namespace']}/{spec.deployment_ref.name} does not exist"
-        return NotReady(obj, status, reasons.DEPLOYMENT_NOT_FOUND, message)
-    records = reads.replica_sets(namespace=meta["namespace"], deployment=deployment)
-    current = current_revision(deployment)
-    if reads is not cluster and cache_suspect(status, records, current):
+        message = f"{target.describe(meta['namespace'])} does not exist"
+        return NotReady(obj, status, _not_found(target), message)
+    unsupported = target_of(target.kind).unsupported(deployment)
+    if unsupported is not None:
+        return NotReady(obj, status, reasons.TARGET_UNSUPPORTED, unsupported, invalid=True)
+    records = reads.history(target, namespace=meta["namespace"], workload=deployment)
+    current = current_revision(deployment, target.kind, records)
+    if not isinstance(reads, LiveReads) and cache_suspect(status, records, current):
         # A watch cache lags behind the API server for a while after a peering pause or a
         # burst of changes. What the cycle derives from the history (approvals dropped with
         # their ReplicaSet, the rollback target) is decided on the API server's word only.
         observe.CACHE_READS.labels(kind="ReplicaSet", result="recheck").inc()
         deployment, records, current = live_history(
-            cluster, namespace=meta["namespace"], name=spec.deployment_ref.name
+            cluster, namespace=meta["namespace"], target=target
         )
     if current is None:
-        message = "the Deployment has no revision yet"
-        return NotReady(obj, status, reasons.DEPLOYMENT_NOT_FOUND, message)
+        message = f"the {target.kind} has no revision yet"
+        return NotReady(obj, status, _not_found(target), message)
     return Member(obj, spec, status, deployment, records, current)
 
 
+def _not_found(target: TargetRef) -> str:
+    if target.kind == "Deployment":
+        return reasons.DEPLOYMENT_NOT_FOUND
+    return reasons.TARGET_NOT_FOUND
+
+
 def live_history(
-    cluster: Cluster, *, namespace: str, name: str
-) -> tuple[Mapping[str, Any], list[ReplicaSetRecord], int | None]:
-    """The Deployment, its ReplicaSet history and current revision, read from the API server."""
-    deployment = cluster.deployment(namespace=namespace, name=name)
-    records = cluster.replica_sets(namespace=namespace, deployment=deployment)
-    return deployment, records, current_revision(deployment)
+    cluster: Cluster, *, namespace: str, target: TargetRef
+) -> tuple[Mapping[str, Any], list[RevisionRecord], int | None]:
+    """The workload, its revision history and current revision, read from the API server."""
+    reads = LiveReads(cluster)
+    workload = reads.workload(target, namespace=namespace)
+    records = reads.history(target, namespace=namespace, workload=workload)
+    return workload, records, current_revision(workload, target.kind, records)
 
 
 def confirmed_member(cluster: Cluster, m: Member) -> Member:
-    """``m`` with its Deployment and ReplicaSet history as the API server has them now."""
+    """``m`` with its workload and revision history as the API server has them now."""
     try:
         deployment, records, current = live_history(
-            cluster, namespace=m.namespace, name=m.spec.deployment_ref.name
+            cluster, namespace=m.namespace, target=m.spec.target
         )
     except ApiError as err:
         if err.status != 404:
@@ -135,7 +149,7 @@ def confirmed_member(cluster: Cluster, m: Member) -> Member:
 
 
 def cache_suspect(
-    status: ModelDeploymentStatus, records: Sequence[ReplicaSetRecord], current: int | None
+    status: ModelDeploymentStatus, records: Sequence[RevisionRecord], current: int | None
 ) -> bool:
     """Whether cached history may be behind: the current revision has no ReplicaSet in it, it
     is older than the revision already recorded, or an approved revision's ReplicaSet is

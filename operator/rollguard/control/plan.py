@@ -272,7 +272,7 @@ def _new_decision(
     spec = build_spec(
         draft,
         model_deployment=m.name,
-        deployment=m.spec.deployment_ref.name,
+        target=m.spec.target,
         policy=snapshot,
         operator_version=batch.operator_version,
     )

@@ -71,6 +71,7 @@ def evaluated_status(
         update={
             "phase": phase,
             "message": message,
+            "target": f"{m.spec.target.kind}/{m.spec.target.name}",
             "current_revision": m.current,
             "stable_revision": stable,
             "approved_revisions": approved,

@@ -21,6 +21,7 @@ from rollguard.control import reasons
 from rollguard.control.steps import Observed, Step, Transition, iso
 from rollguard.core import machine
 from rollguard.core.rollout import rollout_complete
+from rollguard.kube.targets import LiveReads
 from rollguard.signals.promql import lookback_seconds
 
 OBSERVED_STEP = 0.05  # a validation maximum this far above the written one is written at once
@@ -191,12 +192,11 @@ def validating(step: Step) -> bool:
     assert validation is not None and validation.started_at is not None
     completed = validation.rollout_completed_at
     if completed is None:
-        deployment = step.life.cluster.deployment(
-            namespace=step.namespace, name=step.spec.deployment_ref.name
-        )
+        target = step.spec.target
+        workload = LiveReads(step.life.cluster).workload(target, namespace=step.namespace)
         started = validation.started_at.timestamp()
         transition = rollout_transition(
-            policy, done=rollout_complete(deployment), started=started, now=step.now
+            policy, done=rollout_complete(workload, target.kind), started=started, now=step.now
         )
         if transition is None:
             return False

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollguard.api.base import LocalObjectRef, format_duration
+from rollguard.api.base import LocalObjectRef, TargetRef, format_duration
 from rollguard.api.decision import (
     Approval,
     ImpactEvidence,
@@ -217,7 +217,7 @@ def build_spec(
     draft: DecisionDraft,
     *,
     model_deployment: str,
-    deployment: str,
+    target: TargetRef,
     policy: PolicySnapshot,
     operator_version: str,
     approval: Approval | None = None,
@@ -225,7 +225,7 @@ def build_spec(
     """The full RollbackDecision spec from a draft and what only the caller knows."""
     return RollbackDecisionSpec(
         model_deployment_ref=LocalObjectRef(name=model_deployment),
-        deployment_ref=LocalObjectRef(name=deployment),
+        **RollbackDecisionSpec.refs(target),
         policy=policy,
         operator_version=operator_version,
         evaluated_at=draft.evaluated_at,

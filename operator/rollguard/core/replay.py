@@ -125,7 +125,7 @@ def replay(spec: RollbackDecisionSpec, *, business: Business | None = None) -> R
     recomputed = build_spec(
         draft,
         model_deployment=spec.model_deployment_ref.name,
-        deployment=spec.deployment_ref.name,
+        target=spec.target,
         policy=spec.policy,
         operator_version=spec.operator_version,
         approval=spec.approval,

@@ -1,9 +1,15 @@
-"""Deployment revisions and which of them a rollback may target. PURE.
+"""Workload revisions and which of them a rollback may target. PURE.
 
-A revision is identified by its ReplicaSet's pod-template-hash: Kubernetes renumbers a
-revision when it is rolled back to (revision 2 becomes revision 5), but the template hash stays,
-so approvals are kept by hash and their numbers refreshed from the ReplicaSet history, the
-same history `kubectl rollout undo --to-revision` reads.
+A revision is identified by its template hash: Kubernetes renumbers a revision when it is
+rolled back to (revision 2 becomes revision 5), but the template hash stays, so approvals are
+kept by hash and their numbers refreshed from the history, the same history
+`kubectl rollout undo --to-revision` reads. Each kind keeps it its own way:
+
+- Deployment: its ReplicaSets, ``deployment.kubernetes.io/revision`` and ``pod-template-hash``;
+- Argo Rollouts Rollout: its ReplicaSets, ``rollout.argoproj.io/revision`` and
+  ``rollouts-pod-template-hash``;
+- StatefulSet: its ControllerRevisions, their ``revision`` and
+  ``controller.kubernetes.io/hash``, the template in ``data.spec.template``.
 
 Called by the execution layer (which lists the ReplicaSets) and by the operator's handlers.
 """
@@ -14,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollguard.api.base import duration_seconds
+from rollguard.api.base import WorkloadKind, duration_seconds
 from rollguard.api.decision import RevisionContext, RevisionInfo
 from rollguard.api.labels import HUMAN_APPROVALS_ANNOTATION
 from rollguard.api.modeldeployment import ApprovalSource, ApprovedRevision, ApprovedRevisionRef
@@ -22,12 +28,19 @@ from rollguard.core.times import api_seconds, to_datetime
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 TEMPLATE_HASH_LABEL = "pod-template-hash"
+ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
+CONTROLLER_REVISION_HASH_LABEL = "controller.kubernetes.io/hash"
+_REPLICA_SET_KEYS: dict[str, tuple[str, str]] = {
+    "Deployment": (REVISION_ANNOTATION, TEMPLATE_HASH_LABEL),
+    "Rollout": (ROLLOUT_REVISION_ANNOTATION, ROLLOUT_HASH_LABEL),
+}
 # The operator's own record of revisions approved by a person, on the ModelDeployment:
 # a comma-separated list of template hashes (written by `rollguard approve-revision`).
 
 
 @dataclass(frozen=True)
-class ReplicaSetRecord:
+class RevisionRecord:
     """What rollguard needs of one ReplicaSet of a Deployment."""
 
     name: str
@@ -38,21 +51,31 @@ class ReplicaSetRecord:
     created: float | None = None  # metadata.creationTimestamp, Unix seconds
 
     @classmethod
-    def from_object(cls, rs: Mapping[str, Any]) -> ReplicaSetRecord | None:
-        """From a ReplicaSet as the API returns it; None when it carries no revision."""
-        meta = rs.get("metadata") or {}
-        annotations = meta.get("annotations") or {}
+    def from_object(
+        cls, obj: Mapping[str, Any], kind: WorkloadKind = "Deployment"
+    ) -> RevisionRecord | None:
+        """From a revision of a ``kind`` workload as the API returns it (a ReplicaSet, or a
+        StatefulSet's ControllerRevision); None when it carries no revision."""
+        meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
+        if kind == "StatefulSet":
+            raw: Any = obj.get("revision")
+            template = dict(((obj.get("data") or {}).get("spec") or {}).get("template") or {})
+            template.pop("$patch", None)  # the strategic-merge directive the controller stores
+            hash_label = CONTROLLER_REVISION_HASH_LABEL
+        else:
+            annotation, hash_label = _REPLICA_SET_KEYS[kind]
+            raw = (meta.get("annotations") or {}).get(annotation)
+            template = (obj.get("spec") or {}).get("template") or {}
         try:
-            revision = int(annotations[REVISION_ANNOTATION])
-        except (KeyError, ValueError):
+            revision = int(raw)
+        except (TypeError, ValueError):
             return None
-        template = (rs.get("spec") or {}).get("template") or {}
         containers = (template.get("spec") or {}).get("containers") or [{}]
         return cls(
             name=str(meta.get("name", "")),
             revision=revision,
-            template_hash=str(labels.get(TEMPLATE_HASH_LABEL, "")),
+            template_hash=str(labels.get(hash_label, "")),
             image=containers[0].get("image"),
             template=template,
             created=api_seconds(meta.get("creationTimestamp")),
@@ -60,7 +83,7 @@ class ReplicaSetRecord:
 
 
 def revision_born(
-    records: Iterable[ReplicaSetRecord], *, current: int, changed_at: float | None
+    records: Iterable[RevisionRecord], *, current: int, changed_at: float | None
 ) -> float | None:
     """Since when the current revision can have data (``engine.Measurements.born``): the later
     of its ReplicaSet's creation and the newest executed Rollback (``changed_at``), which
@@ -70,30 +93,46 @@ def revision_born(
     return max(known) if known else None
 
 
-def history(records: Iterable[ReplicaSetRecord]) -> list[ReplicaSetRecord]:
+def history(records: Iterable[RevisionRecord]) -> list[RevisionRecord]:
     """ReplicaSets by revision, newest first (one per revision)."""
-    by_revision: dict[int, ReplicaSetRecord] = {}
+    by_revision: dict[int, RevisionRecord] = {}
     for record in records:
         by_revision.setdefault(record.revision, record)
     return [by_revision[r] for r in sorted(by_revision, reverse=True)]
 
 
-def current_revision(deployment: Mapping[str, Any]) -> int | None:
-    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+def current_revision(
+    workload: Mapping[str, Any],
+    kind: WorkloadKind = "Deployment",
+    records: Iterable[RevisionRecord] = (),
+) -> int | None:
+    """The revision the workload serves: a Deployment's and a Rollout's revision annotation
+    (an aborted Rollout serves its stable ReplicaSet's), a StatefulSet's ``updateRevision``
+    looked up in its ControllerRevisions (``records``)."""
+    status = workload.get("status") or {}
+    if kind == "StatefulSet":
+        name = status.get("updateRevision")
+        return next((r.revision for r in records if name and r.name == name), None)
+    if kind == "Rollout" and status.get("abort"):
+        stable = status.get("stableRS")
+        return next((r.revision for r in records if stable and r.template_hash == stable), None)
+    annotation = _REPLICA_SET_KEYS[kind][0]
+    annotations = (workload.get("metadata") or {}).get("annotations") or {}
     try:
-        return int(annotations[REVISION_ANNOTATION])
+        return int(annotations[annotation])
     except (KeyError, ValueError):
         return None
 
 
-def rollback_template(record: ReplicaSetRecord) -> dict[str, Any]:
-    """The pod template to write into the Deployment to return to ``record``: the
-    ReplicaSet's template without the pod-template-hash label, as `kubectl rollout undo`
-    does."""
+def rollback_template(record: RevisionRecord) -> dict[str, Any]:
+    """The pod template to write into the workload to return to ``record``: the recorded
+    template without the controller's hash label, as `kubectl rollout undo` (and
+    `kubectl argo rollouts undo`) does."""
     template: dict[str, Any] = _plain(record.template)
     labels = (template.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(TEMPLATE_HASH_LABEL, None)
+        labels.pop(ROLLOUT_HASH_LABEL, None)
     return template
 
 
@@ -107,7 +146,7 @@ def _plain(value: Any) -> Any:
 
 def approved_revisions(
     *,
-    records: Sequence[ReplicaSetRecord],
+    records: Sequence[RevisionRecord],
     previous: Sequence[ApprovedRevision],
     spec_refs: Sequence[ApprovedRevisionRef],
     human_hashes: Iterable[str],
@@ -131,7 +170,7 @@ def approved_revisions(
                 update={"revision": by_hash[old.template_hash].revision}
             )
 
-    def add(record: ReplicaSetRecord, source: ApprovalSource) -> None:
+    def add(record: RevisionRecord, source: ApprovalSource) -> None:
         if record.template_hash not in kept:
             kept[record.template_hash] = ApprovedRevision(
                 revision=record.revision,
@@ -164,7 +203,7 @@ def approved_revisions(
 
 def revision_context(
     *,
-    records: Sequence[ReplicaSetRecord],
+    records: Sequence[RevisionRecord],
     approved: Sequence[ApprovedRevision],
     current: int,
     rollout_in_progress: bool,

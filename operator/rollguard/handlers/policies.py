@@ -24,7 +24,7 @@ from rollguard.control.records import DecisionSummary
 from rollguard.control.telemetry import ERRORS
 from rollguard.control.writes import mark_not_ready
 from rollguard.core import schedule
-from rollguard.core.revisions import ReplicaSetRecord
+from rollguard.core.revisions import RevisionRecord
 from rollguard.handlers.caches import IndexedReads
 from rollguard.handlers.runtime import current, now
 from rollguard.kube.client import ApiError
@@ -143,7 +143,8 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _target(obj: Mapping[str, Any]) -> tuple[str, str]:
-    ref = (obj.get("spec") or {}).get("deploymentRef") or {}
+    spec = obj.get("spec") or {}
+    ref = spec.get("targetRef") or spec.get("deploymentRef") or {}
     return (obj["metadata"]["namespace"], str(ref.get("name", "")))
 
 
@@ -231,7 +232,7 @@ async def evaluate_policy(
     model_deployments_by_policy: kopf.Index[tuple[str, str], dict[str, Any]],
     decisions_by_model_deployment: kopf.Index[tuple[str, str], DecisionSummary],
     deployments_by_name: kopf.Index[tuple[str, str], dict[str, Any]],
-    replica_sets_by_owner: kopf.Index[tuple[str, str], ReplicaSetRecord],
+    replica_sets_by_owner: kopf.Index[tuple[str, str], RevisionRecord],
     **_: Any,
 ) -> None:
     """Evaluate the policy's ModelDeployments at every instant of its evaluation interval

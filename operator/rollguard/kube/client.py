@@ -1,4 +1,4 @@
-"""Kubernetes API access: clients, the Deployment/ReplicaSet reads rollguard needs, its custom
+"""Kubernetes API access: clients, the workload reads and patches rollguard needs, its custom
 resources, and Events. Synchronous; callers use worker threads.
 
 Errors: ``kubernetes.client.exceptions.ApiException`` passes through; callers map 409, 429
@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from rollguard.api import GROUP, VERSION
-from rollguard.core.revisions import ReplicaSetRecord
+from rollguard.core.revisions import RevisionRecord
 
 ApiError = ApiException
 """Errors of the Kubernetes API, for layers that must not import the client."""
@@ -127,7 +127,7 @@ class Cluster:
 
     api: client.ApiClient
 
-    def _plain(self, obj: object) -> Any:
+    def plain(self, obj: object) -> Any:
         """A client model as plain JSON-like data, as the API server sent it."""
         return self.api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
@@ -136,11 +136,11 @@ class Cluster:
     def deployment(self, *, namespace: str, name: str) -> dict[str, Any]:
         apps = client.AppsV1Api(self.api)
         obj = apps.read_namespaced_deployment(name, namespace)
-        return cast(dict[str, Any], self._plain(obj))
+        return cast(dict[str, Any], self.plain(obj))
 
     def replica_sets(
         self, *, namespace: str, deployment: Mapping[str, Any]
-    ) -> list[ReplicaSetRecord]:
+    ) -> list[RevisionRecord]:
         """The Deployment's ReplicaSets (owned by it, like `kubectl rollout history`)."""
         apps = client.AppsV1Api(self.api)
         selector = (deployment.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
@@ -149,11 +149,11 @@ class Cluster:
         found = apps.list_namespaced_replica_set(namespace, label_selector=label_selector)
         records = []
         for item in found.items:
-            rs = self._plain(item)
+            rs = self.plain(item)
             owners = rs.get("metadata", {}).get("ownerReferences") or []
             if not any(o.get("uid") == uid and o.get("controller") for o in owners):
                 continue
-            record = ReplicaSetRecord.from_object(rs)
+            record = RevisionRecord.from_object(rs)
             if record is not None:
                 records.append(record)
         return records
@@ -176,7 +176,57 @@ class Cluster:
         obj = apps.patch_namespaced_deployment(
             name, namespace, body, _content_type="application/json-patch+json"
         )
-        return cast(dict[str, Any], self._plain(obj))
+        return cast(dict[str, Any], self.plain(obj))
+
+    # -- other workloads (StatefulSets, Argo Rollouts), by group, version and plural ---------
+
+    def read_object(
+        self, group: str, version: str, plural: str, *, namespace: str, name: str
+    ) -> dict[str, Any]:
+        """An object of any namespaced API (``apps``/``statefulsets`` as well as a CRD's)."""
+        return cast(
+            dict[str, Any],
+            self._custom().get_namespaced_custom_object(group, version, namespace, plural, name),
+        )
+
+    def list_of(
+        self, group: str, version: str, plural: str, *, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        result = self._custom().list_namespaced_custom_object(
+            group, version, namespace, plural, label_selector=label_selector
+        )
+        return cast(list[dict[str, Any]], cast(dict[str, Any], result).get("items", []))
+
+    def json_patch(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str,
+        name: str,
+        generation: int,
+        operations: Sequence[Mapping[str, Any]],
+        status: bool = False,
+    ) -> None:
+        """A JSON Patch (of the status subresource with ``status``) whose first operation tests
+        metadata.generation, refused (422) if anyone changed the spec since it was read."""
+        body = [{"op": "test", "path": "/metadata/generation", "value": generation}]
+        body.extend(dict(op) for op in operations)
+        patch = (
+            self._custom().patch_namespaced_custom_object_status
+            if status
+            else self._custom().patch_namespaced_custom_object
+        )
+        patch(
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            body,
+            _content_type="application/json-patch+json",
+        )
 
     # -- rollguard.dev ---------------------------------------------------------------------
 
@@ -278,7 +328,7 @@ class Cluster:
         review = client.AuthenticationV1Api(self.api).create_self_subject_review(
             client.V1SelfSubjectReview()
         )
-        info = self._plain(review).get("status", {}).get("userInfo", {})
+        info = self.plain(review).get("status", {}).get("userInfo", {})
         return str(info.get("username", "")), list(info.get("groups") or [])
 
     def event(

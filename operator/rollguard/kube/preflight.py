@@ -48,6 +48,10 @@ PERMISSIONS: tuple[Permission, ...] = tuple(
     + _perms(OWN, [f"{k}/status" for k in KINDS], ("patch",))
     + _perms("apps", ("deployments",), ("get", "list", "watch", "patch"))
     + _perms("apps", ("replicasets",), ("list", "watch"))
+    + _perms("apps", ("statefulsets",), ("get", "patch"))
+    + _perms("apps", ("controllerrevisions",), ("list",))
+    + _perms("argoproj.io", ("rollouts",), ("get", "patch"))
+    + _perms("argoproj.io", ("rollouts/status",), ("patch",))
     + _perms("events.k8s.io", ("events",), ("create",))
 )
 """What the operator does with the API, and so what it checks before it starts. Every entry

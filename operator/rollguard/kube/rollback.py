@@ -1,11 +1,11 @@
-"""Carrying out a decision on its Deployment: roll back to an approved revision, or pause.
+"""Carrying out a decision on its workload: roll back to an approved revision, or pause.
 
-Exactly once and never over someone else's edit: the Deployment is read, checked to still be
+Exactly once and never over someone else's edit: the workload is read, checked to still be
 at the revision the decision judged, and patched with a JSON Patch that tests its
 metadata.generation (it moves only when someone changes the spec). A refused patch is re-read:
 an edit that left the revision and its pod template alone (a scale) is retried, any other is
 a Conflict. Already at the target means done, with no patch, so running this again after a
-crash or on a second replica changes nothing.
+crash or on a second replica changes nothing. What each kind patches: ``kube.targets``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
+from rollguard.api.base import TargetRef
 from rollguard.core.revisions import (
-    ReplicaSetRecord,
+    RevisionRecord,
     current_revision,
     history,
     rollback_template,
 )
+from rollguard.core.rollout import rollout_aborted, rollout_in_progress
 from rollguard.kube.client import Cluster, api_message
+from rollguard.kube.targets import RolloutTarget, Target, target_of
 
 Verdict = Literal["Patched", "AlreadyDone", "Conflict", "TargetMissing"]
 MAX_REFUSAL = 300  # characters of the API server's refusal kept in a result's message
@@ -29,7 +32,7 @@ MAX_REFUSAL = 300  # characters of the API server's refusal kept in a result's m
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """What happened to the Deployment."""
+    """What happened to the workload."""
 
     verdict: Verdict
     message: str
@@ -44,6 +47,7 @@ class ExecutionResult:
 def _same_template(live: dict[str, Any], target: dict[str, Any]) -> bool:
     labels = dict((live.get("metadata") or {}).get("labels") or {})
     labels.pop("pod-template-hash", None)
+    labels.pop("rollouts-pod-template-hash", None)
     live_meta = {**(live.get("metadata") or {}), "labels": labels}
     target_meta = {
         **(target.get("metadata") or {}),
@@ -52,7 +56,7 @@ def _same_template(live: dict[str, Any], target: dict[str, Any]) -> bool:
     return bool(live_meta == target_meta and live.get("spec") == target.get("spec"))
 
 
-def _hash_of_revision(records: list[ReplicaSetRecord], revision: int | None) -> str | None:
+def _hash_of_revision(records: list[RevisionRecord], revision: int | None) -> str | None:
     return next((r.template_hash for r in records if r.revision == revision), None)
 
 
@@ -71,66 +75,119 @@ def _template_changed(live: dict[str, Any], judged: dict[str, Any] | None) -> bo
     return judged is not None and live["spec"].get("template") != judged
 
 
+@dataclass(frozen=True)
+class _Patch:
+    """A patch to try: JSON Patch operations on the spec, or an Argo abort."""
+
+    operations: list[dict[str, Any]]
+    message: str
+    abort: bool = False
+
+
+def _plan_rollback(
+    target: Target,
+    what: str,
+    live: dict[str, Any],
+    records: list[RevisionRecord],
+    *,
+    from_revision: int,
+    to_template_hash: str,
+    judged: dict[str, Any] | None,
+    refusal: str,
+) -> ExecutionResult | _Patch:
+    """What to do with ``live``: a final result (done, conflict, no target), or a patch."""
+    found = next((r for r in records if r.template_hash == to_template_hash), None)
+    if found is None:
+        return ExecutionResult(
+            "TargetMissing",
+            f"no revision of {what} has template hash {to_template_hash}; its history may "
+            "have been pruned (revisionHistoryLimit)",
+        )
+    template = rollback_template(found)
+    current = current_revision(live, target.kind, records)
+    current_hash = _hash_of_revision(records, current)
+    status = live.get("status") or {}
+    if _same_template(live["spec"]["template"], template) or (
+        rollout_aborted(live) and status.get("stableRS") == to_template_hash
+    ):
+        return ExecutionResult(
+            "AlreadyDone",
+            f"{what} already runs the template of revision {found.revision}",
+            from_template_hash=current_hash,
+            to_template_hash=to_template_hash,
+        )
+    if current != from_revision or _template_changed(live, judged):
+        changed = f"is at revision {current}, not {from_revision} as judged"
+        if current == from_revision:
+            changed = "has a new pod template (its new revision is not numbered yet)"
+        return ExecutionResult(
+            "Conflict",
+            f"{what} {changed}; someone changed it "
+            f"{'while it was being patched' if refusal else 'since'}{refusal}, so it is "
+            "left alone",
+            from_template_hash=current_hash,
+        )
+    if (
+        isinstance(target, RolloutTarget)
+        and rollout_in_progress(live, "Rollout")
+        and status.get("stableRS") == to_template_hash
+    ):
+        # The canary (or preview) is judged bad and the stable ReplicaSet is the target: abort,
+        # as Argo's own CLI does; traffic returns to stable at once.
+        return _Patch(
+            [],
+            f"Aborted the update of {what} at revision {current}: the stable revision "
+            f"{found.revision} serves again",
+            abort=True,
+        )
+    operations, also = target.rollback_operations(live, template)
+    return _Patch(
+        operations,
+        f"Patched {what} from revision {current} to the template of revision "
+        f"{found.revision}{also}",
+    )
+
+
 def rollback(
     *,
     cluster: Cluster,
     namespace: str,
-    deployment: str,
+    target: TargetRef,
     from_revision: int,
     to_template_hash: str,
 ) -> ExecutionResult:
-    """Return ``deployment`` to the revision whose pod-template-hash is ``to_template_hash``."""
+    """Return the workload to the revision whose template hash is ``to_template_hash``."""
+    kind, what = target_of(target.kind), target.describe(namespace)
     judged: dict[str, Any] | None = None  # the pod template as first read
     refusal = ""
     for _ in range(ATTEMPTS):
-        live = cluster.deployment(namespace=namespace, name=deployment)
-        records = history(cluster.replica_sets(namespace=namespace, deployment=live))
-        target = next((r for r in records if r.template_hash == to_template_hash), None)
-        if target is None:
-            return ExecutionResult(
-                "TargetMissing",
-                f"no ReplicaSet of Deployment {namespace}/{deployment} has pod-template-hash "
-                f"{to_template_hash}; its history may have been pruned (revisionHistoryLimit)",
-            )
-        template = rollback_template(target)
-        current = current_revision(live)
-        current_hash = _hash_of_revision(records, current)
-        if _same_template(live["spec"]["template"], template):
-            return ExecutionResult(
-                "AlreadyDone",
-                f"Deployment {namespace}/{deployment} already runs the template of revision "
-                f"{target.revision}",
-                from_template_hash=current_hash,
-                to_template_hash=to_template_hash,
-            )
-        if current != from_revision or _template_changed(live, judged):
-            changed = f"is at revision {current}, not {from_revision} as judged"
-            if current == from_revision:
-                changed = "has a new pod template (its new revision is not numbered yet)"
-            return ExecutionResult(
-                "Conflict",
-                f"Deployment {namespace}/{deployment} {changed}; someone changed it "
-                f"{'while it was being patched' if refusal else 'since'}{refusal}, so it is "
-                "left alone",
-                from_template_hash=current_hash,
-            )
+        live = kind.read(cluster, namespace=namespace, name=target.name)
+        records = history(kind.history(cluster, namespace=namespace, workload=live))
+        plan = _plan_rollback(
+            kind,
+            what,
+            live,
+            records,
+            from_revision=from_revision,
+            to_template_hash=to_template_hash,
+            judged=judged,
+            refusal=refusal,
+        )
+        if isinstance(plan, ExecutionResult):
+            return plan
         judged = live["spec"].get("template")
-        operations: list[dict[str, Any]] = [
-            {"op": "replace", "path": "/spec/template", "value": template}
-        ]
-        resumed = ""
-        if live["spec"].get("paused"):
-            # A paused Deployment does not roll out a new template: a rollback left paused
-            # would never complete (``kubectl rollout undo`` refuses one for that reason).
-            operations.append({"op": "replace", "path": "/spec/paused", "value": False})
-            resumed = " and resumed its paused rollout"
+        generation = int(live["metadata"]["generation"])
         try:
-            cluster.patch_deployment(
-                namespace=namespace,
-                name=deployment,
-                generation=int(live["metadata"]["generation"]),
-                operations=operations,
-            )
+            if plan.abort and isinstance(kind, RolloutTarget):
+                kind.abort(cluster, namespace=namespace, name=target.name, generation=generation)
+            else:
+                kind.patch(
+                    cluster,
+                    namespace=namespace,
+                    name=target.name,
+                    generation=generation,
+                    operations=plan.operations,
+                )
         except ApiException as err:
             if not _refused(err):
                 raise
@@ -138,55 +195,58 @@ def rollback(
             continue  # re-read: the next pass sees what changed
         return ExecutionResult(
             "Patched",
-            f"Patched Deployment {namespace}/{deployment} from revision {current} to the "
-            f"template of revision {target.revision}{resumed}",
-            from_template_hash=current_hash,
+            plan.message,
+            from_template_hash=_hash_of_revision(
+                records, current_revision(live, target.kind, records)
+            ),
             to_template_hash=to_template_hash,
         )
     return ExecutionResult(
         "Conflict",
-        f"Deployment {namespace}/{deployment} changed under each of {ATTEMPTS} patches"
-        f"{refusal}; not overwritten",
+        f"{what} changed under each of {ATTEMPTS} patches{refusal}; not overwritten",
     )
 
 
 def pause(
-    *, cluster: Cluster, namespace: str, deployment: str, from_revision: int
+    *, cluster: Cluster, namespace: str, target: TargetRef, from_revision: int
 ) -> ExecutionResult:
-    """Pause the Deployment's rollout (``spec.paused``), if it is still at ``from_revision``."""
+    """Pause the workload's rollout, if it is still at ``from_revision`` (``kube.targets``
+    says how each kind pauses)."""
+    kind, what = target_of(target.kind), target.describe(namespace)
     judged: dict[str, Any] | None = None
     refusal = ""
     for _ in range(ATTEMPTS):
-        live = cluster.deployment(namespace=namespace, name=deployment)
-        if live["spec"].get("paused"):
-            return ExecutionResult(
-                "AlreadyDone", f"Deployment {namespace}/{deployment} is already paused"
-            )
-        current = current_revision(live)
+        live = kind.read(cluster, namespace=namespace, name=target.name)
+        if kind.paused(live):
+            return ExecutionResult("AlreadyDone", f"{what} is already paused")
+        records = (
+            kind.history(cluster, namespace=namespace, workload=live)
+            if target.kind != "Deployment"
+            else []
+        )
+        current = current_revision(live, target.kind, records)
         if current != from_revision or _template_changed(live, judged):
             return ExecutionResult(
                 "Conflict",
-                f"Deployment {namespace}/{deployment} is at revision {current}, not "
-                f"{from_revision}, or has a new pod template{refusal}",
+                f"{what} is at revision {current}, not {from_revision}, or has a new pod "
+                f"template{refusal}",
             )
         judged = live["spec"].get("template")
         try:
-            cluster.patch_deployment(
+            kind.patch(
+                cluster,
                 namespace=namespace,
-                name=deployment,
+                name=target.name,
                 generation=int(live["metadata"]["generation"]),
-                operations=[{"op": "add", "path": "/spec/paused", "value": True}],
+                operations=kind.pause_operations(live),
             )
         except ApiException as err:
             if not _refused(err):
                 raise
             refusal = f" (HTTP {err.status}: {api_message(err)[:MAX_REFUSAL]})"
             continue
-        return ExecutionResult(
-            "Patched", f"Paused Deployment {namespace}/{deployment} at revision {current}"
-        )
+        return ExecutionResult("Patched", f"Paused {what} at revision {current}")
     return ExecutionResult(
         "Conflict",
-        f"Deployment {namespace}/{deployment} changed under each of {ATTEMPTS} patches"
-        f"{refusal}; not overwritten",
+        f"{what} changed under each of {ATTEMPTS} patches{refusal}; not overwritten",
     )

@@ -31,7 +31,7 @@ from rollguard.api.policy import Action, EffectivePolicy
 from rollguard.core import engine, machine
 from rollguard.core.decide import DecisionDraft, decide
 from rollguard.core.revisions import (
-    ReplicaSetRecord,
+    RevisionRecord,
     approved_revisions,
     revision_born,
     revision_context,
@@ -102,7 +102,7 @@ class VirtualMember:
     def __post_init__(self) -> None:
         n = max(1, self.setting.revisions)
         self.records = [
-            ReplicaSetRecord(
+            RevisionRecord(
                 name=f"rs-{k}",
                 revision=k,
                 template_hash=f"t{k}",
@@ -274,7 +274,7 @@ class VirtualMember:
             return
         newest = max(r.revision for r in self.records) + 1
         self.records = [
-            ReplicaSetRecord(
+            RevisionRecord(
                 name=r.name,
                 revision=newest if r is target else r.revision,
                 template_hash=r.template_hash,

@@ -33,7 +33,7 @@ from rollguard.api import API_VERSION
 from rollguard.core.revisions import (
     REVISION_ANNOTATION,
     TEMPLATE_HASH_LABEL,
-    ReplicaSetRecord,
+    RevisionRecord,
 )
 from rollguard.kube.client import ApiError
 
@@ -41,6 +41,14 @@ NAMESPACE = "ml"
 NAME = "model"  # the ModelDeployment and its Deployment
 POLICY = "policy"
 REPLICAS = 3
+
+
+WORKLOAD_KINDS = {
+    "statefulsets": "StatefulSet",
+    "controllerrevisions": "ControllerRevision",
+    "rollouts": "Rollout",
+    "replicasets": "ReplicaSet",
+}
 
 
 def _error(status: int, reason: str, message: str) -> ApiError:
@@ -349,7 +357,7 @@ class FakeCluster:
 
     def replica_sets(
         self, *, namespace: str, deployment: Mapping[str, Any]
-    ) -> list[ReplicaSetRecord]:
+    ) -> list[RevisionRecord]:
         selector = (deployment.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
         uid = deployment["metadata"]["uid"]
         records = []
@@ -360,7 +368,7 @@ class FakeCluster:
             owners = rs["metadata"].get("ownerReferences") or []
             if not any(o.get("uid") == uid and o.get("controller") for o in owners):
                 continue
-            record = ReplicaSetRecord.from_object(copy.deepcopy(rs))
+            record = RevisionRecord.from_object(copy.deepcopy(rs))
             if record is not None:
                 records.append(record)
         return records
@@ -461,6 +469,37 @@ class FakeCluster:
             self._refused.pop(kind, None)
         else:
             self._refused[kind] = message
+
+    # -- other workloads: held in ``objects`` by kind ----------------------------------------
+
+    def read_object(
+        self, group: str, version: str, plural: str, *, namespace: str, name: str
+    ) -> dict[str, Any]:
+        return copy.deepcopy(self._stored(WORKLOAD_KINDS[plural], namespace, name))
+
+    def list_of(
+        self, group: str, version: str, plural: str, *, namespace: str, label_selector: str
+    ) -> list[dict[str, Any]]:
+        return self.list_objects(
+            WORKLOAD_KINDS[plural], namespace=namespace, label_selector=label_selector
+        )
+
+    def json_patch(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        *,
+        namespace: str,
+        name: str,
+        generation: int,
+        operations: Sequence[Mapping[str, Any]],
+        status: bool = False,
+    ) -> None:
+        kind = WORKLOAD_KINDS[plural]
+        stored = self._stored(kind, namespace, name)
+        test = {"op": "test", "path": "/metadata/generation", "value": generation}
+        self.objects[(kind, namespace, name)] = _json_patch(stored, [test, *operations])
 
     # -- rollguard.dev ---------------------------------------------------------------------
 

@@ -136,17 +136,34 @@ def _cycle(
 
 
 @cache
+def _target(kind: str, name: str) -> dict[str, str]:
+    version = "argoproj.io/v1alpha1" if kind == "Rollout" else "apps/v1"
+    return {"apiVersion": version, "kind": kind, "name": name}
+
+
 def unusable_model_deployments() -> World:
-    """One cycle of the policy ml/policy over three ModelDeployments it cannot evaluate: one
+    """One cycle of the policy ml/policy over five ModelDeployments it cannot evaluate: one
     in another namespace (the policy is not shared), one without a deploymentRef, one whose
-    Deployment does not exist."""
+    Deployment does not exist, one whose StatefulSet does not exist, and one guarding a Rollout
+    that takes its template from a Deployment (``workloadRef``)."""
     w = world()
     ref = {"policyRef": {"name": POLICY, "namespace": NAMESPACE}}
     bound = [
         _model_deployment(w, "elsewhere", {**ref, "deploymentRef": {"name": NAME}}, "other"),
         _model_deployment(w, "broken", ref),
         _model_deployment(w, "orphan", {**ref, "deploymentRef": {"name": "missing"}}),
+        _model_deployment(w, "stateless", {**ref, "targetRef": _target("StatefulSet", "gone")}),
+        _model_deployment(w, "referring", {**ref, "targetRef": _target("Rollout", "by-ref")}),
     ]
+    w.cluster.add_object(
+        "Rollout",
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "by-ref", "namespace": NAMESPACE},
+            "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME}},
+        },
+    )
     source = _Unreachable()
     report = _cycle(w, policy_context(AUTO_ROLLBACK), bound, source)
     assert (report.evaluated, source.asked) == (0, 0)

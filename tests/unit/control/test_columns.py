@@ -232,6 +232,7 @@ def _model_deployments() -> list[dict[str, Any]]:
             **mdep,
             "status": {
                 "phase": phase,
+                "target": f"Deployment/{mdep['spec']['deploymentRef']['name']}",
                 "currentRevision": 12,
                 "stableRevision": 11,
                 "lastDecision": f"{mdep['metadata']['name']}-3f2a9c1d0b",
@@ -312,5 +313,5 @@ def test_scores_revisions_and_the_short_reason_are_what_people_see() -> None:
     assert header.split()[-2:] == ["REASON", "AGE"]
     assert row.endswith(f"Rollback to revision 11: score 0.85 over 0.7 for 12m34s   {AGE}")
     [_, row] = _table(KINDS[1], _model_deployments()[:1])
-    assert row.split() == ["fraud-scorer", "Healthy", "0.72", "12", "11", "fraud-scorer",
-                           "fraud-high", AGE]  # fmt: skip
+    assert row.split() == ["fraud-scorer", "Healthy", "0.72", "12", "11",
+                           "Deployment/fraud-scorer", "fraud-high", AGE]  # fmt: skip

@@ -47,6 +47,8 @@ SCENARIOS: dict[str, Scenario] = {
     "SPEC_INVALID": h.unusable_model_deployments,
     "POLICY_NOT_SHARED": h.unusable_model_deployments,
     "DEPLOYMENT_NOT_FOUND": h.unusable_model_deployments,
+    "TARGET_NOT_FOUND": h.unusable_model_deployments,
+    "TARGET_UNSUPPORTED": h.unusable_model_deployments,
     "EVALUATED": s.hold_episodes,
     "BECAME_DEGRADED": s.hold_episodes,
     "RECOVERED": s.hold_episodes,

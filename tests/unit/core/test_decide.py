@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from factory import T0, policy_of, value_for_score
 
+from rollguard.api.base import TargetRef
 from rollguard.api.decision import RevisionContext, RevisionInfo, Samples
 from rollguard.api.modeldeployment import Business, GuardState
 from rollguard.api.policy import EffectivePolicy
@@ -267,7 +268,11 @@ def test_build_spec_adds_references_and_the_policy_snapshot() -> None:
     d = decision(0.75, policy=p)
     snap = policy_snapshot(name="fraud-policy", namespace="ml", generation=3, effective=p)
     spec = build_spec(
-        d, model_deployment="fraud", deployment="fraud-v2", policy=snap, operator_version="0.1.0"
+        d,
+        model_deployment="fraud",
+        target=TargetRef.deployment("fraud-v2"),
+        policy=snap,
+        operator_version="0.1.0",
     )
     assert spec.policy.spec_hash == spec_hash(p)
     assert spec.evaluated_at.timestamp() == T0

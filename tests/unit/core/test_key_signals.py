@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
+from rollguard.api.base import TargetRef
 from rollguard.api.decision import RevisionContext, RevisionInfo, RollbackDecisionSpec, Samples
 from rollguard.api.modeldeployment import GuardState
 from rollguard.api.policy import EffectivePolicy
@@ -257,7 +258,7 @@ def recorded(doc: dict[str, Any], latency: float, errors: float) -> RollbackDeci
     return build_spec(
         decision(doc, latency, errors),
         model_deployment="fraud",
-        deployment="fraud",
+        target=TargetRef.deployment("fraud"),
         policy=policy_snapshot(name="p", namespace="ml", generation=1, effective=policy_of(doc)),
         operator_version="0.1.0",
     )

@@ -6,7 +6,7 @@ from typing import Any
 
 from rollguard.api.modeldeployment import ApprovedRevision, ApprovedRevisionRef
 from rollguard.core.revisions import (
-    ReplicaSetRecord,
+    RevisionRecord,
     approved_revisions,
     current_revision,
     history,
@@ -35,14 +35,14 @@ def _rs(name: str, revision: int | None, template_hash: str, image: str) -> dict
     }
 
 
-def _records() -> list[ReplicaSetRecord]:
+def _records() -> list[RevisionRecord]:
     objects = [
         _rs("fraud-a", 1, "aaa", "fraud:v1"),
         _rs("fraud-c", 3, "ccc", "fraud:v3"),
         _rs("fraud-b", 2, "bbb", "fraud:v2"),
         _rs("stray", None, "zzz", "fraud:v0"),
     ]
-    return [r for o in objects if (r := ReplicaSetRecord.from_object(o)) is not None]
+    return [r for o in objects if (r := RevisionRecord.from_object(o)) is not None]
 
 
 def test_replica_sets_without_revision_annotation_are_ignored_and_history_is_newest_first() -> None:
@@ -111,7 +111,7 @@ def test_earlier_approvals_keep_source_and_time_and_follow_renumbering() -> None
     )
     # Rolling back to bbb renumbered it to revision 4.
     renumbered = [
-        r if r.template_hash != "bbb" else ReplicaSetRecord(r.name, 4, "bbb", r.image, r.template)
+        r if r.template_hash != "bbb" else RevisionRecord(r.name, 4, "bbb", r.image, r.template)
         for r in _records()
     ]
     approved = _approved(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from factory import ONE_SIGNAL, T0, bits, policy_of
 
+from rollguard.api.base import TargetRef
 from rollguard.api.decision import Samples
 from rollguard.api.modeldeployment import GuardState
 from rollguard.core.decide import build_spec, decide, policy_snapshot
@@ -25,7 +26,7 @@ from rollguard.core.engine import (
 )
 from rollguard.core.evidence import last_evaluation, signal_evidence
 from rollguard.core.replay import replay
-from rollguard.core.revisions import ReplicaSetRecord, revision_born, revision_context
+from rollguard.core.revisions import RevisionRecord, revision_born, revision_context
 from rollguard.core.samples import measurements_from_samples
 from rollguard.core.statistics.sample_rows import SampleRows
 from rollguard.core.statistics.window_sums import WindowStats
@@ -174,15 +175,15 @@ def test_samples_on_a_range_querys_grid_say_where_a_series_began() -> None:
 
 def test_revision_born_is_the_replica_sets_creation_or_the_later_rollback() -> None:
     records = [
-        ReplicaSetRecord("rs-a", 3, "a", None, {}, created=T0 - 500.0),
-        ReplicaSetRecord("rs-b", 2, "b", None, {}, created=T0 - 9000.0),
+        RevisionRecord("rs-a", 3, "a", None, {}, created=T0 - 500.0),
+        RevisionRecord("rs-b", 2, "b", None, {}, created=T0 - 9000.0),
     ]
     assert revision_born(records, current=3, changed_at=None) == T0 - 500.0
     # A rollback makes an old ReplicaSet current again: it is as young as the rollback.
     assert revision_born(records, current=2, changed_at=T0 - 60.0) == T0 - 60.0
     assert revision_born(records, current=3, changed_at=T0 - 9000.0) == T0 - 500.0
     assert revision_born([], current=1, changed_at=None) is None
-    parsed = ReplicaSetRecord.from_object(
+    parsed = RevisionRecord.from_object(
         {
             "metadata": {
                 "name": "rs",
@@ -259,7 +260,7 @@ def _warm_up_decision(born: float | None, samples: list[Samples | None]) -> Any:
     r = step(policy, m, state_to_arrays(policy, [state]), now=T0)
     assert int(r.fired[0]) >= 0 and bool(r.warming_up[0, 1])
     revisions = revision_context(
-        records=[ReplicaSetRecord("rs", 2, "h2", None, {}, created=born)],
+        records=[RevisionRecord("rs", 2, "h2", None, {}, created=born)],
         approved=[],
         current=2,
         rollout_in_progress=False,
@@ -279,7 +280,7 @@ def _warm_up_decision(born: float | None, samples: list[Samples | None]) -> Any:
     return build_spec(
         draft,
         model_deployment="fraud",
-        deployment="fraud",
+        target=TargetRef.deployment("fraud"),
         policy=policy_snapshot(name="p", namespace="ml", generation=1, effective=policy),
         operator_version="test",
     )

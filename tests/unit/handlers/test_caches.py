@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from rollguard.api.base import TargetRef
 from rollguard.control.members import Member, read_member
-from rollguard.core.revisions import ReplicaSetRecord
+from rollguard.core.revisions import RevisionRecord
 from rollguard.handlers import runtime
 from rollguard.handlers.caches import (
     IndexedReads,
@@ -83,36 +84,36 @@ class _Cluster:
             raise ApiException(status=404, reason="Not Found")
         return slim_deployment(DEPLOYMENT)
 
-    def replica_sets(self, *, namespace: str, deployment: dict[str, Any]) -> list[ReplicaSetRecord]:
+    def replica_sets(self, *, namespace: str, deployment: dict[str, Any]) -> list[RevisionRecord]:
         self.reads.append(f"replicasets {namespace}/{deployment['metadata']['name']}")
         return []
 
 
 def _reads(
     deployments: dict[tuple[str, str], list[dict[str, Any]]],
-    replica_sets: dict[tuple[str, str], list[ReplicaSetRecord]],
+    replica_sets: dict[tuple[str, str], list[RevisionRecord]],
 ) -> tuple[IndexedReads, _Cluster]:
     cluster = _Cluster()
     return IndexedReads(cluster, deployments, replica_sets), cluster  # type: ignore[arg-type]
 
 
 def test_hits_read_nothing_from_the_api_server() -> None:
-    record = ReplicaSetRecord.from_object(_rs("a", "1", OWNER))
+    record = RevisionRecord.from_object(_rs("a", "1", OWNER))
     assert record is not None
     slim = slim_deployment(DEPLOYMENT)
     reads, cluster = _reads({("ml", "fraud"): [slim]}, {("ml", "u-1"): [record]})
-    found = reads.deployment(namespace="ml", name="fraud")
+    found = reads.workload(TargetRef.deployment("fraud"), namespace="ml")
     assert found == slim
-    assert reads.replica_sets(namespace="ml", deployment=found) == [record]
+    assert reads.history(TargetRef.deployment("fraud"), namespace="ml", workload=found) == [record]
     assert cluster.reads == []
 
 
 def test_misses_read_live_and_a_missing_deployment_is_the_api_servers_404() -> None:
     reads, cluster = _reads({}, {})
-    found = reads.deployment(namespace="ml", name="fraud")
-    assert reads.replica_sets(namespace="ml", deployment=found) == []
+    found = reads.workload(TargetRef.deployment("fraud"), namespace="ml")
+    assert reads.history(TargetRef.deployment("fraud"), namespace="ml", workload=found) == []
     with pytest.raises(ApiException) as err:
-        reads.deployment(namespace="ml", name="gone")
+        reads.workload(TargetRef.deployment("gone"), namespace="ml")
     assert err.value.status == 404
     assert cluster.reads == ["deployment ml/fraud", "replicasets ml/fraud", "deployment ml/gone"]
 
@@ -136,8 +137,8 @@ class _Policy:
         return True
 
 
-def _record(name: str, revision: int) -> ReplicaSetRecord:
-    record = ReplicaSetRecord.from_object(_rs(name, str(revision), OWNER))
+def _record(name: str, revision: int) -> RevisionRecord:
+    record = RevisionRecord.from_object(_rs(name, str(revision), OWNER))
     assert record is not None
     return record
 
@@ -162,7 +163,7 @@ def _member_obj(approved: list[tuple[int, str]], current: int | None) -> dict[st
 class _LiveHistory(_Cluster):
     """The API server's view: revision 2 current, revision 1 (h-a) still there."""
 
-    def replica_sets(self, *, namespace: str, deployment: dict[str, Any]) -> list[ReplicaSetRecord]:
+    def replica_sets(self, *, namespace: str, deployment: dict[str, Any]) -> list[RevisionRecord]:
         super().replica_sets(namespace=namespace, deployment=deployment)
         return [_record("a", 1), _record("b", 2)]
 
@@ -176,7 +177,7 @@ class _LiveHistory(_Cluster):
     ],
 )
 def test_a_cached_history_that_may_lag_is_read_again_from_the_api_server(
-    cached: list[ReplicaSetRecord], obj: dict[str, Any], why: str
+    cached: list[RevisionRecord], obj: dict[str, Any], why: str
 ) -> None:
     """After a peering pause the caches refill while the first cycles run: an approval is
     never dropped, and no target picked, on the word of a history the cache has not

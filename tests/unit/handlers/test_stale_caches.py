@@ -15,7 +15,7 @@ from rollguard.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentSt
 from rollguard.control.members import Member, confirmed_member
 from rollguard.control.records import DecisionSummary, confirmed_history
 from rollguard.control.writes import GoneError, mark_not_ready, write_status
-from rollguard.core.revisions import ReplicaSetRecord
+from rollguard.core.revisions import RevisionRecord
 from rollguard.handlers.policies import Ghosts
 
 NOW = 1_800_000_000.0
@@ -164,9 +164,9 @@ class _Live:
         annotations = {"deployment.kubernetes.io/revision": "4"}
         return {"metadata": {"name": name, "namespace": namespace, "annotations": annotations}}
 
-    def replica_sets(self, *, namespace: str, deployment: Any) -> list[ReplicaSetRecord]:
+    def replica_sets(self, *, namespace: str, deployment: Any) -> list[RevisionRecord]:
         return [
-            ReplicaSetRecord(name=f"rs-{r}", revision=r, template_hash=f"h{r}", image=None,
+            RevisionRecord(name=f"rs-{r}", revision=r, template_hash=f"h{r}", image=None,
                              template={})
             for r in (4, 3)
         ]  # fmt: skip
