@@ -151,6 +151,7 @@ TARGET = "evidence"  # a decision the operator's identity creates at setup, for 
 OPERATOR = "system:serviceaccount:rollguard-system:rollguard"
 APPROVAL = {"decision": "Approve", "reason": "looks fine"}
 INJECTION = 'x"} or vector(1) or up{job="'
+STS_GHOST = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "ghost"}
 
 
 def rbp(name: str, changes: Mapping[str, Any] | None = None, **options: Any) -> Submit:
@@ -236,6 +237,12 @@ CLUSTER_CORPUS = [
     row(rbd("d-samples-too-many", {"signals.0.samples": {"timestamps": [float(t) for t in range(301)], "values": [0.1] * 301}}), admission("spec.signals[0].samples.timestamps")),
     # References to what is missing, or not theirs to use.
     row(mdep("m-deployment-missing", {"deploymentRef.name": "ghost"}), invalid("DeploymentNotFound")),
+    row(mdep("m-statefulset-missing", {"deploymentRef": DROP, "targetRef": STS_GHOST}), invalid("TargetNotFound")),
+    # The workload named once, by a kind rollguard knows, with that kind's apiVersion.
+    row(mdep("m-both-refs", {"targetRef": STS_GHOST}), admission("exactly one of deploymentRef and targetRef")),
+    row(mdep("m-no-ref", {"deploymentRef": DROP}), admission("exactly one of deploymentRef and targetRef")),
+    row(mdep("m-target-kind-unknown", {"deploymentRef": DROP, "targetRef": {**STS_GHOST, "kind": "DaemonSet"}}), admission("spec.targetRef.kind")),
+    row(mdep("m-target-version-of-another-kind", {"deploymentRef": DROP, "targetRef": {**STS_GHOST, "kind": "Rollout"}}), admission("a Rollout has apiVersion argoproj.io/v1alpha1")),
     row(mdep("m-policy-missing", {"policyRef.name": "no-such-policy"}), invalid("no-such-policy does not exist")),
     row(mdep("m-policy-invalid", {"policyRef.name": "p-interval-over-30-days"}), invalid("p-interval-over-30-days is invalid")),
     row(
