@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rollguard's tests and demo need on a fresh Debian machine of this kind:
 # Debian packages (prometheus, openssl, jq), a Python virtualenv with the project and its dev
-# tools, and the control-plane binaries (built from Go modules into a cache, only when missing).
+# tools, and the control-plane binaries and the Argo Rollouts controller (built from Go modules
+# into a cache, only when missing).
 # Idempotent: re-running it does only what is missing.
 #
 #   --build-in-background   start the control-plane build (the long part on a fresh machine)

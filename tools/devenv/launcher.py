@@ -1,5 +1,6 @@
 """The local environment: a real control plane (etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler, kwok), Prometheus and the workload simulator, all on loopback.
+kube-scheduler, kwok), the Argo Rollouts controller with its CRDs, Prometheus and the workload
+simulator, all on loopback.
 
 Used by ``make dev-up`` / ``make dev-down`` (through ``python -m devenv``), by the pytest
 fixtures and by the demo. ``Environment`` starts everything on free ports, waits until it is
@@ -51,6 +52,9 @@ class EnvInfo:
     binaries: dict[str, str]
     work_dir: str
     pid: int
+    # The Argo Rollouts controller's endpoints; empty when it is not built (or not ours).
+    argo_rollouts_metrics_url: str = ""
+    argo_rollouts_healthz_url: str = ""
 
     @classmethod
     def load(cls, path: Path) -> EnvInfo:
@@ -69,6 +73,15 @@ def build_dir() -> Path:
     """The cache directory of the control-plane binaries (built or not)."""
     result = subprocess.run(
         ["bash", str(BUILD_SCRIPT), "--dir"], stdout=subprocess.PIPE, text=True, check=True
+    )
+    return Path(result.stdout.strip())
+
+
+def argo_rollouts_dir() -> Path:
+    """The cache directory of Argo Rollouts: ``rollouts-controller`` and ``crds/`` (built or
+    not; ``build_controlplane`` builds it along with the control plane)."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--argo-dir"], stdout=subprocess.PIPE, text=True, check=True
     )
     return Path(result.stdout.strip())
 
@@ -104,14 +117,18 @@ class Environment:
         *,
         work_dir: Path,
         bin_dir: Path,
+        argo_dir: Path | None = None,
         seed: int = 7,
         scrape: str = "1s",
         sim_families: Sequence[str] | None = None,
     ) -> None:
-        """``sim_families``: the simulator's ``--families`` (None: its default, all of them);
-        a benchmark passes ``()`` to serve the model server's own families only."""
+        """``argo_dir``: where Argo Rollouts is cached (None: where build.sh puts it); the
+        environment starts without it when it is not built there. ``sim_families``: the
+        simulator's ``--families`` (None: its default, all of them); a benchmark passes ``()``
+        to serve the model server's own families only."""
         self.work_dir = work_dir
         self.bin_dir = bin_dir
+        self.argo_dir = argo_dir if argo_dir is not None else argo_rollouts_dir()
         self.seed = seed
         self.scrape = scrape
         self.sim_families = sim_families
@@ -181,6 +198,15 @@ class Environment:
                 ca=ca, directory=pki, name="kwok", common_name="kwok", groups=("system:masters",)
             ),
         }
+        if self._argo_built():
+            # cluster-admin, as the ClusterRole of Argo's install manifest nearly is.
+            components["argo-rollouts"] = certs.issue(
+                ca=ca,
+                directory=pki,
+                name="argo-rollouts",
+                common_name="argo-rollouts",
+                groups=("system:masters",),
+            )
 
         etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
         api_url = f"https://127.0.0.1:{api_port}"
@@ -243,6 +269,9 @@ class Environment:
 
         kubeconfig = self.work_dir / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(self._kubeconfig(api_url, ca, clients)))
+        kubectl = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "--context=admin"]
+        # Applied while the other components start: kubectl takes a second or so over them.
+        argo_crds = self._apply_argo_crds(kubectl) if self._argo_built() else None
         component_configs = {
             name: self._component_kubeconfig(name, api_url, ca, pair)
             for name, pair in components.items()
@@ -311,7 +340,6 @@ class Environment:
                 children=control_plane,
             )
 
-        kubectl = [str(self.bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "--context=admin"]
         nodes = [self._fake_node(i) for i in range(FAKE_NODES)]
         created = subprocess.run(
             [*kubectl, "create", "-f", "-"],
@@ -344,6 +372,12 @@ class Environment:
         wait_until("kwok nodes Ready", nodes_ready, timeout=60, children=control_plane)
         wait_until(
             "default ServiceAccount", default_service_account, timeout=60, children=control_plane
+        )
+        argo_urls = self._start_argo_rollouts(
+            kubectl=kubectl,
+            crds=argo_crds,
+            kubeconfig=component_configs.get("argo-rollouts"),
+            control_plane=control_plane,
         )
 
         sim_port = free_port()
@@ -399,9 +433,12 @@ class Environment:
                 name: str(self.bin_dir / name)
                 for name in ("etcd", "kube-apiserver", "kube-controller-manager",
                              "kube-scheduler", "kubectl", "kwok")
-            } | {"prometheus": shutil.which("prometheus") or "prometheus"},
+            } | {"prometheus": shutil.which("prometheus") or "prometheus"}
+              | ({"rollouts-controller": str(self._argo_controller)} if argo_urls else {}),
             work_dir=str(self.work_dir),
             pid=os.getpid(),
+            argo_rollouts_metrics_url=argo_urls[0] if argo_urls else "",
+            argo_rollouts_healthz_url=argo_urls[1] if argo_urls else "",
         )  # fmt: skip
         (self.work_dir / "env.json").write_text(json.dumps(asdict(self.info), indent=2) + "\n")
         print(
@@ -410,6 +447,85 @@ class Environment:
             file=sys.stderr,
         )
         return self.info
+
+    # -- Argo Rollouts ---------------------------------------------------------------------
+
+    @property
+    def _argo_controller(self) -> Path:
+        return self.argo_dir / "rollouts-controller"
+
+    def _argo_built(self) -> bool:
+        return self._argo_controller.is_file() and (self.argo_dir / "crds").is_dir()
+
+    def _apply_argo_crds(self, kubectl: list[str]) -> subprocess.Popen[str]:
+        """Start applying Argo Rollouts' CRDs from the cache; ``_start_argo_rollouts`` waits."""
+        # Server-side: the CRDs are too large for the last-applied annotation of a client-side
+        # apply.
+        return subprocess.Popen(
+            [*kubectl, "apply", "--server-side", "--field-manager=devenv", "-o", "name",
+             "-f", str(self.argo_dir / "crds")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+
+    def _start_argo_rollouts(
+        self,
+        *,
+        kubectl: list[str],
+        crds: subprocess.Popen[str] | None,
+        kubeconfig: Path | None,
+        control_plane: list[Child],
+    ) -> tuple[str, str] | None:
+        """Wait for Argo Rollouts' CRDs to be established and start its controller; returns
+        its metrics and healthz URLs, or None (said once) when it is not built."""
+        if crds is None or kubeconfig is None:
+            print(
+                f"[devenv] Started without Argo Rollouts: {self._argo_controller} or its crds/ "
+                f"is missing (tools/controlplane/build.sh builds it)",
+                file=sys.stderr,
+            )
+            return None
+        try:
+            applied, problem = crds.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            crds.kill()
+            crds.communicate()
+            raise NotReadyError("applying the Argo Rollouts CRDs took over 60s") from None
+        if crds.returncode != 0:
+            raise NotReadyError(f"applying the Argo Rollouts CRDs failed: {problem.strip()}")
+        established = subprocess.run(
+            [*kubectl, "wait", "--for=condition=Established", "--timeout=60s", *applied.split()],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if established.returncode != 0:
+            raise NotReadyError(
+                f"the Argo Rollouts CRDs were not established: {established.stderr.strip()}"
+            )
+        metrics_port, healthz_port = free_port(), free_port()
+        while healthz_port == metrics_port:
+            healthz_port = free_port()
+        controller = self._run(
+            "rollouts-controller",
+            [
+                self._argo_controller,
+                f"--kubeconfig={kubeconfig}",
+                "--namespaced=false",
+                "--leader-elect=false",
+                f"--metricsPort={metrics_port}",
+                f"--healthzPort={healthz_port}",
+                "--loglevel=info",
+                "--logformat=text",
+            ],
+            ports=(metrics_port, healthz_port),
+        )
+        metrics_url = f"http://127.0.0.1:{metrics_port}"
+        healthz_url = f"http://127.0.0.1:{healthz_port}"
+        wait_until(
+            "rollouts-controller /healthz",
+            lambda: urllib.request.urlopen(f"{healthz_url}/healthz", timeout=1).status == 200,
+            timeout=30,
+            children=[*control_plane, controller],
+        )
+        return metrics_url, healthz_url
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -537,6 +653,7 @@ class Environment:
 def probe_stopped(info: EnvInfo) -> list[str]:
     """Ports of ``info`` that still answer (empty when the environment is fully gone)."""
     urls = [info.api_server, info.prometheus_url, info.simulator_url]
+    urls += [u for u in (info.argo_rollouts_metrics_url, info.argo_rollouts_healthz_url) if u]
     busy = []
     for url in urls:
         port = int(url.rsplit(":", 1)[1])
@@ -545,4 +662,11 @@ def probe_stopped(info: EnvInfo) -> list[str]:
     return busy
 
 
-__all__ = ["EnvInfo", "Environment", "NotReadyError", "build_controlplane", "probe_stopped"]
+__all__ = [
+    "EnvInfo",
+    "Environment",
+    "NotReadyError",
+    "argo_rollouts_dir",
+    "build_controlplane",
+    "probe_stopped",
+]
