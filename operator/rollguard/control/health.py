@@ -5,13 +5,18 @@ watches.
 An operator that processes nothing must not look healthy: a watch stream paused for any
 reason but another replica acting (a standby is ready to take over), or decisions the API
 server refuses, make it not ready, and the log says why once, with the fix. A watch stream
-that failed for good (Kopf does not start it again) makes it stop (``handlers``)."""
+that failed for good (Kopf does not start it again) makes it stop (``handlers``).
+
+The same server answers ``/verdicts`` (``control.verdicts``): the live verdict per
+ModelDeployment, read-only JSON for deployment tools such as Argo Rollouts."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from socketserver import ThreadingMixIn
@@ -20,6 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Enum, make_wsgi_app
 
+from rollguard.control import verdicts
 from rollguard.control.telemetry import REGISTRY
 
 log = logging.getLogger("rollguard")
@@ -198,7 +204,7 @@ def summary(policies: Mapping[tuple[str, str], PolicyView], *, limit: int = 5) -
     return text
 
 
-# -- /readyz ----------------------------------------------------------------------------------
+# -- /readyz, /metrics and /verdicts ----------------------------------------------------------
 
 
 class _Quiet(WSGIRequestHandler):
@@ -206,11 +212,68 @@ class _Quiet(WSGIRequestHandler):
         """Probes come every few seconds; they are not worth a log line each."""
 
 
-def _app(health: Health) -> Callable[..., Any]:
+READ_METHODS = ("GET", "HEAD")
+_JSON = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+_REASONS = {
+    200: "OK",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
+
+
+def _reply(
+    start_response: Callable[..., Any],
+    code: int,
+    payload: Mapping[str, Any],
+    *,
+    head: bool,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> list[bytes]:
+    body = (json.dumps(payload, separators=(",", ":")) + "\n").encode()
+    headers = [*_JSON, ("Content-Length", str(len(body))), *extra]
+    start_response(f"{code} {_REASONS[code]}", headers)
+    return [] if head else [body]
+
+
+def _verdicts_app(
+    health: Health,
+    store: verdicts.Verdicts,
+    watched: Mapping[tuple[str, str], PolicyView],
+    clock: Callable[[], float],
+) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        replica = verdicts.Replica(
+            *health.state(),
+            bound={policy: view.bound for policy, view in dict(watched).items()},
+            records=store.snapshot(),
+            now=clock(),
+        )
+        code, payload = verdicts.answer(replica, str(environ.get("PATH_INFO", "")))
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        return _reply(start_response, code, payload, head=head)
+
+    return app
+
+
+def _app(
+    health: Health,
+    *,
+    store: verdicts.Verdicts = verdicts.VERDICTS,
+    watched: Mapping[tuple[str, str], PolicyView] = WATCHED,
+    clock: Callable[[], float] = time.time,
+) -> Callable[..., Any]:
     metrics = make_wsgi_app(REGISTRY)
+    verdict_app = _verdicts_app(health, store, watched, clock)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") == "/readyz":
+        path = environ.get("PATH_INFO") or ""
+        if environ.get("REQUEST_METHOD", "GET") not in READ_METHODS:
+            # Everything here is read-only: nothing is ever written through this port.
+            payload = {"error": "read-only: only GET and HEAD are answered"}
+            allow = (("Allow", ", ".join(READ_METHODS)),)
+            return _reply(start_response, 405, payload, head=False, extra=allow)
+        if path == "/readyz":
             state, why = health.state()
             ok = state in ("ready", "standby")
             body = (f"{state}\n" if ok else f"{state}: {why}\n").encode()
@@ -219,6 +282,8 @@ def _app(health: Health) -> Callable[..., Any]:
                 [("Content-Type", "text/plain; charset=utf-8")],
             )
             return [body]
+        if path == "/verdicts" or path.startswith("/verdicts/"):
+            return verdict_app(environ, start_response)
         return metrics(environ, start_response)
 
     return app
@@ -229,7 +294,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 
 
 def serve(port: int, health: Health = HEALTH) -> None:
-    """/metrics and /readyz on ``port`` (0: neither), in a daemon thread."""
+    """/metrics, /readyz and /verdicts on ``port`` (0: none of them), in a daemon thread."""
     if not port:
         return
     server = make_server(

@@ -2,8 +2,10 @@
 Events and metrics, as ``plan`` decided them.
 
 A status write keeps what decision lifecycles wrote since the cycle read the object (see
-``write_status``); a 404 on the ModelDeployment means it was deleted (``GoneError``). Called
-by ``cycle`` (``Writer``) and by the handlers (``mark_not_ready``).
+``write_status``); a 404 on the ModelDeployment means it was deleted (``GoneError``). Each
+status, written or (nothing material changed) only evaluated, is also this replica's live
+verdict (``verdicts.VERDICTS``). Called by ``cycle`` (``Writer``) and by the handlers
+(``mark_not_ready``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rollguard.control.members import Member, NotReady
 from rollguard.control.plan import Event, MemberPlan, NewDecision, Refused
 from rollguard.control.records import create_decision
 from rollguard.control.status import not_ready_status
+from rollguard.control.verdicts import VERDICTS
 from rollguard.kube.client import ApiError, Cluster, api_message
 
 PHASES: tuple[str, ...] = get_args(Phase)
@@ -45,17 +48,20 @@ def gone_on_404(namespace: str, name: str) -> Iterator[None]:
         raise
 
 
-def write_not_ready(cluster: Cluster, n: NotReady, *, now: datetime) -> None:
+def write_not_ready(cluster: Cluster, n: NotReady, *, now: datetime, owner: str = "") -> None:
     """Say in the status why the ModelDeployment is not evaluated (no write if it says so
-    already)."""
+    already); ``owner``: the policy whose cycle says it, when known."""
     status = not_ready_status(n, now=now)
-    if status is None:
-        return
     meta = n.obj["metadata"]
-    with gone_on_404(meta["namespace"], meta["name"]):
-        cluster.replace_status(
-            "ModelDeployment", namespace=meta["namespace"], name=meta["name"], status=status.wire()
-        )
+    if status is not None:
+        with gone_on_404(meta["namespace"], meta["name"]):
+            cluster.replace_status(
+                "ModelDeployment",
+                namespace=meta["namespace"],
+                name=meta["name"],
+                status=status.wire(),
+            )
+    VERDICTS.record(meta["namespace"], meta["name"], status or n.status, owner=owner)
 
 
 def mark_not_ready(
@@ -161,9 +167,11 @@ class Writer:
         self.recorder = recorder
         self.owner = owner  # the policy whose cycle this is, "namespace/name"
         self._statuses: list[MemberPlan] = []
+        self._not_ready: set[tuple[str, str]] = set()
 
     def not_ready(self, n: NotReady, *, now: datetime) -> None:
-        write_not_ready(self.cluster, n, now=now)
+        write_not_ready(self.cluster, n, now=now, owner=self.owner)
+        self._not_ready.add((n.obj["metadata"]["namespace"], n.obj["metadata"]["name"]))
 
     def post(self, events: Iterable[Event]) -> None:
         for e in events:
@@ -195,8 +203,10 @@ class Writer:
             return Refused(api_message(err))
 
     def bound(self, members: Sequence[Member]) -> None:
-        """Stop reporting the phases of ModelDeployments no longer among ``members``."""
+        """Stop reporting the phases of ModelDeployments no longer among ``members``, and the
+        verdicts of those no longer bound at all."""
         observe.keep_phases(self.owner, {(m.namespace, m.name) for m in members})
+        VERDICTS.keep(self.owner, {(m.namespace, m.name) for m in members} | self._not_ready)
 
     def score(self, m: Member, score: float | None) -> None:
         observe.SCORE.labels(namespace=m.namespace, model_deployment=m.name).set(
@@ -212,10 +222,11 @@ class Writer:
         else:
             m = plan.member
             observe.set_phase(m.namespace, m.name, str(plan.status.phase), PHASES, owner=self.owner)
+            VERDICTS.record(m.namespace, m.name, plan.status, owner=self.owner)
 
     def flush(self) -> list[Mapping[str, Any]]:
         """Write the statuses; returns the ModelDeployments found deleted meanwhile."""
-        futures: list[tuple[Member, Future[str]]] = []
+        futures: list[tuple[MemberPlan, Future[str]]] = []
         with ThreadPoolExecutor(max_workers=STATUS_WRITERS, thread_name_prefix="status") as pool:
             for plan in self._statuses:
                 future = pool.submit(
@@ -225,14 +236,19 @@ class Writer:
                     plan.status,
                     owns_escalation=plan.owns_escalation,
                 )
-                futures.append((plan.member, future))
+                futures.append((plan, future))
         self._statuses = []
         gone: list[Mapping[str, Any]] = []
-        for m, future in futures:
+        for plan, future in futures:
+            m = plan.member
             try:
-                observe.set_phase(m.namespace, m.name, future.result(), PHASES, owner=self.owner)
+                phase = future.result()
             except GoneError:
                 gone.append(m.obj)
+                VERDICTS.forget(m.namespace, m.name)
+                continue
+            observe.set_phase(m.namespace, m.name, phase, PHASES, owner=self.owner)
+            VERDICTS.record(m.namespace, m.name, plan.status, owner=self.owner, phase=phase)
         return gone
 
     def counted(self, *, evaluated: int, queries: int, started: float) -> None:
