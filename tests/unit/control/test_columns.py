@@ -226,13 +226,18 @@ def _policies() -> list[dict[str, Any]]:
     ]
 
 
+def _target(spec: dict[str, Any]) -> str:
+    ref = spec.get("targetRef") or {"kind": "Deployment", **spec["deploymentRef"]}
+    return f"{ref['kind']}/{ref['name']}"
+
+
 def _model_deployments() -> list[dict[str, Any]]:
     return [
         {
             **mdep,
             "status": {
                 "phase": phase,
-                "target": f"Deployment/{mdep['spec']['deploymentRef']['name']}",
+                "target": _target(mdep["spec"]),
                 "currentRevision": 12,
                 "stableRevision": 11,
                 "lastDecision": f"{mdep['metadata']['name']}-3f2a9c1d0b",
@@ -304,7 +309,7 @@ def test_no_column_prints_a_number_with_every_digit() -> None:
 
 
 def test_scores_revisions_and_the_short_reason_are_what_people_see() -> None:
-    fraud = _decisions()[0]
+    fraud = next(d for d in _decisions() if d["metadata"]["name"].startswith("fraud-scorer-"))
     [header, row] = _table(KINDS[2], [fraud])
     assert header.split() == ["NAME", "ACTION", "FROM", "TO", "SCORE", "PHASE", "APPROVAL", "AGE"]
     assert row.split()[1:] == ["Rollback", "12", "11", "0.85", "PendingApproval", "true", AGE]
@@ -312,6 +317,7 @@ def test_scores_revisions_and_the_short_reason_are_what_people_see() -> None:
     [header, row] = _table(KINDS[2], [fraud], wide=True)
     assert header.split()[-2:] == ["REASON", "AGE"]
     assert row.endswith(f"Rollback to revision 11: score 0.85 over 0.7 for 12m34s   {AGE}")
-    [_, row] = _table(KINDS[1], _model_deployments()[:1])
+    fraud_scorer = [m for m in _model_deployments() if m["metadata"]["name"] == "fraud-scorer"]
+    [_, row] = _table(KINDS[1], fraud_scorer[:1])
     assert row.split() == ["fraud-scorer", "Healthy", "0.72", "12", "11",
                            "Deployment/fraud-scorer", "fraud-high", AGE]  # fmt: skip
