@@ -9,24 +9,27 @@ from collections import defaultdict
 
 import pytest
 
+from devenv.workload.exposition import escape_label_value
 from devenv.workload.families import EXTRA_FAMILIES, parse_families, pod_names
-from devenv.workload.fleet import DeploymentInfo, Simulator, extract_deployment
-from devenv.workload.profile import BUCKETS, PROFILES, escape_label_value, parse_profile
-from devenv.workload.server import GoneError, build_parser, handle_event
+from devenv.workload.fleet import Simulator
+from devenv.workload.kinds import WorkloadInfo, extract_deployment
+from devenv.workload.profile import BUCKETS, PROFILES, parse_profile
+from devenv.workload.server import build_parser
+from devenv.workload.watch import GoneError, handle_event
 
 NS = "ml"
 
 
 def info(
     name: str, profile: str | None = "healthy", replicas: int = 1, **extra: str
-) -> DeploymentInfo:
+) -> WorkloadInfo:
     env: dict[str, str | None] | None = None
     if profile is not None:
         env = {"SIM_PROFILE": profile, **extra}
-    return DeploymentInfo(NS, name, env, replicas)
+    return WorkloadInfo(NS, name, env, replicas)
 
 
-def make_sim(*deps: DeploymentInfo, seed: int = 7) -> Simulator:
+def make_sim(*deps: WorkloadInfo, seed: int = 7) -> Simulator:
     sim = Simulator(seed=seed, tick_seconds=0.25)
     for d in deps:
         sim.apply(d)
@@ -227,7 +230,7 @@ def test_extract_deployment_reads_first_container_only() -> None:
     got = extract_deployment(
         _deployment([{"name": "SIM_PROFILE", "value": "errors"}, {"name": "SIM_RPS", "value": "3"}])
     )
-    assert got == DeploymentInfo("ml", "fraud", {"SIM_PROFILE": "errors", "SIM_RPS": "3"}, 3)
+    assert got == WorkloadInfo("ml", "fraud", {"SIM_PROFILE": "errors", "SIM_RPS": "3"}, 3)
 
     got = extract_deployment(
         _deployment(None, second_env=[{"name": "SIM_PROFILE", "value": "errors"}])
@@ -240,7 +243,7 @@ def test_extract_deployment_defaults() -> None:
     got = extract_deployment(
         _deployment([{"name": "SIM_PROFILE", "valueFrom": {"fieldRef": {}}}], replicas=None)
     )
-    assert got == DeploymentInfo("ml", "fraud", {"SIM_PROFILE": None}, 1)
+    assert got == WorkloadInfo("ml", "fraud", {"SIM_PROFILE": None}, 1)
     got = extract_deployment(_deployment([{"name": "SIM_PROFILE", "value": "x"}], replicas=0))
     assert got is not None
     assert got.replicas == 1
@@ -430,7 +433,7 @@ def test_spiky_bursts_cross_a_limit_at_their_height_but_not_over_30s() -> None:
     dep_sim = make_sim(info("s", "spiky"))
     dep = dep_sim.get(NS, "s")
     assert dep is not None
-    assert dep.code_p_burst[2] + dep.code_p_burst[3] == pytest.approx(0.04)
+    assert dep.draws.code_p_burst[2] + dep.draws.code_p_burst[3] == pytest.approx(0.04)
     history, _ = _error_history("s", "spiky")
     assert _worst_ratio(history, 40) > 0.015  # a 10 s rate() passes a 1.5% limit at some burst
     assert _worst_ratio(history, 120) < 0.02  # over 30 s the bursts stay diluted
@@ -440,9 +443,9 @@ def test_noisy_bursts_raise_latency_and_errors() -> None:
     dep_sim = make_sim(info("n", "noisy"))
     dep = dep_sim.get(NS, "n")
     assert dep is not None
-    assert dep.code_p_burst[2] + dep.code_p_burst[3] == pytest.approx(0.006)
-    assert dep.lat_burst[1] @ dep.lat_burst[0] == pytest.approx(
-        1.3 * float(dep.lat[1] @ dep.lat[0]), rel=0.01
+    assert dep.draws.code_p_burst[2] + dep.draws.code_p_burst[3] == pytest.approx(0.006)
+    assert dep.draws.lat_burst[1] @ dep.draws.lat_burst[0] == pytest.approx(
+        1.3 * float(dep.draws.lat[1] @ dep.draws.lat[0]), rel=0.01
     )
 
 
@@ -479,7 +482,7 @@ def test_label_value_escaping() -> None:
     assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
     weird_ns = 'we"ird\\ns\n'
     sim = Simulator(seed=1)
-    sim.apply(DeploymentInfo(weird_ns, 'de"p', {"SIM_PROFILE": "healthy"}, 1))
+    sim.apply(WorkloadInfo(weird_ns, 'de"p', {"SIM_PROFILE": "healthy"}, 1))
     sim.tick(4)
     text = sim.render()
     assert 'namespace="we\\"ird\\\\ns\\n",deployment="de\\"p"' in text
@@ -717,8 +720,8 @@ def test_pod_names_are_deterministic_and_shaped_like_a_deployments_pods() -> Non
 
 def test_colliding_compound_names_share_one_series() -> None:
     sim = Simulator(seed=3)
-    sim.apply(DeploymentInfo("a-b", "c", {"SIM_PROFILE": "errors"}, 1))
-    sim.apply(DeploymentInfo("a", "b-c", {"SIM_PROFILE": "healthy"}, 1))
+    sim.apply(WorkloadInfo("a-b", "c", {"SIM_PROFILE": "errors"}, 1))
+    sim.apply(WorkloadInfo("a", "b-c", {"SIM_PROFILE": "healthy"}, 1))
     sim.tick(100)
     samples, _ = parse_exposition(sim.render())  # no duplicate series
     one, other = sim.get("a-b", "c"), sim.get("a", "b-c")

@@ -7,9 +7,12 @@ default; each family agrees with ``model_requests_total`` and
 - ``istio``: ``istio_requests_total{reporter="destination",destination_workload,
   destination_workload_namespace,source_workload="unknown",response_code}``;
 - ``pod``: ``model_pod_request_duration_seconds{namespace,pod}``, one histogram per replica,
-  with pod names shaped like a Deployment's (``{name}-{hash}-{suffix}``, deterministic); the
-  pods always sum exactly to the deployment and each pod's counters only grow, also across
-  scaling (a scale-down folds the removed pods' counts into the survivors);
+  with pod names shaped like the workload's kind's: a Deployment's or a Rollout's
+  ``{name}-{hash}-{suffix}`` (deterministic; the hash differs between the two kinds), a
+  StatefulSet's ``{name}-{ordinal}``. The pods always sum exactly to the workload and each
+  pod's counters only grow while it lives, also across scaling (a scale-down folds the removed
+  pods' counts into the survivors). A pod started later gets a new name, except a
+  StatefulSet's: it comes back under its ordinal, from zero, as a restarted pod's counters do;
 - ``envoy``: ``envoy_cluster_upstream_rq{envoy_cluster_name="{ns}_{name}-canary_80",
   envoy_response_code}``;
 - ``traefik``: ``traefik_service_requests_total{service="{ns}-{name}-canary-80@kubernetescrd",
@@ -19,9 +22,10 @@ default; each family agrees with ``model_requests_total`` and
 - ``seldon``: ``seldon_api_executor_server_requests_seconds_count{deployment_name,namespace,
   code}``.
 
-``ExtraSeries`` holds one deployment's line prefixes and the split of its counts over its
-pods; ``render_extra_families`` writes the families for a fleet. PURE (no I/O, no RNG: every
-number is derived from a ``SimDeployment``'s counters). Called by ``devenv.workload.fleet``, by
+``ExtraSeries`` holds one workload's line prefixes and the split of its counts over its
+pods; ``render_extra_families`` writes the families for a fleet, adding up the workloads of
+different kinds that share a namespace and name. PURE (no I/O, no RNG: every number is
+derived from a ``SimDeployment``'s counters). Called by ``devenv.workload.fleet``, by
 ``devenv.workload.server`` (``--families``) and by the unit tests.
 """
 
@@ -34,14 +38,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from devenv.workload.profile import (
-    BUCKETS,
-    CODES,
-    SimDeployment,
-    escape_label_value,
-    family_header,
-    format_le,
-)
+from devenv.workload.counters import SimDeployment
+from devenv.workload.exposition import escape_label_value, family_header, format_le
+from devenv.workload.kinds import DEPLOYMENT, STATEFUL_SET
+from devenv.workload.profile import BUCKETS, CODES
 
 # The other exporters' shapes served besides the model server's own (module docstring).
 EXTRA_FAMILIES: tuple[str, ...] = ("istio", "pod", "envoy", "traefik", "seldon")
@@ -83,20 +83,25 @@ def _safe_encode(data: bytes) -> str:
     return "".join(POD_NAME_ALPHABET[b % len(POD_NAME_ALPHABET)] for b in data)
 
 
-def pod_template_hash(namespace: str, name: str) -> str:
-    """A stand-in for the pod-template-hash of a deployment's ReplicaSet, spelled as
-    Kubernetes spells one: the 9 or 10 decimal digits of a 32-bit hash, safe-encoded."""
-    digest = hashlib.sha256(f"{namespace}\x00{name}".encode()).digest()
+def pod_template_hash(namespace: str, name: str, kind: str = DEPLOYMENT) -> str:
+    """A stand-in for the pod-template-hash of a Deployment's (or Rollout's) ReplicaSet,
+    spelled as Kubernetes spells one: the 9 or 10 decimal digits of a 32-bit hash,
+    safe-encoded."""
+    key = f"{namespace}\x00{name}" + ("" if kind == DEPLOYMENT else f"\x00{kind}")
+    digest = hashlib.sha256(key.encode()).digest()
     number = 10**8 + int.from_bytes(digest[:4], "big") % (2**32 - 10**8)
     return _safe_encode(str(number).encode())
 
 
-def pod_names(namespace: str, name: str, serials: Iterable[int]) -> list[str]:
-    """Names of a deployment's pods, ``{name}-{hash}-{suffix}``, given which pods they are
-    (0 for the first pod the deployment started, 1 for the second, ...): deterministic and
-    distinct. A pod keeps its name while it lives; a pod started later gets a new one, so
-    no series of a removed pod ever comes back (from zero, which would read as a reset)."""
-    prefix = f"{name}-{pod_template_hash(namespace, name)}-"
+def pod_names(
+    namespace: str, name: str, serials: Iterable[int], kind: str = DEPLOYMENT
+) -> list[str]:
+    """Names of a Deployment's (or Rollout's) pods, ``{name}-{hash}-{suffix}``, given which
+    pods they are (0 for the first pod the workload started, 1 for the second, ...):
+    deterministic and distinct. A pod keeps its name while it lives; a pod started later gets
+    a new one, so no series of a removed pod ever comes back (from zero, which would read as
+    a reset)."""
+    prefix = f"{name}-{pod_template_hash(namespace, name, kind)}-"
     names: list[str] = []
     for serial in serials:
         for attempt in itertools.count():
@@ -113,8 +118,8 @@ def _code_prefixes(metric: str, labels: str, code_label: str) -> list[str]:
 
 
 class ExtraSeries:
-    """The extra families' series of one deployment: their line prefixes, and the split of
-    the deployment's latency histogram over its pods. Reads ``dep``'s counters; keeps no
+    """The extra families' series of one workload: their line prefixes, and the split of
+    the workload's latency histogram over its pods. Reads ``dep``'s counters; keeps no
     counts of its own. Not thread-safe on its own."""
 
     def __init__(self, dep: SimDeployment, families: frozenset[str]) -> None:
@@ -169,7 +174,11 @@ class ExtraSeries:
             self._set_pod_prefixes()
 
     def _set_pod_prefixes(self) -> None:
-        self.pod_names = pod_names(self.dep.namespace, self.dep.name, self._pod_serials)
+        dep = self.dep
+        if dep.kind == STATEFUL_SET:
+            self.pod_names = [f"{dep.name}-{ordinal}" for ordinal in range(len(self._pod_serials))]
+        else:
+            self.pod_names = pod_names(dep.namespace, dep.name, self._pod_serials, dep.kind)
         ns = escape_label_value(self.dep.namespace)
         les = [*(format_le(b) for b in BUCKETS), "+Inf"]
         self.pod_prefixes = []
@@ -223,12 +232,14 @@ class ExtraSeries:
 def render_extra_families(
     out: list[str],
     families: frozenset[str],
-    series: Sequence[ExtraSeries],
+    groups: Sequence[Sequence[ExtraSeries]],
     counts: Sequence[list[int]],
     texts: Sequence[Sequence[str]],
 ) -> None:
-    """Append the ``families`` served, each one's samples contiguous, for ``series`` in
-    order; ``counts[i]`` is ``series[i].dep.codes`` as a list and ``texts[i]`` as text."""
+    """Append the ``families`` served, each one's samples contiguous, for ``groups`` in
+    order: each group is the workloads of one namespace and name, whose counts add up in
+    one series (their pods stay apart); ``counts[i]`` is group i's summed ``codes`` as a
+    list and ``texts[i]`` as text."""
     by_code = (
         ("istio", "istio_requests_total", "istio_prefixes"),
         ("envoy", "envoy_cluster_upstream_rq", "envoy_prefixes"),
@@ -237,11 +248,11 @@ def render_extra_families(
     for family, metric, attribute in by_code:
         if family in families:
             out += family_header(metric, _HEADERS)
-            for s, text in zip(series, texts, strict=True):
-                out.extend(map("".join, zip(getattr(s, attribute), text, strict=True)))
+            for group, text in zip(groups, texts, strict=True):
+                out.extend(map("".join, zip(getattr(group[0], attribute), text, strict=True)))
     if "pod" in families:
         out += family_header("model_pod_request_duration_seconds", _HEADERS)
-        for s in series:
+        for s in (s for group in groups for s in group):
             cum, sums = s.pod_counts()
             for (buckets, sum_prefix, count_prefix), row, total in zip(
                 s.pod_prefixes, cum.tolist(), sums.tolist(), strict=True
@@ -253,7 +264,8 @@ def render_extra_families(
         out += family_header("traefik_service_requests_total", _HEADERS)
         # Deployments whose service names collide share one series (the sum of both).
         merged: dict[str, tuple[list[str], list[int]]] = {}
-        for s, code_counts in zip(series, counts, strict=True):
+        for group, code_counts in zip(groups, counts, strict=True):
+            s = group[0]
             seen = merged.get(s.traefik_service)
             if seen is None:
                 merged[s.traefik_service] = (s.traefik_prefixes, code_counts)

@@ -1,88 +1,58 @@
-"""The workload simulator's fleet: ``Simulator``, every simulated deployment keyed by namespace
-and name, kept in step with the Deployments it is told about, advanced a tick at a time, and
-rendered as one exposition (the model server's families, then the extra ones served). A
-Deployment reaches it as a ``DeploymentInfo``, which ``extract_deployment`` reads from the
-API object.
+"""The workload simulator's fleet: ``Simulator``, every simulated workload keyed by namespace,
+name and kind, kept in step with the workloads it is told about (``WorkloadInfo``s, which
+``devenv.workload.kinds`` reads from API objects), advanced a tick at a time, and rendered
+as one exposition (the model server's families, then the extra ones served).
 
-Thread-safe, and PURE apart from logging: the Kubernetes watch, the tick thread and the HTTP
-server that drive it live in ``devenv.workload.server``. Called by ``devenv.workload.server`` and by the
-unit tests.
+Kinds that share a namespace and name (a Deployment and a StatefulSet both called ``fraud``)
+are simulated apart, each with its own counters, stream and pods, and their series add up:
+one ``model_requests_total{deployment="fraud"}``, the sum of both, as a query summing over
+the pods of both would read; deleting one drops its share (which reads as a counter reset,
+as deleting a lone Deployment does). The series are served while every workload of the name
+exports them.
+
+Thread-safe, and PURE apart from logging: the Kubernetes watches, the tick thread and the HTTP
+server that drive it live in ``devenv.workload.server``. Called by ``devenv.workload.server``
+and by the unit tests.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
+from devenv.workload.counters import SimDeployment, render_model_families
 from devenv.workload.families import EXTRA_FAMILIES, ExtraSeries, render_extra_families
-from devenv.workload.profile import PROFILE_ENV, SimDeployment, parse_profile, render_model_families
+from devenv.workload.kinds import DEPLOYMENT, WorkloadInfo
+from devenv.workload.profile import Parts, Profile, parse_profile
 
 # The whole simulator logs as one component, whichever module a line comes from.
 logger = logging.getLogger("devenv.workload.server")
 
-
-# -- what the fleet follows ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeploymentInfo:
-    """What the simulator needs from a Deployment object.
-
-    ``env`` is None when the first container has no SIM_PROFILE, i.e. not simulated.
-    """
-
-    namespace: str
-    name: str
-    env: dict[str, str | None] | None
-    replicas: int
+# (namespace, name, kind): sorted, the kinds of one name are neighbours.
+Key = tuple[str, str, str]
 
 
-def get_path(obj: Any, *path: str | int) -> Any:
-    """``obj[path[0]][path[1]]...`` over dicts (str steps) and lists (int steps); None where
-    a step is missing or the wrong kind."""
-    cur = obj
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(cur, list) or len(cur) <= step:
-                return None
-            cur = cur[step]
-        else:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(step)
-    return cur
+def describe(parts: Parts) -> str:
+    """What a workload serves, for log lines: ``profile errors``, or with a Rollout mid-update
+    ``profiles healthy 50% + errors 50%``."""
+    if len(parts) == 1:
+        return f"profile {parts[0][0].name}"
+    return "profiles " + " + ".join(f"{p.name} {share:.0%}" for p, share in parts)
 
 
-def extract_deployment(obj: Mapping[str, Any]) -> DeploymentInfo | None:
-    """Read a Deployment in API (camelCase dict) form; None if it lacks namespace/name."""
-    namespace = get_path(obj, "metadata", "namespace")
-    name = get_path(obj, "metadata", "name")
-    if not isinstance(namespace, str) or not isinstance(name, str):
-        return None
-    replicas_raw = get_path(obj, "spec", "replicas")
-    # spec.replicas defaults to 1 when unset; "min 1" keeps scaled-to-zero fleets visible.
-    replicas = replicas_raw if isinstance(replicas_raw, int) else 1
-    replicas = max(1, replicas)
-    env_list = get_path(obj, "spec", "template", "spec", "containers", 0, "env")
-    env: dict[str, str | None] = {}
-    if isinstance(env_list, list):
-        for item in env_list:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                value = item.get("value")
-                env[item["name"]] = value if isinstance(value, str) else None
-    if PROFILE_ENV not in env:
-        return DeploymentInfo(namespace, name, None, replicas)
-    return DeploymentInfo(namespace, name, env, replicas)
-
-
-# -- the fleet -------------------------------------------------------------------------------
+def _codes(group: list[SimDeployment]) -> list[int]:
+    """Requests by code of workloads that share one series."""
+    if len(group) == 1:
+        codes: list[int] = group[0].codes.tolist()
+        return codes
+    return [sum(column) for column in zip(*(d.codes.tolist() for d in group), strict=True)]
 
 
 class Simulator:
-    """All simulated deployments; every public method is safe to call from any thread."""
+    """All simulated workloads; every public method is safe to call from any thread."""
 
     def __init__(
         self, seed: int, tick_seconds: float = 0.25, families: Iterable[str] = EXTRA_FAMILIES
@@ -97,90 +67,91 @@ class Simulator:
         self.seed = seed
         self.tick_seconds = tick_seconds
         self._lock = threading.Lock()
-        self._deps: dict[tuple[str, str], SimDeployment] = {}
-        self._series: dict[tuple[str, str], ExtraSeries] = {}
-        self._order: list[tuple[SimDeployment, ExtraSeries]] | None = None
-        self._warned: set[tuple[str, str, str]] = set()
+        self._deps: dict[Key, SimDeployment] = {}
+        self._series: dict[Key, ExtraSeries] = {}
+        self._groups: list[list[tuple[SimDeployment, ExtraSeries]]] | None = None
+        self._warned: set[tuple[Key, str]] = set()
 
     # -- membership -----------------------------------------------------------------------
 
-    def apply(self, info: DeploymentInfo) -> None:
-        """Add, update or (if it no longer carries SIM_PROFILE) remove one deployment."""
-        if info.env is None:
-            self.remove(info.namespace, info.name)
-            return
-        profile, warnings = parse_profile(info.env)
-        key = (info.namespace, info.name)
-        ref = f"{info.namespace}/{info.name}"
-        with self._lock:
+    def _parts(self, info: WorkloadInfo, key: Key) -> Parts:
+        """The profiles ``info``'s replicas run; warns once per workload and problem. Call
+        with the lock held."""
+        parts: list[tuple[Profile, float]] = []
+        for env, share in info.shares():
+            profile, warnings = parse_profile(env)
+            parts.append((profile, share))
             for w in warnings:
-                if (info.namespace, info.name, w) not in self._warned:
-                    self._warned.add((info.namespace, info.name, w))
-                    logger.warning("Deployment %s: %s", ref, w)
+                if (key, w) not in self._warned:
+                    self._warned.add((key, w))
+                    logger.warning("%s %s/%s: %s", info.kind, info.namespace, info.name, w)
+        return tuple(parts)
+
+    def apply(self, info: WorkloadInfo) -> None:
+        """Add, update or (if it no longer carries SIM_PROFILE) remove one workload."""
+        if info.env is None:
+            self.remove(info.namespace, info.name, info.kind)
+            return
+        key = (info.namespace, info.name, info.kind)
+        ref = f"{info.kind} {info.namespace}/{info.name}"
+        with self._lock:
+            parts = self._parts(info, key)
             dep = self._deps.get(key)
             if dep is None:
                 dep = SimDeployment(
                     self.seed,
                     info.namespace,
                     info.name,
-                    profile=profile,
+                    parts=parts,
                     replicas=info.replicas,
                     tick_seconds=self.tick_seconds,
+                    kind=info.kind,
                 )
                 self._deps[key] = dep
                 self._series[key] = ExtraSeries(dep, self.families)
-                self._order = None
-                logger.info(
-                    "Deployment %s added, serves profile %s (replicas=%d)",
-                    ref,
-                    profile.name,
-                    info.replicas,
-                )
-            elif dep.profile != profile or dep.replicas != info.replicas:
-                old = dep.profile
+                self._groups = None
+                logger.info("%s added, serves %s (replicas=%d)", ref, describe(parts), dep.replicas)
+            elif dep.parts != parts or dep.replicas != info.replicas:
+                old = dep.parts
                 self._series[key].rescale(info.replicas)
-                dep.reconfigure(profile, info.replicas)
-                if old != profile:
+                dep.reconfigure(parts, info.replicas)
+                if old != parts:
                     logger.info(
-                        "Deployment %s now serves profile %s (replicas=%d)",
-                        ref,
-                        profile.name,
-                        info.replicas,
+                        "%s now serves %s (replicas=%d)", ref, describe(parts), dep.replicas
                     )
                 else:
-                    logger.info(
-                        "Deployment %s now has %d replicas (profile %s)",
-                        ref,
-                        info.replicas,
-                        profile.name,
-                    )
+                    logger.info("%s now has %d replicas (%s)", ref, dep.replicas, describe(parts))
 
-    def remove(self, namespace: str, name: str) -> bool:
+    def remove(self, namespace: str, name: str, kind: str = DEPLOYMENT) -> bool:
+        key = (namespace, name, kind)
         with self._lock:
-            dep = self._deps.pop((namespace, name), None)
+            dep = self._deps.pop(key, None)
             if dep is None:
                 return False
-            del self._series[(namespace, name)]
-            self._order = None
-            self._warned = {w for w in self._warned if (w[0], w[1]) != (namespace, name)}
-        logger.info("Deployment %s/%s removed", namespace, name)
+            del self._series[key]
+            self._groups = None
+            self._warned = {w for w in self._warned if w[0] != key}
+        logger.info("%s %s/%s removed", kind, namespace, name)
         return True
 
-    def sync(self, infos: Iterable[DeploymentInfo]) -> None:
-        """Make the set of simulated deployments equal to a full (re-)list result."""
-        wanted: set[tuple[str, str]] = set()
+    def sync(self, infos: Iterable[WorkloadInfo], kind: str = DEPLOYMENT) -> None:
+        """Make the set of simulated workloads of ``kind`` equal to a full (re-)list of that
+        kind, ``infos``; the other kinds are left alone."""
+        wanted: set[Key] = set()
         for info in infos:
+            if info.kind != kind:
+                raise ValueError(f"sync of {kind}s was given a {info.kind}")
             if info.env is not None:
-                wanted.add((info.namespace, info.name))
+                wanted.add((info.namespace, info.name, info.kind))
             self.apply(info)
         with self._lock:
-            stale = [k for k in self._deps if k not in wanted]
-        for ns, name in stale:
-            self.remove(ns, name)
+            stale = [k for k in self._deps if k[2] == kind and k not in wanted]
+        for ns, name, _ in stale:
+            self.remove(ns, name, kind)
 
-    def get(self, namespace: str, name: str) -> SimDeployment | None:
+    def get(self, namespace: str, name: str, kind: str = DEPLOYMENT) -> SimDeployment | None:
         with self._lock:
-            return self._deps.get((namespace, name))
+            return self._deps.get((namespace, name, kind))
 
     # -- time -------------------------------------------------------------------------------
 
@@ -193,36 +164,46 @@ class Simulator:
 
     # -- output -----------------------------------------------------------------------------
 
-    def _sorted(self) -> list[tuple[SimDeployment, ExtraSeries]]:
-        if self._order is None:
-            self._order = [(self._deps[k], self._series[k]) for k in sorted(self._deps)]
-        return self._order
+    def _grouped(self) -> list[list[tuple[SimDeployment, ExtraSeries]]]:
+        """The workloads by namespace and name, in order. Call with the lock held."""
+        if self._groups is None:
+            rows = [(k, (self._deps[k], self._series[k])) for k in sorted(self._deps)]
+            self._groups = [
+                [row for _, row in group]
+                for _, group in itertools.groupby(rows, key=lambda row: row[0][:2])
+            ]
+        return self._groups
 
     def render(self) -> str:
         """Text exposition format 0.0.4; each family's samples are contiguous."""
         with self._lock:
-            rows = [(d, s) for d, s in self._sorted() if d.profile.exported]
-            deps = [d for d, _ in rows]
-            counts = [d.codes.tolist() for d in deps]
+            groups = [g for g in self._grouped() if all(d.exported for d, _ in g)]
+            counts = [_codes([d for d, _ in g]) for g in groups]
             texts = [list(map(str, c)) for c in counts]
             out: list[str] = []
-            render_model_families(out, deps, texts)
-            render_extra_families(out, self.families, [s for _, s in rows], counts, texts)
+            render_model_families(out, [[d for d, _ in g] for g in groups], texts)
+            render_extra_families(
+                out, self.families, [[s for _, s in g] for g in groups], counts, texts
+            )
         out.append("")
         return "\n".join(out)
 
     def state(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """namespace -> deployment -> summary, for /state and for humans debugging tests."""
+        """namespace -> workload -> summary, for /state and for humans debugging tests; a
+        Deployment is keyed by its name, another kind by ``{kind}/{name}``."""
         result: dict[str, dict[str, dict[str, Any]]] = {}
         with self._lock:
-            for d, s in self._sorted():
-                result.setdefault(d.namespace, {})[d.name] = {
+            for d, s in itertools.chain.from_iterable(self._grouped()):
+                key = d.name if d.kind == DEPLOYMENT else f"{d.kind}/{d.name}"
+                result.setdefault(d.namespace, {})[key] = {
+                    "kind": d.kind,
                     "profile": d.profile.name,
+                    "profiles": [[p.name, share] for p, share in d.parts],
                     "replicas": d.replicas,
                     "rps": d.rps,
                     "error_rate": d.profile.server_error_rate,
                     "latency_median_ms": d.profile.latency_median_s * 1000.0,
-                    "exported": d.profile.exported,
+                    "exported": d.exported,
                     "in_burst": d.in_burst,
                     "requests_total": int(d.codes.sum()),
                     "pods": list(s.pod_names),

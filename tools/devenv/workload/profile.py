@@ -1,20 +1,16 @@
-"""The workload simulator's model of one deployment: traffic profiles and their env overrides,
-the lognormal latency histogram, and ``SimDeployment``, the counters and RNG behind the model
-server's own families (``model_requests_total``, ``model_request_duration_seconds``,
-``model_revenue_total``, ``sim_profile_info``).
+"""The workload simulator's traffic model: profiles and their env overrides, the lognormal
+latency histogram, the response-code split, and ``blend``, which turns the profiles a workload's
+replicas run (one, or a stable and a canary template's during a Rollout's update) into the
+``Draws`` a tick samples from.
 
-Also the exposition-format helpers the other simulator modules share (label escaping, the
-``le`` spelling, ``# HELP``/``# TYPE`` lines) and ``render_model_families``.
-
-PURE: no I/O, no logging, no clock; every draw comes from a per-deployment RNG seeded from the
-run's seed, so a run is reproducible. Called by ``devenv.workload.families`` and ``devenv.workload.fleet``
-and by the unit tests.
+PURE: no I/O, no logging, no clock, no RNG (``devenv.workload.counters`` draws). Called by
+``devenv.workload.counters``, ``devenv.workload.fleet``, ``devenv.workload.kinds`` and by the
+unit tests.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -70,16 +66,6 @@ BURST_ERROR_FACTOR = 3.0
 # fraction stays near the healthy 0.2% to 1%.
 SPIKY_ERROR_FACTOR = 20.0
 BURST_LATENCY_FACTOR = 1.3
-
-REVENUE_NOISE_SD = 0.05
-
-# Type and help of the model server's own families, rendered in this order.
-MODEL_FAMILIES: dict[str, tuple[str, str]] = {
-    "model_requests_total": ("counter", "Requests served by the model, by HTTP status code."),
-    "model_request_duration_seconds": ("histogram", "Request latency of the model server."),
-    "model_revenue_total": ("counter", "Revenue attributed to successful predictions."),
-    "sim_profile_info": ("gauge", "Simulator profile currently applied (debugging aid)."),
-}
 
 
 def _sigma_for(median_s: float, p99_s: float) -> float:
@@ -173,29 +159,6 @@ def parse_profile(env: Mapping[str, str | None]) -> tuple[Profile, list[str]]:
     return profile, warnings
 
 
-# -- exposition format -----------------------------------------------------------------------
-
-
-def escape_label_value(value: str) -> str:
-    """Escape per the text exposition format: backslash, double quote, line feed."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_le(bound: float) -> str:
-    """A bucket bound as an ``le`` label value."""
-    # Same spelling as the official client ("1.0", not "1"); Prometheus 3 normalises `le`
-    # anyway, but older servers compare it as a plain string.
-    return repr(float(bound))
-
-
-def family_header(name: str, families: Mapping[str, tuple[str, str]]) -> list[str]:
-    """The ``# HELP`` and ``# TYPE`` lines that open family ``name`` of ``families`` (name ->
-    type and help)."""
-    kind, help_text = families[name]
-    help_text = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-
-
 # -- latency and response codes --------------------------------------------------------------
 
 
@@ -251,138 +214,89 @@ def _code_probs(profile: Profile, server_error_rate: float) -> npt.NDArray[np.fl
     return np.asarray([1.0 - e - c, c, e * SHARE_500, e * (1.0 - SHARE_500)], dtype=np.float64)
 
 
-def stream_seed(seed: int, namespace: str, name: str) -> int:
-    """Stable per-deployment RNG seed (Python's hash() is salted per process)."""
-    digest = hashlib.sha256(f"{seed}\x00{namespace}\x00{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+# -- what a tick draws from ------------------------------------------------------------------
+
+# A latency model: per-bucket probabilities and conditional means (``latency_bucket_model``).
+Latency = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+# The profiles a workload's replicas run, each with its share of the replicas (shares > 0 that
+# sum to 1).
+Parts = tuple[tuple[Profile, float], ...]
 
 
-# -- one simulated deployment ----------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Draws:
+    """What a tick draws a workload's requests from: the rate per replica, the response-code
+    and latency distributions (in a burst and out of one) and the revenue of a success."""
+
+    rps_per_replica: float
+    code_p: npt.NDArray[np.float64]
+    code_p_burst: npt.NDArray[np.float64]
+    lat: Latency
+    lat_burst: Latency
+    revenue_per_success: float
+    bursty: bool
 
 
-class SimDeployment:
-    """Counters and RNG of one simulated deployment, and the line prefixes of its model
-    server's series. Not thread-safe on its own."""
-
-    def __init__(
-        self,
-        seed: int,
-        namespace: str,
-        name: str,
-        *,
-        profile: Profile,
-        replicas: int,
-        tick_seconds: float,
-    ) -> None:
-        self.namespace = namespace
-        self.name = name
-        self.profile = profile
-        self.replicas = replicas
-        self.dt = tick_seconds
-        self.rng = np.random.default_rng(stream_seed(seed, namespace, name))
-        self.codes = np.zeros(len(CODES), dtype=np.int64)
-        self.buckets_cum = np.zeros(len(BUCKETS) + 1, dtype=np.int64)
-        self.latency_sum = 0.0
-        self.revenue = 0.0
-        self.ticks = 0
-        self.burst_left = 0
-        self.cooldown_left = 0
-        self.in_burst = False
-
-        labels = (
-            f'namespace="{escape_label_value(namespace)}",deployment="{escape_label_value(name)}"'
-        )
-        self.labels = labels
-        self.code_prefixes = [f'model_requests_total{{{labels},code="{c}"}} ' for c in CODES]
-        self.bucket_prefixes = [
-            f'model_request_duration_seconds_bucket{{{labels},le="{le}"}} '
-            for le in [*(format_le(b) for b in BUCKETS), "+Inf"]
-        ]
-        self.sum_prefix = f"model_request_duration_seconds_sum{{{labels}}} "
-        self.count_prefix = f"model_request_duration_seconds_count{{{labels}}} "
-        self.revenue_prefix = f"model_revenue_total{{{labels}}} "
-        self.info_line = ""
-        self._set_derived()
-
-    def _set_derived(self) -> None:
-        p = self.profile
-        self.info_line = (
-            f'sim_profile_info{{{self.labels},profile="{escape_label_value(p.name)}"}} 1'
-        )
-        self.code_p = _code_probs(p, p.server_error_rate)
-        self.code_p_burst = _code_probs(p, p.server_error_rate * p.burst_error_factor)
-        self.lat = latency_bucket_model(p.latency_median_s, p.latency_sigma)
-        self.lat_burst = latency_bucket_model(
-            p.latency_median_s * BURST_LATENCY_FACTOR, p.latency_sigma
-        )
-
-    def reconfigure(self, profile: Profile, replicas: int) -> None:
-        # Counters are deliberately kept: a rollback changes future increments only.
-        self.replicas = replicas
-        self.profile = profile
-        self._set_derived()
-
-    @property
-    def rps(self) -> float:
-        return self.profile.rps_per_replica * self.replicas
-
-    def _advance_burst(self) -> bool:
-        if not self.profile.bursty:
-            self.burst_left = 0
-            return False
-        if self.burst_left > 0:
-            self.burst_left -= 1
-            if self.burst_left == 0:
-                self.cooldown_left = math.ceil(BURST_COOLDOWN_S / self.dt)
-            return True
-        if self.cooldown_left > 0:
-            self.cooldown_left -= 1
-            return False
-        if self.rng.random() < self.dt / BURST_MEAN_GAP_S:
-            lo = max(1, round(BURST_MIN_S / self.dt))
-            hi = max(lo, round(BURST_MAX_S / self.dt))
-            self.burst_left = int(self.rng.integers(lo, hi + 1)) - 1
-            if self.burst_left == 0:
-                self.cooldown_left = math.ceil(BURST_COOLDOWN_S / self.dt)
-            return True
-        return False
-
-    def tick(self) -> None:
-        """Advance by one tick. The draw order is fixed so runs are reproducible."""
-        self.ticks += 1
-        self.in_burst = self._advance_burst()
-        n = int(self.rng.poisson(self.rps * self.dt))
-        if n == 0:
-            return
-        code_p, (lat_p, lat_m) = (
-            (self.code_p_burst, self.lat_burst) if self.in_burst else (self.code_p, self.lat)
-        )
-        codes = self.rng.multinomial(n, code_p)
-        self.codes += codes
-        lat_counts = self.rng.multinomial(n, lat_p)
-        self.buckets_cum += np.cumsum(lat_counts)
-        self.latency_sum += float(lat_counts @ lat_m)
-        ok = int(codes[0])
-        if ok > 0:
-            noise = max(0.0, float(self.rng.normal(1.0, REVENUE_NOISE_SD)))
-            self.revenue += ok * self.profile.revenue_per_success * noise
+def _draws(p: Profile) -> Draws:
+    code_p = _code_probs(p, p.server_error_rate)
+    lat = latency_bucket_model(p.latency_median_s, p.latency_sigma)
+    if not p.bursty:
+        return Draws(p.rps_per_replica, code_p, code_p, lat, lat, p.revenue_per_success, False)
+    return Draws(
+        p.rps_per_replica,
+        code_p,
+        _code_probs(p, p.server_error_rate * p.burst_error_factor),
+        lat,
+        latency_bucket_model(p.latency_median_s * BURST_LATENCY_FACTOR, p.latency_sigma),
+        p.revenue_per_success,
+        True,
+    )
 
 
-def render_model_families(
-    out: list[str], deps: Sequence[SimDeployment], texts: Sequence[Sequence[str]]
-) -> None:
-    """Append the model server's own families, each one's samples contiguous, for ``deps``
-    in order; ``texts[i]`` is ``deps[i].codes`` as text."""
-    out += family_header("model_requests_total", MODEL_FAMILIES)
-    for d, text in zip(deps, texts, strict=True):
-        out.extend(map("".join, zip(d.code_prefixes, text, strict=True)))
-    out += family_header("model_request_duration_seconds", MODEL_FAMILIES)
-    for d in deps:
-        cum = d.buckets_cum.tolist()
-        out.extend(map("".join, zip(d.bucket_prefixes, map(str, cum), strict=True)))
-        out.append(d.sum_prefix + repr(d.latency_sum))
-        out.append(d.count_prefix + str(cum[-1]))
-    out += family_header("model_revenue_total", MODEL_FAMILIES)
-    out.extend(d.revenue_prefix + repr(d.revenue) for d in deps)
-    out += family_header("sim_profile_info", MODEL_FAMILIES)
-    out.extend(d.info_line for d in deps)
+def _mix_latency(weights: npt.NDArray[np.float64], models: Sequence[Latency]) -> Latency:
+    probs_each = np.stack([p for p, _ in models])
+    mass = weights @ (probs_each * np.stack([m for _, m in models]))
+    probs = weights @ probs_each
+    # Where no part puts any mass, the first part's bucket means stand in (never drawn).
+    means = np.divide(mass, probs, out=models[0][1].copy(), where=probs > 1e-15)
+    probs.setflags(write=False)
+    means.setflags(write=False)
+    return probs, means
+
+
+def blend(parts: Sequence[tuple[Profile, float]]) -> Draws:
+    """The draws of a workload whose replicas run ``parts`` (profile, share of the replicas;
+    shares are normalised, parts without a share dropped).
+
+    Each replica serves at its own profile's rate, so a part's share of the requests is its
+    share of the replicas times its rate (with the same rate, the usual case, the two shares
+    agree); response codes, latencies and revenue are the mixtures of the parts' by those
+    shares. A burst, if any part is bursty, raises the bursty parts' errors and latency only.
+    One part gives exactly that profile's draws.
+    """
+    each = [(_draws(p), share) for p, share in parts if share > 0]
+    if not each:
+        raise ValueError("blend needs a part with a positive share")
+    if len(each) == 1:
+        return each[0][0]
+    draws = [d for d, _ in each]
+    shares = np.asarray([share for _, share in each], dtype=np.float64)
+    shares /= shares.sum()
+    served = shares * np.asarray([d.rps_per_replica for d in draws], dtype=np.float64)
+    # Share of the requests; the replica shares when no part serves any (no draw happens).
+    weights = served / served.sum() if served.sum() > 0 else shares
+    successes = weights * np.asarray([d.code_p[0] for d in draws], dtype=np.float64)
+    revenue = [d.revenue_per_success for d in draws]
+    return Draws(
+        rps_per_replica=float(served.sum()),
+        code_p=weights @ np.stack([d.code_p for d in draws]),
+        code_p_burst=weights @ np.stack([d.code_p_burst for d in draws]),
+        lat=_mix_latency(weights, [d.lat for d in draws]),
+        lat_burst=_mix_latency(weights, [d.lat_burst for d in draws]),
+        revenue_per_success=(
+            float(successes @ revenue) / float(successes.sum())
+            if successes.sum() > 0
+            else float(weights @ revenue)
+        ),
+        bursty=any(d.bursty for d in draws),
+    )

@@ -1,163 +1,60 @@
 """Workload simulator: fake Prometheus metrics for an ML model-serving fleet.
 
 Used by the integration/e2e tests and by the demo (``make demo``) in place of real model
-servers. It watches every apps/v1 Deployment whose first container has a ``SIM_PROFILE`` env
-var and serves, per Deployment, the series rollguard's analysis queries read:
-``model_requests_total``, ``model_request_duration_seconds`` and ``model_revenue_total``,
-and the same counts in the shapes of Istio, pod-level histograms, Envoy, Traefik and Seldon
-(``--families``). Because it follows the *live* pod template, rolling a Deployment back
-(which swaps the env var) changes the metrics within a tick or two, which is what the tests
-assert on.
+servers. It watches every apps/v1 Deployment and StatefulSet and every Argo Rollout
+(argoproj.io/v1alpha1, when its CRD is installed) whose first container has a ``SIM_PROFILE``
+env var and serves, per workload, the series rollguard's analysis queries read:
+``model_requests_total``, ``model_request_duration_seconds`` and ``model_revenue_total``
+(labelled ``deployment`` whatever the kind), and the same counts in the shapes of Istio,
+pod-level histograms, Envoy, Traefik and Seldon (``--families``). Because it follows the
+*live* pod template, rolling a workload back (which swaps the env var) changes the metrics
+within a tick or two, which is what the tests assert on. A Rollout mid-update serves its
+stable and canary templates' profiles blended by the canary's share
+(``devenv.workload.kinds``): for that, the stable ReplicaSet is read when a Rollout changes.
 
 Run::
 
     python -m devenv.workload.server --kubeconfig PATH [--context NAME] \\
         --host 127.0.0.1 --port PORT --seed N [--tick 0.25] [--families istio,pod,...|none]
 
-This module is the simulator's I/O: the Kubernetes watch, the tick thread, the HTTP server
-(``/metrics``, ``/healthz``, ``/state``), signal handling and the command line. The pure parts
-it drives, which the unit tests call directly:
+This module and ``devenv.workload.watch`` are the simulator's I/O: there the Kubernetes
+watches (one thread per kind; the Rollouts' looked for again every 15 s while the cluster
+has no such CRD), here the tick thread, the HTTP server (``/metrics``, ``/healthz``,
+``/state``), signal handling and the command line. The pure parts they drive, which the unit
+tests call directly:
 
-- ``devenv.workload.profile``: profiles, env parsing, the latency model, one deployment's counters;
+- ``devenv.workload.profile``: profiles, env parsing, the latency model, blends of profiles;
+- ``devenv.workload.counters``: one workload's counters and the model server's families;
 - ``devenv.workload.families``: the mesh, proxy and model-server families (``--families``);
-- ``devenv.workload.fleet``: ``Simulator``, the thread-safe fleet and its exposition, and
-  ``extract_deployment``, which reads what it needs from a Deployment object.
+- ``devenv.workload.kinds``: ``WorkloadInfo``, read from a Deployment, StatefulSet or Rollout
+  (and a Rollout's stable ReplicaSet);
+- ``devenv.workload.fleet``: ``Simulator``, the thread-safe fleet and its exposition.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.server
-import importlib
 import json
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from devenv.workload.families import EXTRA_FAMILIES, parse_families
-from devenv.workload.fleet import Simulator, extract_deployment, get_path
+from devenv.workload.fleet import Simulator
 from devenv.workload.profile import PROFILE_ENV
+from devenv.workload.watch import Watcher, build_sources, k8s_module
 
 # The whole simulator logs as one component, whichever module a line comes from.
 logger = logging.getLogger("devenv.workload.server")
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
-
-BACKOFF_INITIAL_S = 0.25
-BACKOFF_MAX_S = 5.0
-WATCH_TIMEOUT_S = 60
-LIST_REQUEST_TIMEOUT_S = 15.0
-# A read timeout a bit above the server-side watch timeout catches half-dead connections.
-WATCH_REQUEST_TIMEOUT = (5.0, WATCH_TIMEOUT_S + 15.0)
-
-
-def _k8s(module: str) -> Any:
-    # Imported lazily so the unit tests never need the client, and typed as Any because the
-    # client is untyped (avoids per-call ignores under --strict).
-    return importlib.import_module(module)
-
-
-class GoneError(Exception):
-    """The watch resource version expired (410); a full re-list is needed."""
-
-
-def _run_watch(apps: Any, sim: Simulator, stop: threading.Event) -> None:
-    """List-then-watch Deployments forever, keeping ``sim`` in sync, until ``stop``."""
-    watch = _k8s("kubernetes.watch")
-    api_exception: type[Exception] = _k8s("kubernetes.client.exceptions").ApiException
-
-    backoff = BACKOFF_INITIAL_S
-    resource_version: str | None = None
-    gone_streak = 0
-    while not stop.is_set():
-        try:
-            if resource_version is None:
-                listing = apps.list_deployment_for_all_namespaces(
-                    _request_timeout=LIST_REQUEST_TIMEOUT_S
-                )
-                raw = apps.api_client.sanitize_for_serialization(listing)
-                infos = [extract_deployment(item) for item in raw.get("items") or []]
-                sim.sync(i for i in infos if i is not None)
-                resource_version = str(raw["metadata"]["resourceVersion"])
-                logger.debug("listed deployments at resourceVersion %s", resource_version)
-            w = watch.Watch()
-            for event in w.stream(
-                apps.list_deployment_for_all_namespaces,
-                resource_version=resource_version,
-                timeout_seconds=WATCH_TIMEOUT_S,
-                allow_watch_bookmarks=True,
-                _request_timeout=WATCH_REQUEST_TIMEOUT,
-            ):
-                if stop.is_set():
-                    w.stop()
-                    break
-                resource_version = handle_event(sim, event, resource_version)
-                gone_streak = 0
-                backoff = BACKOFF_INITIAL_S
-            # A watch that ran to its timeout proves the API is healthy again.
-            gone_streak = 0
-            backoff = BACKOFF_INITIAL_S
-            continue
-        except GoneError:
-            gone = True
-        except api_exception as exc:
-            gone = getattr(exc, "status", None) == 410
-            if not gone:
-                logger.warning(
-                    "Kubernetes API error %s (%s); retrying in %.2fs",
-                    getattr(exc, "status", None),
-                    getattr(exc, "reason", exc),
-                    backoff,
-                )
-        except Exception as exc:  # noqa: BLE001 -- any transport failure must not kill the watch
-            gone = False
-            logger.warning(
-                "Kubernetes API unreachable (%s: %.200s); serving last-known state, "
-                "retrying in %.2fs",
-                type(exc).__name__,
-                exc,
-                backoff,
-            )
-        # Re-list after every failure, not only 410: events may have been missed, and a list
-        # of a test cluster is cheap. State is only replaced once a list succeeds.
-        resource_version = None
-        if gone:
-            logger.info("watch expired (410 Gone); re-listing deployments")
-            gone_streak += 1
-            if gone_streak == 1:
-                continue  # the normal case: re-list straight away
-        stop.wait(backoff)
-        backoff = min(backoff * 2, BACKOFF_MAX_S)
-
-
-def handle_event(sim: Simulator, event: Mapping[str, Any], resource_version: str) -> str:
-    """Apply one watch event; returns the resource version to resume from."""
-    kind = event.get("type")
-    raw = event.get("raw_object")
-    if not isinstance(raw, dict):
-        raw = {}
-    if kind == "ERROR":
-        # The client normally turns these into ApiException; kept for robustness.
-        if raw.get("code") == 410:
-            raise GoneError
-        logger.warning("watch error event: %s", raw.get("message", raw))
-        return resource_version
-    new_rv = get_path(raw, "metadata", "resourceVersion")
-    if kind == "BOOKMARK":
-        return str(new_rv) if new_rv else resource_version
-    info = extract_deployment(raw)
-    if info is not None:
-        if kind == "DELETED":
-            sim.remove(info.namespace, info.name)
-        elif kind in ("ADDED", "MODIFIED"):
-            sim.apply(info)
-    return str(new_rv) if new_rv else resource_version
 
 
 def _run_ticks(sim: Simulator, stop: threading.Event) -> None:
@@ -218,8 +115,8 @@ def _make_handler(sim: Simulator) -> type[http.server.BaseHTTPRequestHandler]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devenv.workload.server",
-        description="Serve simulated model-serving metrics for Deployments that set "
-        f"{PROFILE_ENV} on their first container.",
+        description="Serve simulated model-serving metrics for Deployments, StatefulSets and "
+        f"Argo Rollouts that set {PROFILE_ENV} on their first container.",
     )
     parser.add_argument(
         "--kubeconfig",
@@ -264,8 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("--tick must be > 0")
         return 2
 
-    _k8s("kubernetes.config").load_kube_config(config_file=args.kubeconfig, context=args.context)
-    apps = _k8s("kubernetes.client").AppsV1Api()
+    k8s_module("kubernetes.config").load_kube_config(
+        config_file=args.kubeconfig, context=args.context
+    )
+    sources = build_sources()
 
     sim = Simulator(seed=args.seed, tick_seconds=args.tick, families=args.families)
     stop = threading.Event()
@@ -273,16 +172,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.daemon_threads = True
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        logger.info("Received %s; shutting down", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    # Daemon threads: the watch may sit in a blocking read for up to a minute and must not
+    # Daemon threads: a watch may sit in a blocking read for up to a minute and must not
     # hold up exit; it owns no state that needs flushing.
     threads = [
-        threading.Thread(target=_run_watch, args=(apps, sim, stop), name="watch", daemon=True),
+        *(
+            threading.Thread(
+                target=Watcher(source, sim, stop).run,
+                name=f"watch-{source.kind.lower()}",
+                daemon=True,
+            )
+            for source in sources
+        ),
         threading.Thread(target=_run_ticks, args=(sim, stop), name="tick", daemon=True),
         threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http", daemon=True
@@ -292,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         t.start()
     host, port = server.server_address[:2]
     logger.info(
-        "serving on http://%s:%s (seed=%d, tick=%.3fs, families=%s)",
+        "Serving on http://%s:%s (seed=%d, tick=%.3fs, families=%s)",
         host,
         port,
         args.seed,
@@ -304,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     server.shutdown()
     server.server_close()
-    for t in threads[1:]:
+    # The watches may be in a blocking read (above); the others stop within a poll.
+    for t in threads[len(sources) :]:
         t.join(timeout=1.0)
     return 0
 
