@@ -14,7 +14,17 @@ from typing import Any
 from kubernetes import client
 
 from devenv.operatorproc import OperatorProcess
-from devenv.testing import Kubectl, deployment_manifest, fast_policy
+from devenv.testing import (
+    Kubectl,
+    deployment_manifest,
+    fast_policy,
+    rollout_manifest,
+    stateful_set_manifest,
+)
+from rollguard.api.base import TARGET_API_VERSIONS, TargetRef
+from rollguard.core.revisions import current_revision
+from rollguard.kube.client import Cluster
+from rollguard.kube.targets import LiveReads
 
 
 def wait_for(
@@ -37,6 +47,11 @@ def wait_for(
 
 
 GROUP, VERSION = "rollguard.dev", "v1alpha1"
+WORKLOADS = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "Rollout": ("argoproj.io", "v1alpha1", "rollouts"),
+}
 # A 10 s window (of 10 s rates, 400 requests each at the simulator's 40 per second): the healthy
 # 0.2% and the noisy profile's bursts stay far below the 1.5% limit, and a rollback's
 # validation, which starts once the window and the rates see nothing of the bad revision,
@@ -52,6 +67,7 @@ class Scenario:
         self.ns = namespace
         self.custom = client.CustomObjectsApi(api)
         self.apps = client.AppsV1Api(api)
+        self.kind = "Deployment"
 
     def create(self, kind_plural: str, body: dict[str, Any]) -> None:
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, kind_plural, body)
@@ -74,20 +90,21 @@ class Scenario:
         policy: dict[str, Any] | None = None,
         profile: str = "healthy",
         mdep_extra: dict[str, Any] | None = None,
+        kind: str = "Deployment",
+        steps: list[dict[str, Any]] | None = None,
     ) -> None:
-        self.apps.create_namespaced_deployment(
-            self.ns, deployment_manifest("fraud", profile=profile, replicas=2)
-        )
-        wait_for(
-            "revision 1",
-            lambda: (
-                (
-                    self.apps.read_namespaced_deployment("fraud", self.ns).metadata.annotations
-                    or {}
-                ).get("deployment.kubernetes.io/revision")
-                == "1"
-            ),
-        )
+        """The workload ``fraud`` (a ``kind``; ``steps``: a Rollout's canary steps) at revision
+        1, its policy, and its ModelDeployment with revision 1 approved."""
+        self.kind = kind
+        if kind == "Deployment":
+            body = deployment_manifest("fraud", profile=profile, replicas=2)
+        elif kind == "StatefulSet":
+            body = stateful_set_manifest("fraud", profile=profile, replicas=2)
+        else:
+            body = rollout_manifest("fraud", profile=profile, replicas=2, steps=steps)
+        group, version, plural = WORKLOADS[kind]
+        self.custom.create_namespaced_custom_object(group, version, self.ns, plural, body)
+        wait_for("revision 1", lambda: self.revision() == 1)
         spec = copy.deepcopy(policy or FAST_POLICY)
         self.create(
             "rollbackpolicies",
@@ -98,8 +115,12 @@ class Scenario:
                 "spec": spec,
             },
         )
+        target: dict[str, Any] = {"deploymentRef": {"name": "fraud"}}
+        if kind != "Deployment":
+            api_version = body["apiVersion"]
+            target = {"targetRef": {"apiVersion": api_version, "kind": kind, "name": "fraud"}}
         mdep = {
-            "deploymentRef": {"name": "fraud"},
+            **target,
             "policyRef": {"name": "fraud-policy"},
             "model": {"name": "fraud-scorer", "version": "v1"},
             "approvedRevisions": [{"revision": 1}],
@@ -115,6 +136,24 @@ class Scenario:
             },
         )
 
+    def workload(self) -> dict[str, Any]:
+        """The workload ``fraud`` as the API server has it."""
+        group, version, plural = WORKLOADS[self.kind]
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            group, version, self.ns, plural, "fraud"
+        )
+        return obj
+
+    def revision(self) -> int | None:
+        """The revision the workload serves, by the operator's own reading."""
+        target = TargetRef.model_validate(
+            {"apiVersion": TARGET_API_VERSIONS[self.kind], "kind": self.kind, "name": "fraud"}
+        )
+        reads = LiveReads(Cluster(self.api))
+        live = reads.workload(target, namespace=self.ns)
+        records = reads.history(target, namespace=self.ns, workload=live)
+        return current_revision(live, target.kind, records)
+
     def events(self) -> list[dict[str, Any]]:
         # Raw JSON: the client's typed models refuse Events some controllers write.
         raw = client.EventsV1Api(self.api).list_namespaced_event(self.ns, _preload_content=False)
@@ -125,14 +164,24 @@ class Scenario:
         return (self.get("modeldeployments", "fraud").get("status") or {}).get("phase")
 
     def set_profile(self, profile: str) -> None:
-        container = {"name": "model", "env": [{"name": "SIM_PROFILE", "value": profile}]}
-        self.apps.patch_namespaced_deployment(
-            "fraud", self.ns, {"spec": {"template": {"spec": {"containers": [container]}}}}
+        """A new revision: the pod template's SIM_PROFILE changed (a JSON Patch, so that every
+        kind keeps the rest of its container)."""
+        group, version, plural = WORKLOADS[self.kind]
+        env = [{"name": "SIM_PROFILE", "value": profile}]
+        path = "/spec/template/spec/containers/0/env"
+        self.custom.patch_namespaced_custom_object(
+            group,
+            version,
+            self.ns,
+            plural,
+            "fraud",
+            [{"op": "replace", "path": path, "value": env}],
+            _content_type="application/json-patch+json",
         )
 
     def profile(self) -> str:
-        d = self.apps.read_namespaced_deployment("fraud", self.ns)
-        return str(d.spec.template.spec.containers[0].env[0].value)
+        container = self.workload()["spec"]["template"]["spec"]["containers"][0]
+        return str(container["env"][0]["value"])
 
 
 FINAL = ("Succeeded", "Failed", "Rejected", "Expired", "DryRun", "Superseded")
