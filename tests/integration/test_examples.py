@@ -31,6 +31,8 @@ def _get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any]:
     [
         ("recommender", "shop-recs", "recommender-low", "recommender"),
         ("fraud", "fraud-examples", "fraud-high", "fraud-scorer"),
+        ("statefulset", "ranker-examples", "ranker-medium", "ranker"),
+        ("argo-rollouts", "pricing-examples", "pricer-medium", "pricer"),
     ],
 )
 def test_example_applies_and_is_evaluated(

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rollguard.api.modeldeployment import ModelDeploymentStatus, Phase
+from rollguard.api.modeldeployment import LastEvaluation, ModelDeploymentStatus, Phase
 from rollguard.core.times import format_time, to_seconds
 
 HEALTHY_PHASES: tuple[Phase, ...] = ("Healthy", "Cooldown")
@@ -118,10 +118,18 @@ def _ready(status: ModelDeploymentStatus) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in status.conditions)
 
 
+def _breached(evaluation: LastEvaluation | None) -> bool:
+    """Whether a signal is outside its margin-adjusted objective. The phase turns Degraded only
+    once a trigger point's dwell time has passed (so that rollguard does not act on a blip);
+    a canary step must not pass a revision that already breaches."""
+    return evaluation is not None and any(s.status == "Breach" for s in evaluation.signals)
+
+
 def verdict(namespace: str, name: str, record: Record, *, now: float) -> dict[str, Any]:
     """The JSON answer for one ModelDeployment at ``now`` (Unix seconds). ``healthy``: ready
     (evaluated, not left out for a missing target or policy), a phase in HEALTHY_PHASES, a
-    known score and not stale. ``stale`` only once the interval is known (two evaluations)."""
+    known score, no signal in Breach, and not stale. ``stale`` only once the interval is known
+    (two evaluations)."""
     status = record.status
     evaluation = status.last_evaluation
     at = _evaluated(status)
@@ -134,7 +142,11 @@ def verdict(namespace: str, name: str, record: Record, *, now: float) -> dict[st
         "namespace": namespace,
         "name": name,
         "phase": status.phase,
-        "healthy": ready and status.phase in HEALTHY_PHASES and score is not None and not stale,
+        "healthy": ready
+        and status.phase in HEALTHY_PHASES
+        and score is not None
+        and not _breached(evaluation)
+        and not stale,
         "ready": ready,
         "score": score,
         "scoreText": evaluation.score_text if evaluation is not None else None,

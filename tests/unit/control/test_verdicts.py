@@ -141,6 +141,20 @@ def test_an_unknown_score_or_a_not_ready_model_deployment_is_not_healthy() -> No
     assert (never["phase"], never["evaluatedAt"], never["signals"]) == (None, None, [])
 
 
+def test_a_signal_in_breach_is_not_healthy_before_the_phase_turns_degraded() -> None:
+    """Within a trigger point's dwell time the phase is still Healthy; a gate must not pass."""
+    status = _status("Healthy", score=0.72, value=0.05)
+    evaluation = status.last_evaluation
+    assert evaluation is not None
+    breached = evaluation.signals[0].model_copy(update={"status": "Breach"})
+    status = status.model_copy(
+        update={"last_evaluation": evaluation.model_copy(update={"signals": [breached]})}
+    )
+    answer = verdict("ml", "f", Record(status), now=NOW)
+    assert (answer["phase"], answer["healthy"]) == ("Healthy", False)
+    assert answer["signals"][0]["status"] == "Breach"
+
+
 def test_a_verdict_older_than_three_intervals_is_stale_and_not_healthy() -> None:
     store = Verdicts()
     store.record("ml", "f", _status(at=AT - timedelta(seconds=15)))
