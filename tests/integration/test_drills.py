@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from operator_fixtures import (
@@ -35,7 +36,7 @@ FAULTS: tuple[Mode, ...] = ("refuse", "slow", "error", "empty", "garbage")
 
 
 def _generation(scenario: Scenario) -> int:
-    return int(scenario.apps.read_namespaced_deployment("fraud", scenario.ns).metadata.generation)
+    return int(scenario.workload()["metadata"]["generation"])
 
 
 def _events(operator: OperatorProcess, scenario: Scenario, event: str) -> int:
@@ -122,9 +123,13 @@ def _status(ns: str, phase: str | None = None, validation: str | None = None) ->
     return matches
 
 
-def _deployment_patch(ns: str) -> Matcher:
-    path = f"/apis/apps/v1/namespaces/{ns}/deployments/fraud"
-    return lambda method, p, _body: method == "PATCH" and p == path
+def _workload_patch(ns: str) -> Matcher:
+    """A patch of the workload ``fraud``, whichever its kind (one per namespace)."""
+    paths = {
+        f"/apis/apps/v1/namespaces/{ns}/deployments/fraud",
+        f"/apis/argoproj.io/v1alpha1/namespaces/{ns}/rollouts/fraud",
+    }
+    return lambda method, p, _body: method == "PATCH" and p in paths
 
 
 CRASH_POINTS: tuple[tuple[str, Callable[[str], Matcher]], ...] = (
@@ -132,7 +137,7 @@ CRASH_POINTS: tuple[tuple[str, Callable[[str], Matcher]], ...] = (
     ("PendingApproval persisted", lambda ns: _status(ns, "PendingApproval")),
     ("Approved persisted", lambda ns: _status(ns, "Approved")),
     ("Executing persisted", lambda ns: _status(ns, "Executing")),
-    ("Deployment patched", _deployment_patch),
+    ("workload patched", _workload_patch),
     ("rollout completion persisted", lambda ns: _status(ns, validation="rolloutCompletedAt")),
     ("Succeeded persisted", lambda ns: _status(ns, "Succeeded")),
 )
@@ -198,18 +203,38 @@ def tripping(
         proxy.stop()
 
 
+# Each drill that acts runs once on a Deployment and once on an Argo Rollout (promoted at once:
+# its rollback is a template patch, as a Deployment's is).
+KINDS = [pytest.param("Deployment", id="deployment"), pytest.param("Rollout", id="rollout")]
+
+
+def _drill_name(name: str, kind: str) -> str:
+    return name if kind == "Deployment" else f"{name}-{kind.lower()}"
+
+
+def _setup(scenario: Scenario, kind: str, **options: Any) -> None:
+    scenario.setup(kind=kind, steps=[] if kind == "Rollout" else None, **options)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
-    tripping: ApiProxy, operator: OperatorProcess, scenario: Scenario, kubectl: Kubectl,
+    tripping: ApiProxy,
+    operator: OperatorProcess,
+    scenario: Scenario,
+    kubectl: Kubectl,
     env: EnvInfo,
-) -> None:  # fmt: skip
+    kind: str,
+) -> None:
     grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
-    scenario.setup(policy=needs_approval())
+    _setup(scenario, kind, policy=needs_approval())
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+    created = _generation(scenario)  # 1; 2 for a Rollout, whose spec Argo's controller completes
     began = time.monotonic()
     kills, name, final = 0, "", None
     with drill(
-        "crash-every-step",
-        f"operator SIGKILLed right after each of {len(CRASH_POINTS)} writes of a decision",
+        _drill_name("crash-every-step", kind),
+        f"operator SIGKILLed right after each of {len(CRASH_POINTS)} writes of a decision"
+        + ("" if kind == "Deployment" else f" ({kind} target)"),
     ) as figures:
         try:
             for index, (point, matcher) in enumerate(CRASH_POINTS):
@@ -255,8 +280,8 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
                 operator=operator,
             )
             assert final["status"]["phase"] == "Succeeded", final["status"]
-            # Generation 1: created; 2: the errors revision; 3: the one rollback.
-            assert _generation(scenario) == 3
+            # After creation: the errors revision, then the one rollback.
+            assert _generation(scenario) == created + 2
             assert scenario.profile() == "healthy"
             kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
             assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
@@ -264,7 +289,7 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
             patches = [
                 r
                 for r in tripping.since(began)
-                if _deployment_patch(scenario.ns)(r.method, r.path, None) and 200 <= r.status < 300
+                if _workload_patch(scenario.ns)(r.method, r.path, None) and 200 <= r.status < 300
             ]
             # A kill is survived when the restarted operator went on to the next write (or, after
             # the last one, to the sealed, exported decision).
@@ -284,6 +309,7 @@ def _pauses(operator: OperatorProcess) -> int:
     return operator.tail(100_000).count("Pausing operations in favour of")
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_replicas_only_one_acts_and_the_other_takes_over(
     operator: OperatorProcess,
     scenario: Scenario,
@@ -291,6 +317,7 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     kubectl: Kubectl,
     prometheus_proxy: FaultProxy,
     tmp_path: Path,
+    kind: str,
 ) -> None:
     """The session's operator watches the service first, then a replica that outranks it
     starts: it pauses with caches that then go stale (the Deployment, its ReplicaSets, the
@@ -298,11 +325,13 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     and is SIGKILLed; the paused one takes over and must act once, on the API server's word,
     and keep the audit chain unforked."""
     with drill(
-        "two-replicas",
-        "two replicas, the acting one SIGKILLed; the other took over with stale caches",
+        _drill_name("two-replicas", kind),
+        "two replicas, the acting one SIGKILLed; the other took over with stale caches"
+        + ("" if kind == "Deployment" else f" ({kind} target)"),
     ) as figures:
-        scenario.setup()
+        _setup(scenario, kind)
         wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
+        created = _generation(scenario)
         paused_before = _pauses(operator)
         second = start_operator(
             env, kubectl, tmp_path, prometheus_url=prometheus_proxy.url,
@@ -345,8 +374,8 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
             takeover = time.monotonic() - killed_at
             figures.lost_decisions = 0
             figures.survived = int(second_final["status"]["phase"] == "Succeeded")
-            # Generation 1: created; 2: errors; 3: the first rollback; 4: errors; 5: the second.
-            figures.duplicate_actions = max(_generation(scenario) - 5, 0)
+            # After creation: errors, the first rollback, errors, the second rollback.
+            figures.duplicate_actions = max(_generation(scenario) - created - 4, 0)
             figures.label += f" within {takeover:.0f} s"
             assert second_final["status"]["phase"] == "Succeeded"
             trail = [
@@ -355,7 +384,7 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
                 if line.get("namespace") == scenario.ns
             ]
             assert _events(operator, scenario, "RollbackExecuted") == 1, (trail, operator.tail())
-            assert _generation(scenario) == 5  # created, errors, rollback, errors, rollback
+            assert _generation(scenario) == created + 4
             kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
             assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
         finally:

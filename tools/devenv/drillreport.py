@@ -29,7 +29,9 @@ FIELDS = ("faults", "survived", "duplicate_actions", "lost_decisions", "bad_inpu
 EXPECTED = (
     "prometheus-faults",
     "crash-every-step",
+    "crash-every-step-rollout",
     "two-replicas",
+    "two-replicas-rollout",
     "api-server-restart",
     "api-throttling",
     "audit-tamper",

@@ -192,7 +192,10 @@ def rollout_manifest(
 ) -> dict[str, Any]:
     """An Argo Rollouts Rollout (canary, by default half the pods then a pause until promoted)
     whose pods the workload simulator serves metrics for."""
-    canary = {"steps": steps if steps is not None else [{"setWeight": 50}, {"pause": {}}]}
+    steps = steps if steps is not None else [{"setWeight": 50}, {"pause": {}}]
+    # No steps is written as none at all: Argo drops an empty list, which would move the
+    # generation.
+    canary = {"steps": steps} if steps else {}
     return _workload(
         "Rollout", "argoproj.io/v1alpha1", name, profile, replicas, strategy={"canary": canary}
     )
