@@ -157,7 +157,7 @@ class Validation(Model):
     """The success criteria of a rollback, written into every decision."""
 
     rollout_timeout: Duration | None = Field(
-        default=None, description="The rolled-back Deployment must be available within this."
+        default=None, description="The rolled-back workload must be available within this."
     )
     window: Duration | None = Field(
         default=None, description="Then the score must stay below clearBelow this long."

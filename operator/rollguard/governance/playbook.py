@@ -155,7 +155,7 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
     ev, safety, val = policy.evaluation, policy.safety, policy.validation
     budget = safety.max_actions_per_window
     mode = (
-        "**DryRun**: every decision is made and recorded, no Deployment is ever touched."
+        "**DryRun**: every decision is made and recorded, no workload is ever touched."
         if policy.mode == "DryRun"
         else "**Enforce**: decisions are carried out."
     )
@@ -230,7 +230,7 @@ def render_playbook(policy: EffectivePolicy, source: PlaybookSource) -> str:
         "",
         "## After a rollback: validation",
         "",
-        f"The rolled-back Deployment must be available within {val.rollout_timeout}; then, "
+        f"The rolled-back workload must be available within {val.rollout_timeout}; then, "
         "counting only evaluations that see nothing older than the rollout, the score must "
         f"stay below {_n(policy.clear_below)} for {val.window}. Otherwise the decision Fails "
         "and the ModelDeployment is Escalated to humans.",
