@@ -5,9 +5,11 @@ drill report (devenv.drillreport)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -344,6 +346,12 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
                 scenario, wait_for("a decision", scenario.decisions)[0]["metadata"]["name"], second
             )
             assert first["status"]["phase"] == "Succeeded"
+            # The standby answers the verdict the acting replica wrote, not an error.
+            base = operator.metrics_url.rsplit("/", 1)[0]
+            url = f"{base}/verdicts/{scenario.ns}/fraud"
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                verdict = json.loads(answer.read())
+            assert (verdict["source"], verdict["name"]) == ("status", "fraud"), verdict
             both = [operator, second]
             assert [_events(p, scenario, "RollbackExecuted") for p in both] == [0, 1], [
                 p.tail() for p in both

@@ -25,8 +25,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Enum, make_wsgi_app
 
+from rollguard.api.modeldeployment import ModelDeploymentStatus
 from rollguard.control import verdicts
 from rollguard.control.telemetry import REGISTRY
+from rollguard.kube.client import ApiError, Cluster
 
 log = logging.getLogger("rollguard")
 
@@ -236,11 +238,31 @@ def _reply(
     return [] if head else [body]
 
 
+StatusReader = Callable[[str, str], ModelDeploymentStatus | None]
+"""Reads a ModelDeployment's status from the API server (None: no such ModelDeployment)."""
+
+
+def status_reader(cluster: Cluster) -> StatusReader:
+    """What a standby answers verdicts from: the status the acting replica wrote."""
+
+    def read(namespace: str, name: str) -> ModelDeploymentStatus | None:
+        try:
+            obj = cluster.get("ModelDeployment", namespace=namespace, name=name)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return ModelDeploymentStatus.model_validate(obj.get("status") or {})
+
+    return read
+
+
 def _verdicts_app(
     health: Health,
     store: verdicts.Verdicts,
     watched: Mapping[tuple[str, str], PolicyView],
     clock: Callable[[], float],
+    reader: StatusReader | None,
 ) -> Callable[..., Any]:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         replica = verdicts.Replica(
@@ -249,7 +271,15 @@ def _verdicts_app(
             records=store.snapshot(),
             now=clock(),
         )
-        code, payload = verdicts.answer(replica, str(environ.get("PATH_INFO", "")))
+        path = str(environ.get("PATH_INFO", ""))
+        parts = [p for p in path.split("/") if p][1:]
+        if replica.state == "standby" and reader is not None and len(parts) == 2:
+            # Another replica evaluates; what it wrote is the verdict (one read per request).
+            namespace, name = parts
+            status = reader(namespace, name)
+            code, payload = verdicts.answer_from_status(namespace, name, status, now=replica.now)
+        else:
+            code, payload = verdicts.answer(replica, path)
         head = environ.get("REQUEST_METHOD") == "HEAD"
         return _reply(start_response, code, payload, head=head)
 
@@ -262,9 +292,10 @@ def _app(
     store: verdicts.Verdicts = verdicts.VERDICTS,
     watched: Mapping[tuple[str, str], PolicyView] = WATCHED,
     clock: Callable[[], float] = time.time,
+    reader: StatusReader | None = None,
 ) -> Callable[..., Any]:
     metrics = make_wsgi_app(REGISTRY)
-    verdict_app = _verdicts_app(health, store, watched, clock)
+    verdict_app = _verdicts_app(health, store, watched, clock, reader)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO") or ""
@@ -293,11 +324,11 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def serve(port: int, health: Health = HEALTH) -> None:
-    """/metrics, /readyz and /verdicts on ``port`` (0: none of them), in a daemon thread."""
+def serve(port: int, health: Health = HEALTH, reader: StatusReader | None = None) -> None:
+    """/metrics, /readyz and /verdicts on ``port`` (0: none of them), in a daemon thread;
+    ``reader``: where a standby reads the verdicts the acting replica wrote."""
     if not port:
         return
-    server = make_server(
-        "", port, _app(health), server_class=_ThreadingServer, handler_class=_Quiet
-    )
+    app = _app(health, reader=reader)
+    server = make_server("", port, app, server_class=_ThreadingServer, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="rollguard-metrics", daemon=True).start()

@@ -235,6 +235,25 @@ def answer_one(replica: Replica, namespace: str, name: str) -> tuple[int, dict[s
     return 200, verdict(namespace, name, record, now=replica.now)
 
 
+def answer_from_status(
+    namespace: str, name: str, status: ModelDeploymentStatus | None, *, now: float
+) -> tuple[int, dict[str, Any]]:
+    """A standby's answer to ``GET /verdicts/NAMESPACE/NAME``: the verdict the acting replica
+    last wrote into the ModelDeployment's status (``status``, read from the API server; None:
+    there is no such ModelDeployment), marked ``"source": "status"``. Its phase and signals
+    are those of the last material change (a breach, a phase, a score step is written at once);
+    ``ageSeconds`` says how old its evaluation is."""
+    if status is None:
+        return 404, {"error": f"no ModelDeployment {namespace}/{name}"}
+    if status.last_evaluation is None:
+        error = (
+            f"ModelDeployment {namespace}/{name} has not been evaluated yet; ask again after "
+            "one evaluation interval"
+        )
+        return 503, {"error": error, "state": "standby"}
+    return 200, {**verdict(namespace, name, Record(status), now=now), "source": "status"}
+
+
 def answer_all(replica: Replica) -> tuple[int, dict[str, Any]]:
     """``GET /verdicts``: every bound ModelDeployment this replica has evaluated, by namespace
     and name, and how many bound ones it has not evaluated yet."""

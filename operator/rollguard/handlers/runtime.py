@@ -160,7 +160,8 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
-    await asyncio.to_thread(health.serve, runtime.settings.metrics_port)
+    reader = health.status_reader(runtime.cluster)
+    await asyncio.to_thread(health.serve, runtime.settings.metrics_port, reader=reader)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))
     _background.add(asyncio.create_task(_summarise(), name="rollguard-summary"))
     _background.add(asyncio.create_task(freeze_settled_heap(), name="rollguard-heap-freeze"))

@@ -330,13 +330,39 @@ def test_the_routes_serve_json_verdicts_read_only() -> None:
     assert b"rollguard_operator_state" in _call(app, "/metrics")[2]
 
 
-def test_a_standby_answers_503_and_stays_ready() -> None:
+def test_a_standby_without_api_access_answers_503_and_stays_ready() -> None:
     app = _wsgi("standby")
     status, _, body = _call(app, "/verdicts/ml/fraud")
     assert status == "503 Service Unavailable"
     out = json.loads(body)
     assert out["state"] == "standby" and out["error"].startswith("this replica is on standby")
     assert _call(app, "/readyz")[0] == "200 OK"
+
+
+def test_a_standby_answers_from_the_status_the_acting_replica_wrote() -> None:
+    """Through the Service about half the requests reach the standby: it answers the same
+    verdict, read from the ModelDeployment's status, instead of an error."""
+    health = Health()
+    health.stream_paused("stream", ["rollguard@None"])
+    written = {("ml", "fraud"): _status("Degraded", score=0.9), ("ml", "new"): _status(None)}
+    new = written[("ml", "new")]
+    written[("ml", "new")] = new.model_copy(update={"last_evaluation": None})
+    reads: list[tuple[str, str]] = []
+
+    def reader(namespace: str, name: str) -> ModelDeploymentStatus | None:
+        reads.append((namespace, name))
+        return written.get((namespace, name))
+
+    app = _app(health, store=Verdicts(), watched={}, clock=lambda: NOW, reader=reader)
+    status, _, body = _call(app, "/verdicts/ml/fraud")
+    out = json.loads(body)
+    assert status == "200 OK"
+    assert (out["phase"], out["healthy"], out["source"]) == ("Degraded", False, "status")
+    assert _call(app, "/verdicts/ml/ghost")[0] == "404 Not Found"
+    assert _call(app, "/verdicts/ml/new")[0] == "503 Service Unavailable"
+    assert reads == [("ml", "fraud"), ("ml", "ghost"), ("ml", "new")]
+    # The list needs what this replica binds: a standby still says it does not evaluate.
+    assert _call(app, "/verdicts")[0] == "503 Service Unavailable"
 
 
 # -- the Argo Rollouts example ----------------------------------------------------------------
