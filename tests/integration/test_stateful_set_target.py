@@ -16,7 +16,7 @@ from rollguard.core.revisions import current_revision, history
 from rollguard.core.rollout import rollout_complete
 from rollguard.kube.client import Cluster
 from rollguard.kube.rollback import pause, rollback
-from rollguard.kube.targets import LiveReads
+from rollguard.kube.targets import HOLD_PARTITION, LiveReads
 
 pytestmark = pytest.mark.integration
 MODEL = TargetRef(api_version="apps/v1", kind="StatefulSet", name="model")
@@ -107,7 +107,7 @@ def test_pause_holds_the_rolling_update_and_a_rollback_lifts_it(
     paused = pause(cluster=cluster, namespace=namespace, target=MODEL, from_revision=2)
     assert paused.verdict == "Patched", paused.message
     live, _, _ = _read(cluster, namespace)
-    assert live["spec"]["updateStrategy"]["rollingUpdate"]["partition"] == 2
+    assert live["spec"]["updateStrategy"]["rollingUpdate"]["partition"] == HOLD_PARTITION
     again = pause(cluster=cluster, namespace=namespace, target=MODEL, from_revision=2)
     assert again.verdict == "AlreadyDone"
 

@@ -25,7 +25,7 @@ def first_transition(spec: RollbackDecisionSpec) -> Transition:
         return Transition(
             "DryRun",
             reasons.DRY_RUN_RECORDED,
-            f"DryRun: {rec.action} recorded, Deployment untouched",
+            f"DryRun: {rec.action} recorded, workload untouched",
         )
     if first == "Succeeded":
         return Transition(

@@ -276,8 +276,15 @@ def _verdicts_app(
         if replica.state == "standby" and reader is not None and len(parts) == 2:
             # Another replica evaluates; what it wrote is the verdict (one read per request).
             namespace, name = parts
-            status = reader(namespace, name)
-            code, payload = verdicts.answer_from_status(namespace, name, status, now=replica.now)
+            try:
+                status = reader(namespace, name)
+            except (ApiError, ValueError) as err:  # the API server, or a status it cannot parse
+                error = f"this replica is on standby and could not read the verdict: {err}"
+                code, payload = 503, {"error": error[:500], "state": replica.state}
+            else:
+                code, payload = verdicts.answer_from_status(
+                    namespace, name, status, now=replica.now
+                )
         else:
             code, payload = verdicts.answer(replica, path)
         head = environ.get("REQUEST_METHOD") == "HEAD"

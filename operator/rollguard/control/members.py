@@ -21,7 +21,7 @@ from rollguard.control.policy_context import PolicyContext
 from rollguard.core.revisions import RevisionRecord, current_revision
 from rollguard.core.rollout import rollout_in_progress
 from rollguard.files.loading import validation_summary
-from rollguard.kube.client import ApiError, Cluster
+from rollguard.kube.client import ApiError, Cluster, api_message
 from rollguard.kube.targets import LiveReads, target_of
 
 
@@ -91,30 +91,45 @@ def read_member(
         message = validation_summary(err, prefix="spec")
         return NotReady(obj, status, reasons.SPEC_INVALID, message, invalid=True)
     target = spec.target
+    ns = meta["namespace"]
     try:
-        deployment = reads.workload(target, namespace=meta["namespace"])
+        deployment = reads.workload(target, namespace=ns)
+        records = reads.history(target, namespace=ns, workload=deployment)
     except ApiError as err:
+        if err.status == 403:
+            message = (
+                f"the operator may not read {target.describe(ns)} or its revisions "
+                f"({api_message(err)}): grant it the rights of deploy/rbac.yaml"
+            )
+            return NotReady(obj, status, reasons.TARGET_FORBIDDEN, message)
         if err.status != 404:
             raise
-        message = f"{target.describe(meta['namespace'])} does not exist"
-        return NotReady(obj, status, _not_found(target), message)
+        return NotReady(obj, status, _not_found(target), _missing(target, ns))
     unsupported = target_of(target.kind).unsupported(deployment)
     if unsupported is not None:
         return NotReady(obj, status, reasons.TARGET_UNSUPPORTED, unsupported, invalid=True)
-    records = reads.history(target, namespace=meta["namespace"], workload=deployment)
     current = current_revision(deployment, target.kind, records)
-    if not isinstance(reads, LiveReads) and cache_suspect(status, records, current):
+    cached = not isinstance(reads, LiveReads) and target.kind == "Deployment"
+    if cached and cache_suspect(status, records, current):
         # A watch cache lags behind the API server for a while after a peering pause or a
         # burst of changes. What the cycle derives from the history (approvals dropped with
         # their ReplicaSet, the rollback target) is decided on the API server's word only.
         observe.CACHE_READS.labels(kind="ReplicaSet", result="recheck").inc()
-        deployment, records, current = live_history(
-            cluster, namespace=meta["namespace"], target=target
-        )
+        deployment, records, current = live_history(cluster, namespace=ns, target=target)
     if current is None:
         message = f"the {target.kind} has no revision yet"
         return NotReady(obj, status, _not_found(target), message)
     return Member(obj, spec, status, deployment, records, current)
+
+
+def _missing(target: TargetRef, namespace: str) -> str:
+    message = f"{target.describe(namespace)} does not exist"
+    if target.kind == "Rollout":
+        message += (
+            " (if the cluster has no Rollouts at all, Argo Rollouts is not installed: the API "
+            "server serves no rollouts.argoproj.io)"
+        )
+    return message
 
 
 def _not_found(target: TargetRef) -> str:

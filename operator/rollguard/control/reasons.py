@@ -16,6 +16,7 @@ POLICY_NOT_SHARED = "PolicyNotShared"
 DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
 TARGET_NOT_FOUND = "TargetNotFound"  # a StatefulSet or Rollout target (Deployments keep theirs)
 TARGET_UNSUPPORTED = "TargetUnsupported"
+TARGET_FORBIDDEN = "TargetForbidden"
 BECAME_DEGRADED = "BecameDegraded"
 RECOVERED = "Recovered"
 BECAME_INCONCLUSIVE = "BecameInconclusive"

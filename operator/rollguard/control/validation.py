@@ -20,6 +20,7 @@ from rollguard.api.policy import EffectivePolicy
 from rollguard.control import reasons
 from rollguard.control.steps import Observed, Step, Transition, iso
 from rollguard.core import machine
+from rollguard.core.revisions import serves
 from rollguard.core.rollout import rollout_complete
 from rollguard.kube.targets import LiveReads
 from rollguard.signals.promql import lookback_seconds
@@ -185,6 +186,21 @@ def outcome(spec: RollbackDecisionSpec, observed: Observed, *, achieved: bool) -
     }
 
 
+def _rolled_out(step: Step) -> bool:
+    """Whether the workload has rolled out what the decision did. For a Rollout, also that the
+    revision it serves is the decision's target: Argo can abort the rollback's own update (an
+    analysis step that fails), and an aborted update also looks complete."""
+    target, rec = step.spec.target, step.spec.recommended
+    reads = LiveReads(step.life.cluster)
+    workload = reads.workload(target, namespace=step.namespace)
+    if not rollout_complete(workload, target.kind):
+        return False
+    if target.kind != "Rollout" or rec.to_template_hash is None:
+        return True
+    records = reads.history(target, namespace=step.namespace, workload=workload)
+    return serves(workload, target.kind, records, rec.to_template_hash)
+
+
 def validating(step: Step) -> bool:
     """One validation step of a decision in phase Validating; whether it moved."""
     policy = step.spec.policy.effective
@@ -192,11 +208,9 @@ def validating(step: Step) -> bool:
     assert validation is not None and validation.started_at is not None
     completed = validation.rollout_completed_at
     if completed is None:
-        target = step.spec.target
-        workload = LiveReads(step.life.cluster).workload(target, namespace=step.namespace)
         started = validation.started_at.timestamp()
         transition = rollout_transition(
-            policy, done=rollout_complete(workload, target.kind), started=started, now=step.now
+            policy, done=_rolled_out(step), started=started, now=step.now
         )
         if transition is None:
             return False

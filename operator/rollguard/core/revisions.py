@@ -124,6 +124,18 @@ def current_revision(
         return None
 
 
+def serves(
+    workload: Mapping[str, Any],
+    kind: WorkloadKind,
+    records: Iterable[RevisionRecord],
+    template_hash: str,
+) -> bool:
+    """Whether the revision ``workload`` serves is the one with ``template_hash``."""
+    records = list(records)
+    current = current_revision(workload, kind, records)
+    return any(r.revision == current and r.template_hash == template_hash for r in records)
+
+
 def rollback_template(record: RevisionRecord) -> dict[str, Any]:
     """The pod template to write into the workload to return to ``record``: the recorded
     template without the controller's hash label, as `kubectl rollout undo` (and

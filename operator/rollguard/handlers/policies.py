@@ -144,8 +144,9 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 def _target(obj: Mapping[str, Any]) -> tuple[str, str]:
     spec = obj.get("spec") or {}
-    ref = spec.get("targetRef") or spec.get("deploymentRef") or {}
-    return (obj["metadata"]["namespace"], str(ref.get("name", "")))
+    ref = spec.get("targetRef") or {"kind": "Deployment", **(spec.get("deploymentRef") or {})}
+    kind = "" if ref.get("kind") == "Deployment" else f"{ref.get('kind')}/"
+    return (obj["metadata"]["namespace"], f"{kind}{ref.get('name', '')}")
 
 
 def _cycle(

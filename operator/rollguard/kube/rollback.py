@@ -134,10 +134,11 @@ def _plan_rollback(
     ):
         # The canary (or preview) is judged bad and the stable ReplicaSet is the target: abort,
         # as Argo's own CLI does; traffic returns to stable at once.
+        resumed = " (and resumed it: it was paused)" if target.paused(live) else ""
         return _Patch(
             [],
-            f"Aborted the update of {what} at revision {current}: the stable revision "
-            f"{found.revision} serves again",
+            f"Aborted the update of {what} at revision {current}{resumed}: the stable "
+            f"revision {found.revision} serves again",
             abort=True,
         )
     operations, also = target.rollback_operations(live, template)
@@ -179,7 +180,23 @@ def rollback(
         generation = int(live["metadata"]["generation"])
         try:
             if plan.abort and isinstance(kind, RolloutTarget):
-                kind.abort(cluster, namespace=namespace, name=target.name, generation=generation)
+                kind.abort(
+                    cluster,
+                    namespace=namespace,
+                    name=target.name,
+                    generation=generation,
+                    status=live.get("status") or {},
+                )
+                if kind.paused(live):
+                    # A paused Rollout does not scale its canary down: an abort left paused
+                    # would never complete.
+                    kind.patch(
+                        cluster,
+                        namespace=namespace,
+                        name=target.name,
+                        generation=generation,
+                        operations=[{"op": "replace", "path": "/spec/paused", "value": False}],
+                    )
             else:
                 kind.patch(
                     cluster,

@@ -10,8 +10,9 @@ Where its rollout stands and which revision it serves are pure rules (``core.rol
 - ``Deployment`` (apps/v1): ReplicaSets it controls; pause is ``spec.paused``.
 - ``StatefulSet`` (apps/v1): ControllerRevisions it controls, as
   ``kubectl rollout undo statefulset`` reads them. It has no pause of its own: rollguard halts
-  its rolling update with ``updateStrategy.rollingUpdate.partition`` set to the replica count,
-  and notes the partition it found in an annotation, which a rollback puts back.
+  its rolling update with ``updateStrategy.rollingUpdate.partition`` above every ordinal, and
+  notes the partition it found in an annotation, which a rollback puts back. One that updates
+  its Pods only when they are deleted (``OnDelete``) is refused with the reason.
 - ``Rollout`` (argoproj.io/v1alpha1): ReplicaSets it controls; pause is ``spec.paused``; while
   a canary or blue-green update is in progress, a rollback to the stable ReplicaSet is an
   abort (``status.abort``), as ``kubectl argo rollouts abort`` does. A Rollout whose template
@@ -143,7 +144,23 @@ class DeploymentTarget(Target):
         )
 
 
+HOLD_PARTITION = 2**31 - 1
+"""The partition of rollguard's pause: above every ordinal, so that no Pod is updated, not even
+one a scale-up adds (new ordinals are created at the update revision below the partition)."""
+_PARTITION = "/spec/updateStrategy/rollingUpdate/partition"
+
+
 class StatefulSetTarget(Target):
+    def unsupported(self, workload: Mapping[str, Any]) -> str | None:
+        strategy = ((workload.get("spec") or {}).get("updateStrategy") or {}).get("type")
+        if strategy != "OnDelete":
+            return None
+        return (
+            "the StatefulSet updates its Pods only when they are deleted (updateStrategy "
+            "OnDelete): a rollback of its template would never roll out and could not be "
+            "validated; use the RollingUpdate strategy"
+        )
+
     def rollback_operations(
         self, live: Mapping[str, Any], template: Mapping[str, Any]
     ) -> tuple[Operations, str]:
@@ -153,38 +170,42 @@ class StatefulSetTarget(Target):
             return operations, ""
         # Undo rollguard's own pause: the partition it found, or none.
         before = annotations[PAUSED_PARTITION_ANNOTATION]
-        path = "/spec/updateStrategy/rollingUpdate/partition"
+        rolling = ((live.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate")
         if before:
-            operations.append({"op": "replace", "path": path, "value": int(before)})
-        else:
-            operations.append({"op": "remove", "path": path})
+            operations.append({"op": "add", "path": _PARTITION, "value": int(before)})
+        elif "partition" in (rolling or {}):
+            operations.append({"op": "remove", "path": _PARTITION})
         key = PAUSED_PARTITION_ANNOTATION.replace("/", "~1")
         operations.append({"op": "remove", "path": f"/metadata/annotations/{key}"})
         return operations, " and lifted the partition of its pause"
 
     def paused(self, live: Mapping[str, Any]) -> bool:
+        """Paused by rollguard: its mark, and a partition still holding every Pod (a person may
+        have lowered it since)."""
         annotations = (live.get("metadata") or {}).get("annotations") or {}
-        return PAUSED_PARTITION_ANNOTATION in annotations
+        rolling = ((live.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate")
+        partition = (rolling or {}).get("partition", 0)
+        replicas = int((live.get("spec") or {}).get("replicas", 1))
+        return PAUSED_PARTITION_ANNOTATION in annotations and partition >= replicas
 
     def pause_operations(self, live: Mapping[str, Any]) -> Operations:
         spec = live.get("spec") or {}
         strategy = spec.get("updateStrategy") or {}
         rolling = strategy.get("rollingUpdate") or {}
-        before = rolling.get("partition")
-        replicas = int(spec.get("replicas", 1))
+        annotations = (live.get("metadata") or {}).get("annotations") or {}
+        # The partition it had, unless this is rollguard's own, left from an earlier pause.
+        before = annotations.get(PAUSED_PARTITION_ANNOTATION, rolling.get("partition"))
         key = PAUSED_PARTITION_ANNOTATION.replace("/", "~1")
         operations: Operations = []
-        if not (live.get("metadata") or {}).get("annotations"):
+        if not annotations:
             operations.append({"op": "add", "path": "/metadata/annotations", "value": {}})
         operations.append(
             {
                 "op": "add",
                 "path": f"/metadata/annotations/{key}",
-                "value": "" if before is None else str(before),
+                "value": "" if before is None or before == "" else str(before),
             }
         )
-        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
-            return operations  # OnDelete: nothing rolls on its own; the mark alone
         operations.append(
             {
                 "op": "add",
@@ -192,7 +213,7 @@ class StatefulSetTarget(Target):
                 "value": {
                     **strategy,
                     "type": "RollingUpdate",
-                    "rollingUpdate": {**rolling, "partition": replicas},
+                    "rollingUpdate": {**rolling, "partition": HOLD_PARTITION},
                 },
             }
         )
@@ -200,9 +221,19 @@ class StatefulSetTarget(Target):
 
 
 class RolloutTarget(Target):
-    def abort(self, cluster: Cluster, *, namespace: str, name: str, generation: int) -> None:
+    def abort(
+        self,
+        cluster: Cluster,
+        *,
+        namespace: str,
+        name: str,
+        generation: int,
+        status: Mapping[str, Any],
+    ) -> None:
         """Abort the update in progress (``status.abort``, on the status subresource, as
-        ``kubectl argo rollouts abort`` does), if the spec is still at ``generation``."""
+        ``kubectl argo rollouts abort`` does), if the spec is still at ``generation`` and the
+        update is still the one judged: the same stable and canary ReplicaSets as in ``status``
+        (a promotion moves only the status; an abort after it would be dropped by Argo)."""
         cluster.json_patch(
             self.group,
             self.version,
@@ -210,7 +241,15 @@ class RolloutTarget(Target):
             namespace=namespace,
             name=name,
             generation=generation,
-            operations=[{"op": "add", "path": "/status/abort", "value": True}],
+            operations=[
+                {"op": "test", "path": "/status/stableRS", "value": status.get("stableRS")},
+                {
+                    "op": "test",
+                    "path": "/status/currentPodHash",
+                    "value": status.get("currentPodHash"),
+                },
+                {"op": "add", "path": "/status/abort", "value": True},
+            ],
             status=True,
         )
 

@@ -185,6 +185,7 @@ class FakeCluster:
         # patch_deployment of that Deployment
         self._next_patch: dict[tuple[str, str], tuple[bool, list[dict[str, Any]]]] = {}
         self._refused: dict[str, str] = {}  # kind -> the 403 message its creation gets
+        self.forbidden: set[tuple[str, str, str]] = set()  # (kind, ns, name) reads get a 403
 
     def _next_version(self) -> str:
         self._version += 1
@@ -475,6 +476,8 @@ class FakeCluster:
     def read_object(
         self, group: str, version: str, plural: str, *, namespace: str, name: str
     ) -> dict[str, Any]:
+        if (WORKLOAD_KINDS[plural], namespace, name) in self.forbidden:
+            raise _error(403, "Forbidden", f"{plural}.{group} {name!r} is forbidden")
         return copy.deepcopy(self._stored(WORKLOAD_KINDS[plural], namespace, name))
 
     def list_of(

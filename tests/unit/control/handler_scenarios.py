@@ -142,10 +142,11 @@ def _target(kind: str, name: str) -> dict[str, str]:
 
 
 def unusable_model_deployments() -> World:
-    """One cycle of the policy ml/policy over five ModelDeployments it cannot evaluate: one
+    """One cycle of the policy ml/policy over six ModelDeployments it cannot evaluate: one
     in another namespace (the policy is not shared), one without a deploymentRef, one whose
-    Deployment does not exist, one whose StatefulSet does not exist, and one guarding a Rollout
-    that takes its template from a Deployment (``workloadRef``)."""
+    Deployment does not exist, one whose StatefulSet does not exist, one guarding a Rollout
+    that takes its template from a Deployment (``workloadRef``), and one whose StatefulSet the
+    operator may not read."""
     w = world()
     ref = {"policyRef": {"name": POLICY, "namespace": NAMESPACE}}
     bound = [
@@ -154,7 +155,9 @@ def unusable_model_deployments() -> World:
         _model_deployment(w, "orphan", {**ref, "deploymentRef": {"name": "missing"}}),
         _model_deployment(w, "stateless", {**ref, "targetRef": _target("StatefulSet", "gone")}),
         _model_deployment(w, "referring", {**ref, "targetRef": _target("Rollout", "by-ref")}),
+        _model_deployment(w, "locked-out", {**ref, "targetRef": _target("StatefulSet", "locked")}),
     ]
+    w.cluster.forbidden.add(("StatefulSet", NAMESPACE, "locked"))
     w.cluster.add_object(
         "Rollout",
         {

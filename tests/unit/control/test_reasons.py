@@ -49,6 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
     "DEPLOYMENT_NOT_FOUND": h.unusable_model_deployments,
     "TARGET_NOT_FOUND": h.unusable_model_deployments,
     "TARGET_UNSUPPORTED": h.unusable_model_deployments,
+    "TARGET_FORBIDDEN": h.unusable_model_deployments,
     "EVALUATED": s.hold_episodes,
     "BECAME_DEGRADED": s.hold_episodes,
     "RECOVERED": s.hold_episodes,

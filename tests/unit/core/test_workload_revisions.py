@@ -8,7 +8,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollguard.core.revisions import RevisionRecord, current_revision, history, rollback_template
+from rollguard.core.revisions import (
+    RevisionRecord,
+    current_revision,
+    history,
+    rollback_template,
+    serves,
+)
 from rollguard.core.rollout import rollout_aborted, rollout_complete, rollout_in_progress
 
 
@@ -130,6 +136,8 @@ def test_a_rollout_serves_its_revision_and_an_aborted_one_its_stable_revision() 
     aborted = _rollout(2, stableRS="stable", currentPodHash="canary", abort=True)
     assert rollout_aborted(aborted)
     assert current_revision(aborted, "Rollout", records) == 1
+    assert serves(aborted, "Rollout", records, "stable")
+    assert not serves(canary, "Rollout", records, "stable")
 
 
 def test_a_rollout_is_in_progress_while_its_canary_differs_from_stable() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from rollguard.api.base import TargetRef
 from rollguard.kube.rollback import pause, rollback
-from rollguard.kube.targets import target_of
+from rollguard.kube.targets import HOLD_PARTITION, target_of
 
 ROLLOUT = TargetRef(api_version="argoproj.io/v1alpha1", kind="Rollout", name="model")
 STS = TargetRef(api_version="apps/v1", kind="StatefulSet", name="model")
@@ -103,8 +103,34 @@ def test_a_canary_judged_bad_is_aborted_when_stable_is_the_target() -> None:
     )
     assert result.verdict == "Patched", result.message
     assert result.message.startswith("Aborted the update of Rollout ml/model at revision 3")
+    # Only if the update is still the one judged: a promotion moves the status alone.
     assert cluster.patches == [
-        ("rollouts", True, [{"op": "add", "path": "/status/abort", "value": True}])
+        (
+            "rollouts",
+            True,
+            [
+                {"op": "test", "path": "/status/stableRS", "value": "good"},
+                {"op": "test", "path": "/status/currentPodHash", "value": "bad"},
+                {"op": "add", "path": "/status/abort", "value": True},
+            ],
+        )
+    ]
+
+
+def test_a_paused_canary_is_aborted_and_resumed_so_that_argo_scales_it_down() -> None:
+    cluster = _rollout_world(stableRS="good", currentPodHash="bad", phase="Paused")
+    cluster.objects["rollouts"][0]["spec"]["paused"] = True
+    result = rollback(
+        cluster=cluster,  # type: ignore[arg-type]
+        namespace="ml",
+        target=ROLLOUT,
+        from_revision=3,
+        to_template_hash="good",
+    )
+    assert result.verdict == "Patched" and "resumed it" in result.message, result.message
+    assert [(status, ops[-1]) for _, status, ops in cluster.patches] == [
+        (True, {"op": "add", "path": "/status/abort", "value": True}),
+        (False, {"op": "replace", "path": "/spec/paused", "value": False}),
     ]
 
 
@@ -188,12 +214,12 @@ def test_a_statefulset_pauses_at_a_partition_of_every_replica_noting_the_one_it_
     assert operations[0] == {"op": "add", "path": "/metadata/annotations", "value": {}}
     assert operations[1]["value"] == recorded
     rolling = operations[2]["value"]["rollingUpdate"]
-    assert rolling["partition"] == 3
+    assert rolling["partition"] == HOLD_PARTITION  # above every ordinal, a scale-up's too
     assert rolling.get("maxUnavailable") == strategy.get("rollingUpdate", {}).get("maxUnavailable")
 
 
 def test_a_rollback_of_a_paused_statefulset_puts_its_partition_back() -> None:
-    paused = {"type": "RollingUpdate", "rollingUpdate": {"partition": 3}}
+    paused = {"type": "RollingUpdate", "rollingUpdate": {"partition": HOLD_PARTITION}}
     cluster = _sts_world(paused, {"rollguard.dev/paused-partition": "1"})
     assert (
         pause(cluster=cluster, namespace="ml", target=STS, from_revision=2).verdict == "AlreadyDone"
@@ -209,6 +235,17 @@ def test_a_rollback_of_a_paused_statefulset_puts_its_partition_back() -> None:
     [(_, _, operations)] = cluster.patches
     assert operations == [
         {"op": "replace", "path": "/spec/template", "value": _template("good")},
-        {"op": "replace", "path": "/spec/updateStrategy/rollingUpdate/partition", "value": 1},
+        {"op": "add", "path": "/spec/updateStrategy/rollingUpdate/partition", "value": 1},
         {"op": "remove", "path": "/metadata/annotations/rollguard.dev~1paused-partition"},
     ]
+
+
+def test_a_partition_a_person_lowered_is_no_pause_and_ondelete_is_refused() -> None:
+    lowered = {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    cluster = _sts_world(lowered, {"rollguard.dev/paused-partition": ""})
+    result = pause(cluster=cluster, namespace="ml", target=STS, from_revision=2)  # type: ignore[arg-type]
+    assert result.verdict == "Patched", result.message
+    [(_, _, operations)] = cluster.patches
+    assert operations[0]["value"] == ""  # the partition it had before its own first pause
+    why = target_of("StatefulSet").unsupported({"spec": {"updateStrategy": {"type": "OnDelete"}}})
+    assert why is not None and "OnDelete" in why
