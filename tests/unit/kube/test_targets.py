@@ -63,6 +63,16 @@ class _Cluster:
 OWNED = [{"uid": "u-1", "controller": True}]
 
 
+def _rollback(cluster: _Cluster, target: TargetRef, from_revision: int, to: str) -> Any:
+    return rollback(
+        cluster=cluster,  # type: ignore[arg-type]
+        namespace="ml",
+        target=target,
+        from_revision=from_revision,
+        to_template_hash=to,
+    )
+
+
 def _rollout_world(**status: Any) -> _Cluster:
     def rs(hash_: str, revision: int) -> dict[str, Any]:
         return {
@@ -94,13 +104,7 @@ def _rollout_world(**status: Any) -> _Cluster:
 
 def test_a_canary_judged_bad_is_aborted_when_stable_is_the_target() -> None:
     cluster = _rollout_world(stableRS="good", currentPodHash="bad", phase="Paused")
-    result = rollback(
-        cluster=cluster,  # type: ignore[arg-type]
-        namespace="ml",
-        target=ROLLOUT,
-        from_revision=3,
-        to_template_hash="good",
-    )
+    result = _rollback(cluster, ROLLOUT, 3, "good")
     assert result.verdict == "Patched", result.message
     assert result.message.startswith("Aborted the update of Rollout ml/model at revision 3")
     # Only if the update is still the one judged: a promotion moves the status alone.
@@ -120,13 +124,7 @@ def test_a_canary_judged_bad_is_aborted_when_stable_is_the_target() -> None:
 def test_a_paused_canary_is_aborted_and_resumed_so_that_argo_scales_it_down() -> None:
     cluster = _rollout_world(stableRS="good", currentPodHash="bad", phase="Paused")
     cluster.objects["rollouts"][0]["spec"]["paused"] = True
-    result = rollback(
-        cluster=cluster,  # type: ignore[arg-type]
-        namespace="ml",
-        target=ROLLOUT,
-        from_revision=3,
-        to_template_hash="good",
-    )
+    result = _rollback(cluster, ROLLOUT, 3, "good")
     assert result.verdict == "Patched" and "resumed it" in result.message, result.message
     assert [(status, ops[-1]) for _, status, ops in cluster.patches] == [
         (True, {"op": "add", "path": "/status/abort", "value": True}),
@@ -136,26 +134,15 @@ def test_a_paused_canary_is_aborted_and_resumed_so_that_argo_scales_it_down() ->
 
 def test_an_aborted_canary_is_already_done() -> None:
     cluster = _rollout_world(stableRS="good", currentPodHash="bad", abort=True)
-    result = rollback(
-        cluster=cluster,  # type: ignore[arg-type]
-        namespace="ml",
-        target=ROLLOUT,
-        from_revision=2,  # what an aborted Rollout serves: its stable revision
-        to_template_hash="good",
-    )
+    # From revision 2: what an aborted Rollout serves, its stable revision.
+    result = _rollback(cluster, ROLLOUT, 2, "good")
     assert result.verdict == "AlreadyDone", result.message
     assert cluster.patches == []
 
 
 def test_a_promoted_bad_revision_gets_the_stable_template_back() -> None:
     cluster = _rollout_world(stableRS="bad", currentPodHash="bad", phase="Healthy")
-    result = rollback(
-        cluster=cluster,  # type: ignore[arg-type]
-        namespace="ml",
-        target=ROLLOUT,
-        from_revision=3,
-        to_template_hash="good",
-    )
+    result = _rollback(cluster, ROLLOUT, 3, "good")
     assert result.verdict == "Patched", result.message
     [(plural, status, operations)] = cluster.patches
     assert (plural, status) == ("rollouts", False)
@@ -224,13 +211,7 @@ def test_a_rollback_of_a_paused_statefulset_puts_its_partition_back() -> None:
     assert (
         pause(cluster=cluster, namespace="ml", target=STS, from_revision=2).verdict == "AlreadyDone"
     )  # type: ignore[arg-type]
-    result = rollback(
-        cluster=cluster,  # type: ignore[arg-type]
-        namespace="ml",
-        target=STS,
-        from_revision=2,
-        to_template_hash="good",
-    )
+    result = _rollback(cluster, STS, 2, "good")
     assert result.verdict == "Patched", result.message
     [(_, _, operations)] = cluster.patches
     assert operations == [
