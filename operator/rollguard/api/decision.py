@@ -341,6 +341,22 @@ class Audit(StatusModel):
     review_exported: bool = False
 
 
+NotificationState = Literal["Pending", "Delivered", "Failed"]
+
+
+class Notification(StatusModel):
+    """One receiver told of one transition, at least once; never its URL or token."""
+
+    receiver: str = Field(description="Receiver name.")
+    transition: str = Field(description="What it is told of (a RollbackPolicy notify.on value).")
+    state: NotificationState = Field(description="Pending, Delivered or Failed.")
+    attempts: int = Field(default=0, description="Delivery attempts so far.")
+    raised_at: datetime | None = Field(default=None, description="When the transition was made.")
+    last_attempt_at: datetime | None = Field(default=None, description="The last attempt.")
+    delivered_at: datetime | None = Field(default=None, description="When a receiver took it.")
+    reason: str = Field(default="", max_length=256, description="Why the last attempt failed.")
+
+
 class RollbackDecisionStatus(StatusModel):
     phase: DecisionPhase | None = None
     message: str = ""
@@ -363,3 +379,6 @@ class RollbackDecisionStatus(StatusModel):
     outcome: Outcome | None = None
     audit: Audit | None = None
     observed_generation: int | None = None
+    notifications: list[Notification] = Field(
+        default_factory=list, max_length=64, description="Who was told, of what, and how it went."
+    )

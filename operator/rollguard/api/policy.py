@@ -26,6 +26,23 @@ Action = Literal["Rollback", "Pause", "Hold"]
 Mode = Literal["Enforce", "DryRun"]
 OnTimeout = Literal["Reject", "Execute"]
 
+NotifyOn = Literal[
+    "PendingApproval",
+    "Approved",
+    "Rejected",
+    "Expired",
+    "Executed",
+    "Succeeded",
+    "ValidationFailed",
+    "Failed",
+    "Escalated",
+    "DryRun",
+]
+"""What a policy can subscribe a receiver to: a decision's phase, or one of its moments
+(``Executed``: the workload was changed; ``ValidationFailed``: the change did not help;
+``Escalated``: automatic actions stopped until a human clears them). ``core.notices`` maps a
+transition to these."""
+
 RISK_TIERS: tuple[RiskTier, ...] = ("low", "medium", "high", "critical")
 ACTIONS: tuple[Action, ...] = ("Rollback", "Pause", "Hold")
 
@@ -164,6 +181,15 @@ class Validation(Model):
     )
 
 
+class Notify(Model):
+    """A receiver (from the operator's receivers file) to tell of these transitions."""
+
+    on: list[NotifyOn] = Field(min_length=1, max_length=10, description="Transitions to tell.")
+    receiver: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = (
+        Field(description="Receiver name, as the operator's receivers file defines it.")
+    )
+
+
 class RollbackPolicySpec(Model):
     """How to judge a model deployment and what may be done about it."""
 
@@ -192,6 +218,12 @@ class RollbackPolicySpec(Model):
         max_length=256,
         description="Namespaces whose ModelDeployments may use this policy besides its own "
         "(a central policy namespace); '*' for every namespace. Default: only its own.",
+    )
+    notify: list[Notify] | None = Field(
+        default=None,
+        max_length=16,
+        description="Who hears of this policy's decisions, and on which transitions. Not part "
+        "of the effective policy: changing it changes no decision.",
     )
 
     @model_validator(mode="after")

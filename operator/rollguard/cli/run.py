@@ -107,6 +107,12 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         help="no peering (one replica only) [ROLLGUARD_STANDALONE=true]",
     )
     p.add_argument(
+        "--receivers",
+        default=_env("RECEIVERS", ""),
+        help="notification receivers file, read again when it changes; missing: nobody is "
+        "notified (docs/operating/notifications.md) [ROLLGUARD_RECEIVERS]",
+    )
+    p.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
         help="debug, info, warning or error; debug adds Kopf's own [ROLLGUARD_LOG_LEVEL]",
@@ -129,6 +135,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         priority=args.priority,
         standalone=args.standalone,
         log_level=args.log_level,
+        receivers=args.receivers or None,
     ).validate()
 
 

@@ -78,6 +78,8 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
     if step.carry:
         step.patch(step.carry)
         step.carry = {}
+    if life.notifier is not None:
+        life.notifier.resume(step.obj)  # after a restart, or on the replica that took over
     pending = step.status.phase == "PendingApproval"
     observe.set_pending(
         step.namespace,

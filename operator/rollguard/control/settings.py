@@ -32,6 +32,7 @@ class Settings:
     priority: int = 0
     standalone: bool = False
     log_level: str = "info"
+    receivers: str | None = None
     operator_version: str = __version__
     kubeconfig: str | None = field(default=None)
 

@@ -9,17 +9,29 @@ modules that decide transitions (``execution``, ``validation``) return them as v
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollguard.api.decision import RollbackDecisionSpec, RollbackDecisionStatus
 from rollguard.control import reasons
 from rollguard.control import telemetry as observe
+from rollguard.core import notices
 from rollguard.core.times import api_seconds, format_time, to_datetime
 from rollguard.kube.client import Cluster
+
+if TYPE_CHECKING:
+    from rollguard.control.notifications import Notifier
+
+log = logging.getLogger("rollguard")
+
+# The reasons of transitions that changed the workload, and of those that say the change did
+# not help: what ``core.notices.raised`` calls Executed and ValidationFailed.
+CHANGED_WORKLOAD = frozenset({reasons.ROLLBACK_EXECUTED, reasons.ROLLOUT_PAUSED})
+VALIDATION_FAILED = frozenset({reasons.VALIDATION_FAILED, reasons.ROLLOUT_TIMED_OUT})
 
 
 def iso(now: float) -> str:
@@ -84,6 +96,7 @@ class Lifecycle:
     keep_decisions: int = 20
     scrape_interval: float = 15.0
     memory: Memory = field(default_factory=Memory, compare=False, repr=False)
+    notifier: Notifier | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,15 +137,21 @@ class Step:
         return self.now if created is None else created
 
     def move(self, transition: Transition) -> None:
-        """Write ``transition``: status, metric, Event and audit line, then the escalation."""
+        """Write ``transition``: status (with the messages it raises, as Pending), metric,
+        Event and audit line, then the escalation; then hand the messages to the notifier."""
         patch = {
             **self.carry,
             "phase": transition.phase,
             "message": transition.message,
             **transition.status,
         }
+        told = self._notifications(transition)
+        if told:
+            patch["notifications"] = told
         self.patch(patch)
         self.carry = {}
+        if told and self.life.notifier is not None:
+            self.life.notifier.resume(self.obj)
         observe.TRANSITIONS.labels(phase=transition.phase).inc()
         self.life.recorder.transition(
             obj=self.obj,
@@ -144,6 +163,23 @@ class Step:
         )
         if transition.escalate is not None:
             self._escalate(transition.escalate)
+
+    def _notifications(self, transition: Transition) -> list[dict[str, Any]]:
+        """``status.notifications`` with the messages ``transition`` raises; [] for none.
+        Never stops the transition: without its messages it is still written."""
+        if self.life.notifier is None:
+            return []
+        events = notices.raised(
+            transition.phase,
+            changed_workload=transition.reason in CHANGED_WORKLOAD,
+            validation_failed=transition.reason in VALIDATION_FAILED,
+            escalates=transition.escalate is not None,
+        )
+        try:
+            return self.life.notifier.entries(self.spec, self.status, events, now=self.now)
+        except Exception:  # a message is never worth a decision
+            log.exception("Cannot raise the notifications of %s/%s", self.namespace, self.name)
+            return []
 
     def patch(self, status: Mapping[str, Any]) -> None:
         """Patch the decision's status, and hold the decision as the API server returns it."""

@@ -69,6 +69,21 @@ SCORE = Gauge(
     ["namespace", "model_deployment"],
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "rollguard_notifications_total",
+    "Notification attempts by receiver, event and result (delivered, pending: retried, failed)",
+    ["receiver", "event", "result"],
+    registry=REGISTRY,
+)
+NOTIFY_QUEUE = Gauge(
+    "rollguard_notifications_queued", "Messages waiting for delivery", registry=REGISTRY
+)
+NOTIFY_DELAY = Histogram(
+    "rollguard_notification_delay_seconds",
+    "From the transition to a receiver taking its message",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900),
+    registry=REGISTRY,
+)
 ERRORS = Counter("rollguard_errors_total", "Errors by kind", ["kind"], registry=REGISTRY)
 MDEP_PHASE = Gauge(
     "rollguard_model_deployment_phase",

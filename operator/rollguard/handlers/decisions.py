@@ -12,6 +12,7 @@ import kopf
 
 from rollguard.api.decision import FINAL_PHASES
 from rollguard.control.lifecycle import advance, record_review, review_pending
+from rollguard.control.notifications import unsettled
 from rollguard.control.telemetry import ERRORS, forget_decision
 from rollguard.handlers.runtime import current, now
 from rollguard.kube.client import ApiError, is_transient, retry_after
@@ -22,7 +23,7 @@ log = logging.getLogger("rollguard")
 def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     status = status or {}
     audit = status.get("audit") or {}
-    if status.get("phase") not in FINAL_PHASES:
+    if status.get("phase") not in FINAL_PHASES or unsettled(status):
         return True
     return bool(audit) and not audit.get("exported", False)  # unsealed final ones: nothing to do
 
@@ -42,7 +43,8 @@ def _step(namespace: str, name: str) -> Mapping[str, Any] | None:
 
 @kopf.daemon("rollbackdecisions", when=_unfinished, cancellation_timeout=10)  # type: ignore[arg-type]
 async def drive_decision(namespace: str, name: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    """Advance the decision until it is final and exported."""
+    """Advance the decision until it is final and exported, and its messages delivered or
+    given up."""
     poll = current().settings.decision_poll
     while not stopped:
         try:

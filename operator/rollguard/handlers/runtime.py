@@ -15,7 +15,10 @@ import kopf
 
 from rollguard.control import health
 from rollguard.control.lifecycle import Lifecycle
+from rollguard.control.notifications import Notifier
+from rollguard.control.receivers import ReceiversSource
 from rollguard.control.settings import Settings
+from rollguard.control.steps import Memory
 from rollguard.control.telemetry import (
     GC_SECONDS,
     LOOP_LAG_SECONDS,
@@ -55,6 +58,12 @@ def configure(settings: Settings, cluster: Cluster | None = None) -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per process, set before Kopf starts
     cluster = cluster or Cluster(connect(kubeconfig=settings.kubeconfig))
     recorder = Recorder(cluster=cluster, audit=AuditLog(settings.audit_log))
+    memory = Memory()
+    notifier = Notifier(
+        cluster=cluster,
+        receivers=ReceiversSource(settings.receivers),
+        serialised=memory.serialised,
+    )
     _runtime = Runtime(
         settings=settings,
         cluster=cluster,
@@ -65,9 +74,32 @@ def configure(settings: Settings, cluster: Cluster | None = None) -> Runtime:
             recorder=recorder,
             keep_decisions=settings.keep_decisions,
             scrape_interval=settings.scrape_interval,
+            memory=memory,
+            notifier=notifier,
         ),
     )
     return _runtime
+
+
+def start_notifications() -> None:
+    """Start delivering messages, and say at start-up whom the operator can notify."""
+    runtime = current()
+    notifier = runtime.lifecycle.notifier
+    if notifier is None:
+        return
+    path = runtime.settings.receivers
+    config = notifier.receivers.current()
+    if not path:
+        log.info("No receivers file (--receivers): nobody is notified")
+    elif notifier.receivers.error:
+        log.error("Receivers file: %s", notifier.receivers.error)
+    else:
+        log.info(
+            "Receivers file %s: %s",
+            path,
+            ", ".join(f"{r.name} ({r.kind})" for r in config.receivers) or "no receivers",
+        )
+    notifier.start()
 
 
 def check_prometheus() -> None:
@@ -160,6 +192,7 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
+    start_notifications()
     reader = health.status_reader(runtime.cluster)
     await asyncio.to_thread(health.serve, runtime.settings.metrics_port, reader=reader)
     _background.add(asyncio.create_task(_watch_loop_lag(), name="rollguard-loop-lag"))

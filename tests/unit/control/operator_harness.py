@@ -41,8 +41,10 @@ from rollguard.api.labels import LABEL_MODEL_DEPLOYMENT
 from rollguard.api.policy import EffectivePolicy
 from rollguard.control.cycle import run_cycle
 from rollguard.control.lifecycle import Lifecycle, advance
+from rollguard.control.notifications import Notifier
 from rollguard.control.policy_context import PolicyContext, load
 from rollguard.control.records import DecisionSummary
+from rollguard.control.steps import Memory
 from rollguard.control.telemetry import AuditLog, Recorder
 from rollguard.core.revisions import REVISION_ANNOTATION
 from rollguard.files.series import Series as RecordedSeries
@@ -52,6 +54,7 @@ from rollguard.signals.promql import Target, plan, render
 from rollguard.simulation.recorded import evaluation_times
 
 APPROVER = "alice"
+NotifierFactory = Callable[[Cluster, Memory], Notifier]
 OPERATOR_VERSION = "harness"
 
 
@@ -238,15 +241,23 @@ class _Driver:
     """The handlers' calls at one simulated time after another, and what they left."""
 
     def __init__(
-        self, context: PolicyContext, series: RecordedSeries, fake: FakeCluster, *, keep: int
+        self,
+        context: PolicyContext,
+        series: RecordedSeries,
+        fake: FakeCluster,
+        *,
+        keep: int,
+        notifier: NotifierFactory | None = None,
     ) -> None:
         self.context, self.series, self.fake = context, series, fake
         self.cluster = cast(Cluster, fake)  # duck-typed: the Cluster calls control code makes
         self.audit = MemoryAuditLog()
         self.recorder = Recorder(cluster=self.cluster, audit=self.audit)
+        memory = Memory()
         self.life = Lifecycle(
             cluster=self.cluster, recorder=self.recorder, keep_decisions=keep,
-            scrape_interval=series.step,
+            scrape_interval=series.step, memory=memory,
+            notifier=notifier(self.cluster, memory) if notifier is not None else None,
         )  # fmt: skip
         self.source = SeriesSource(series=series, policy=context.effective, cluster=fake)
         self.made: dict[tuple[str, str], float] = {}  # decision -> time of its creation
@@ -347,6 +358,7 @@ def run_operator(
     policy_at: Callable[[float], Mapping[str, Any]] | None = None,
     created: float | None = None,
     act: Callable[[float, FakeCluster], None] | None = None,
+    notifier: NotifierFactory | None = None,
 ) -> OperatorRun:
     """The operator's decisions on ``series`` under the RollbackPolicy spec ``policy_spec``
     (camelCase, as a user writes it), evaluated at ``eval_times`` (default: the grid of
@@ -364,7 +376,8 @@ def run_operator(
     evaluation): a spec that differs from the one in force is an edit, loaded as the next
     generation before that cycle. With ``act``, ``act(t, cluster)`` runs at each t before the
     cycle: what people and other controllers do then (through the fake API server's own
-    calls and knobs), seen by that cycle."""
+    calls and knobs), seen by that cycle. With ``notifier``, the lifecycle raises messages
+    through ``notifier(cluster, memory)`` (its workers are not started: a test delivers)."""
     context = policy_context(policy_spec)
     names = [s.name for s in context.effective.signals]
     if series.signals != names:
@@ -380,7 +393,7 @@ def run_operator(
         rollout_in_progress=rollout_in_progress,
         created=created,
     )
-    driver = _Driver(context, series, fake, keep=keep_decisions)
+    driver = _Driver(context, series, fake, keep=keep_decisions, notifier=notifier)
     in_force = dict(policy_spec)
     for now in times:
         fake.now = now
