@@ -31,6 +31,7 @@ class OperatorProcess:
     log: Path
     audit: Path
     process: subprocess.Popen[bytes] | None = None
+    receivers: Path | None = None  # its --receivers file (absent: nobody is notified)
 
     def start(self) -> None:
         with self.log.open("ab") as out:
@@ -144,6 +145,7 @@ def start_operator(
     if api_proxy is not None:
         kubeconfig = api_proxy.kubeconfig(kubeconfig, work / "operator-proxied.kubeconfig")
     audit = work / "audit.jsonl"
+    receivers = work / "receivers.yaml"
     argv = [
         sys.executable, "-m", "rollguard.cli", "run",
         f"--prometheus-url={prometheus_url or env.prometheus_url}",
@@ -152,6 +154,7 @@ def start_operator(
         "--scrape-interval=1",
         "--decision-poll=1",
         "--keep-decisions=2",
+        f"--receivers={receivers}",
         *(extra or []),
     ]  # fmt: skip
     proc = OperatorProcess(
@@ -159,6 +162,7 @@ def start_operator(
         env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         log=work / "operator.log",
         audit=audit,
+        receivers=receivers,
     )
     proc.start()
     return proc
