@@ -16,7 +16,7 @@ from rollguard.api.base import duration_seconds
 from rollguard.api.policy import EffectivePolicy
 from rollguard.cli.base import EXIT_FOUND, EXIT_OK, Command, positive
 from rollguard.core.times import parse_timestamp
-from rollguard.files.loading import InputError, load_policy
+from rollguard.files.loading import InputError, load_policy, load_subscriptions
 from rollguard.files.series import load_series, to_csv
 from rollguard.signals.backtest import fetch
 from rollguard.signals.prometheus import MonitoringError, PrometheusSource
@@ -152,7 +152,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _simulate_series(args: argparse.Namespace, policy: EffectivePolicy) -> int:
     series = load_series(path=args.series, signals=[s.name for s in policy.signals])
-    recorded = run_recorded(policy, series, setting=_operator_setting(args, policy, series.step))
+    recorded = run_recorded(
+        policy,
+        series,
+        setting=_operator_setting(args, policy, series.step),
+        notify=load_subscriptions(path=args.policy),
+    )
     text = report.to_json(recorded)
     if args.out is not None:
         _write(args.out / "recorded.json", text)
@@ -289,7 +294,12 @@ def _backtest(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise InputError(f"--regression-from: {err}") from err
         args.save_series.write_text(to_csv(series, regression_from=regression))
-    recorded = run_recorded(policy, series, setting=_operator_setting(args, policy, series.step))
+    recorded = run_recorded(
+        policy,
+        series,
+        setting=_operator_setting(args, policy, series.step),
+        notify=load_subscriptions(path=args.policy),
+    )
     print(report.to_json(recorded) if args.json else report.recorded_text(recorded), end="")
     return EXIT_OK
 

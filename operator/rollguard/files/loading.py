@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rollguard.api import API_VERSION
 from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.kinds import RollbackPolicy
-from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
+from rollguard.api.policy import EffectivePolicy, Notify, RollbackPolicySpec
 from rollguard.core import tiers
 
 # A resolver message that starts with a field path ("signals[p99-latency].critical: ...").
@@ -199,6 +199,12 @@ def parse_policy(doc: Any, *, source: str) -> EffectivePolicy:
 def load_policy(*, path: Path) -> EffectivePolicy:
     """Read a RollbackPolicy YAML (or JSON) file and resolve its tier defaults."""
     return parse_policy(read_yaml(path=path), source=path.name)
+
+
+def load_subscriptions(*, path: Path) -> list[Notify]:
+    """The ``spec.notify`` list of a RollbackPolicy file ``load_policy`` accepted."""
+    spec = RollbackPolicy.model_validate(read_yaml(path=path)).spec
+    return list(spec.notify or ())
 
 
 def load_decision_spec(text: str, *, source: str) -> RollbackDecisionSpec:

@@ -17,6 +17,7 @@ rolled out (``virtual``).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,8 +25,8 @@ from pydantic import Field
 
 from rollguard.api.base import Model, duration_seconds
 from rollguard.api.decision import Samples
-from rollguard.api.policy import EffectivePolicy
-from rollguard.core import engine, schedule
+from rollguard.api.policy import EffectivePolicy, Notify
+from rollguard.core import engine, notices, schedule
 from rollguard.core.times import format_seconds
 from rollguard.core.warmup import began_inside
 from rollguard.files.series import Series, SeriesError
@@ -33,6 +34,13 @@ from rollguard.simulation.virtual import Setting, VirtualDecision, VirtualMember
 
 # A year of evaluations every 30 s; a longer run is a mistake in the series' timestamps.
 MAX_EVALUATIONS = 1_000_000
+
+
+class Told(Model):
+    """One message the operator would have sent."""
+
+    receiver: str = Field(description="Receiver name.")
+    event: str = Field(description="What it would have been told of.")
 
 
 class RecordedAction(Model):
@@ -56,6 +64,10 @@ class RecordedAction(Model):
     false_rollback: bool | None = Field(
         description="An executed Rollback with no regression labelled at or before it; null "
         "without ground truth or for other actions."
+    )
+    notifications: list[Told] = Field(
+        default_factory=list,
+        description="Whom the policy's notify list would have told, of what, in order.",
     )
 
 
@@ -109,9 +121,11 @@ def run_recorded(
     *,
     setting: Setting | None = None,
     eval_times: np.ndarray | None = None,
+    notify: Sequence[Notify] = (),
 ) -> RecordedResult:
     """Every decision ``policy`` would have made on ``series``, evaluated at the operator's
-    instants (``evaluation_times``) or at ``eval_times`` (Unix seconds on the series' grid)."""
+    instants (``evaluation_times``) or at ``eval_times`` (Unix seconds on the series' grid),
+    and whom the policy's ``notify`` list would have told of each."""
     names = [s.name for s in policy.signals]
     if series.signals != names:
         raise ValueError(f"series signals {series.signals} are not the policy's {names}")
@@ -151,7 +165,7 @@ def run_recorded(
         measured = engine.Measurements(v, m, available, began=began_inside(m))
         member.evaluate(measured, now=float(now), samples=samples, queries=queries)
         escalations += _escalations(member, before)
-    return _result(policy, series, member, escalations, evaluations=len(eval_times))
+    return _result(policy, series, member, escalations, evaluations=len(eval_times), notify=notify)
 
 
 def evaluation_times(policy: EffectivePolicy, series: Series) -> NDArray[np.float64]:
@@ -203,6 +217,7 @@ def _result(
     escalations: list[Escalation],
     *,
     evaluations: int,
+    notify: Sequence[Notify],
 ) -> RecordedResult:
     truth = series.regression
     actions = [
@@ -218,6 +233,11 @@ def _result(
             executed_at=format_seconds(d.executed_at) if d.executed_at is not None else None,
             phase=d.phase,
             false_rollback=_false(d, truth, series),
+            notifications=[
+                Told(receiver=receiver, event=event)
+                for raised in d.raised
+                for receiver, event in notices.subscribed(notify, raised)
+            ],
         )
         for d in member.decisions
     ]

@@ -170,12 +170,13 @@ def recorded_text(result: RecordedResult) -> str:
             approval += f" ({a.blocked})"
         done = f"executed {a.executed_at}" if a.executed else "not executed"
         flag = "  FALSE ROLLBACK" if a.false_rollback else ""
+        told = ", ".join(f"{t.receiver} ({t.event})" for t in a.notifications)
         rows.append(
             (
                 a.time,
                 0,
                 f"{a.time}  {what:<8} score {_num(a.score)}, {approval}, {done}, "
-                f"ends {a.phase}{flag}",
+                f"ends {a.phase}{flag}" + (f"; tells {told}" if told else ""),
             )
         )
     for e in result.escalations:

@@ -27,8 +27,8 @@ import numpy as np
 
 from rollguard.api.decision import Approval, RevisionContext, Samples
 from rollguard.api.modeldeployment import ApprovedRevision, ApprovedRevisionRef, GuardState
-from rollguard.api.policy import Action, EffectivePolicy
-from rollguard.core import engine, machine
+from rollguard.api.policy import Action, EffectivePolicy, NotifyOn
+from rollguard.core import engine, machine, notices
 from rollguard.core.decide import DecisionDraft, decide
 from rollguard.core.revisions import (
     RevisionRecord,
@@ -75,6 +75,7 @@ class VirtualDecision:
     observed: int = 0  # conclusive evaluations seen during validation
     worst: float | None = None
     seen: float | None = None
+    raised: list[tuple[NotifyOn, ...]] = field(default_factory=list)  # per transition
 
     @property
     def final(self) -> bool:
@@ -231,8 +232,11 @@ class VirtualMember:
             if d.final:
                 return
             if d.phase == "":
-                d.phase = machine.first_phase(
-                    mode=policy.mode, action=d.action, requires_approval=d.requires_approval
+                _move(
+                    d,
+                    machine.first_phase(
+                        mode=policy.mode, action=d.action, requires_approval=d.requires_approval
+                    ),
                 )
             elif d.phase == "PendingApproval":
                 after = self.setting.approve_after
@@ -249,13 +253,14 @@ class VirtualMember:
                 outcome = machine.approval_outcome(policy, approval, created=d.time, now=now)
                 if outcome is None:
                     return
-                d.phase = (
+                _move(
+                    d,
                     "Approved"
                     if outcome in ("Granted", "TimeoutExecute")
-                    else ("Expired" if outcome == "Expired" else "Rejected")
+                    else ("Expired" if outcome == "Expired" else "Rejected"),
                 )
             elif d.phase == "Approved":
-                d.phase = "Executing"
+                _move(d, "Executing")
             elif d.phase == "Executing":
                 self._execute(d, now)
             elif d.phase == "Validating" and not self._validate(d, now, score):
@@ -264,12 +269,12 @@ class VirtualMember:
     def _execute(self, d: VirtualDecision, now: float) -> None:
         d.executed_at = now
         if d.action == "Pause":
-            d.phase = "Succeeded"  # the rollout stays paused, still in progress
+            _move(d, "Succeeded", changed_workload=True)  # the rollout stays paused
             return
         target = next((r for r in self.records if r.template_hash == d.target_hash), None)
         if target is None:
             d.executed_at = None
-            d.phase = "Failed"
+            _move(d, "Failed", escalates=True)
             self._escalate(now)
             return
         newest = max(r.revision for r in self.records) + 1
@@ -286,7 +291,7 @@ class VirtualMember:
         ]
         self.current = newest
         self.rollout_in_progress = False
-        d.phase = "Validating"
+        _move(d, "Validating", changed_workload=True)
 
     def _validate(self, d: VirtualDecision, now: float, score: float | None) -> bool:
         """One pass of validation; False when nothing more happens now."""
@@ -305,17 +310,38 @@ class VirtualMember:
             d.worst = score if d.worst is None else max(d.worst, score)
             d.seen = now
             if machine.validation_failed(policy, score):
-                d.phase = "Failed"
+                _move(d, "Failed", validation_failed=True, escalates=True)
                 self._escalate(now)
                 return True
         if now < d.until:
             return False
         if d.observed:
-            d.phase = "Succeeded"
+            _move(d, "Succeeded")
         else:
-            d.phase = "Failed"
+            _move(d, "Failed", validation_failed=True, escalates=True)
             self._escalate(now)
         return True
 
     def _escalate(self, now: float) -> None:
         self.escalations.append(Escalated(now, machine.ESCALATION_FAILED))
+
+
+def _move(
+    d: VirtualDecision,
+    phase: str,
+    *,
+    changed_workload: bool = False,
+    validation_failed: bool = False,
+    escalates: bool = False,
+) -> None:
+    """``d`` moves to ``phase``, raising what the operator's transition raises
+    (``core.notices.raised``, with the same causes as ``control.steps``)."""
+    d.phase = phase
+    d.raised.append(
+        notices.raised(
+            phase,
+            changed_workload=changed_workload,
+            validation_failed=validation_failed,
+            escalates=escalates,
+        )
+    )

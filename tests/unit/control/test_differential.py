@@ -2,7 +2,8 @@
 operator's own control code (``run_cycle`` and the decision lifecycle over an in-memory API
 server, ``operator_harness``) make the same decisions at the same evaluation times on the
 same data: time, trigger point, recommended action, approval required, executed, final phase,
-and the moments the ModelDeployment escalated to humans.
+the moments the ModelDeployment escalated to humans, and the messages a receiver subscribed
+to every transition is told of, in order.
 
 Generated policies (within the schema) x generated series (steps, drifts, spikes, gaps,
 noise) x what humans and the Deployment do (approval after a delay or never, a rollout in
@@ -14,20 +15,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pytest
+from fake_cluster import NAMESPACE, POLICY, FakeCluster
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from operator_harness import OperatorRun, run_operator
 from pydantic import ValidationError
 
-from rollguard.api.policy import EffectivePolicy, RollbackPolicySpec
+from rollguard.api.policy import EffectivePolicy, Notify, RollbackPolicySpec
+from rollguard.control.notifications import Notifier
+from rollguard.control.receivers import ReceiversSource
+from rollguard.control.steps import Memory
+from rollguard.core.notices import NOTIFY_ON
 from rollguard.core.tiers import resolve
 from rollguard.files.series import Series, SeriesError, parse_series
+from rollguard.kube.client import Cluster
 from rollguard.simulation.recorded import RecordedResult, run_recorded
 from rollguard.simulation.virtual import Setting
 
@@ -35,7 +43,8 @@ T0 = 1_699_999_200  # a multiple of every interval: evaluation instants are
 STEP = 15
 EXAMPLES = int(os.environ.get("ROLLGUARD_DIFFERENTIAL_EXAMPLES", "150"))
 
-Row = tuple[float, int, str, bool, bool, str]
+Row = tuple[float, int, str, bool, bool, str, tuple[str, ...]]
+EVERYTHING = [{"on": list(NOTIFY_ON), "receiver": "all"}]
 
 
 @dataclass(frozen=True)
@@ -184,19 +193,49 @@ def _simulated(result: RecordedResult, start: float) -> tuple[list[Row], list[fl
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() - start
 
     rows = [
-        (t(a.time), a.trigger, a.action, a.requires_approval, a.executed, a.phase)
+        (
+            t(a.time), a.trigger, a.action, a.requires_approval, a.executed, a.phase,
+            tuple(n.event for n in a.notifications),
+        )
         for a in result.actions
-    ]
+    ]  # fmt: skip
     stops = [t(e.time) for e in result.escalations if e.reason != "cooldown"]
     return rows, stops
 
 
 def _operated(run: OperatorRun, start: float) -> tuple[list[Row], list[float]]:
+    told = {
+        obj["metadata"]["name"]: tuple(
+            n["transition"] for n in (obj.get("status") or {}).get("notifications") or ()
+        )
+        for obj in run.stored_decisions
+    }
     rows = [
-        (d.time - start, d.trigger, d.action, d.requires_approval, d.executed, d.phase)
+        (
+            d.time - start, d.trigger, d.action, d.requires_approval, d.executed, d.phase,
+            told[d.name],
+        )
         for d in run.decisions
-    ]
+    ]  # fmt: skip
     return rows, [time - start for time, _ in run.escalations]
+
+
+def _subscribed(policy: dict[str, Any]) -> Callable[[float, FakeCluster], None]:
+    """The RollbackPolicy as stored, its notify list subscribing ``all`` to everything: the
+    notifier reads it there."""
+
+    def act(now: float, fake: FakeCluster) -> None:
+        if ("RollbackPolicy", NAMESPACE, POLICY) not in fake.objects:
+            meta = {"namespace": NAMESPACE, "name": POLICY}
+            fake.add_object(
+                "RollbackPolicy", {"metadata": meta, "spec": {**policy, "notify": EVERYTHING}}
+            )
+
+    return act
+
+
+def _notifier(cluster: Cluster, memory: Memory) -> Notifier:
+    return Notifier(cluster=cluster, receivers=ReceiversSource(None), serialised=memory.serialised)
 
 
 def compare(case: Case) -> tuple[tuple[list[Row], list[float]], tuple[list[Row], list[float]]]:
@@ -215,6 +254,8 @@ def compare(case: Case) -> tuple[tuple[list[Row], list[float]], tuple[list[Row],
         approve_after=case.approve_after,
         rollout_in_progress=case.rollout_in_progress,
         revisions=case.revisions,
+        act=_subscribed(case.policy),
+        notifier=_notifier,
     )
     simulated = run_recorded(
         effective,
@@ -225,6 +266,7 @@ def compare(case: Case) -> tuple[tuple[list[Row], list[float]], tuple[list[Row],
             approve_after=case.approve_after,
             scrape_interval=series.step,
         ),
+        notify=[Notify.model_validate(n) for n in EVERYTHING],
     )
     return _operated(operator, series.start), _simulated(simulated, series.start)
 
