@@ -4,7 +4,7 @@ SHELL := /bin/bash
 BIN := .venv/bin
 export PYTHONPATH := $(CURDIR)/tools
 
-.PHONY: help setup dev-up dev-down test drill-report lint docs unit integration crds demo e2e-kind bench clean
+.PHONY: help setup dev-up dev-down test drill-report lint docs unit integration crds helm-chart image demo e2e-kind bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -66,8 +66,18 @@ bench: setup ## Benchmarks (print figures, write bench/results/*.json; nothing a
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/scale.py
 
-crds: setup ## Regenerate crds/ from the API models
+crds: setup ## Regenerate crds/ from the API models (and the Helm chart's copies)
 	$(BIN)/rollguard crds --out crds
+	$(MAKE) --no-print-directory helm-chart
+
+helm-chart: ## Copy crds/, deploy/peering.yaml and deploy/monitoring/ into the Helm chart
+	cp crds/*.yaml deploy/helm/rollguard/crds/
+	cp deploy/peering.yaml deploy/helm/rollguard/crds/kopf.dev_peerings.yaml
+	cp deploy/monitoring/servicemonitor.yaml deploy/monitoring/prometheusrule.yaml \
+	  deploy/monitoring/rollguard-dashboard.json deploy/helm/rollguard/files/
+
+image: setup ## Build the operator image rollguard:VERSION with buildah, no Docker daemon (as root)
+	@bash tools/image/build.sh
 
 clean: ## Remove the venv and local state (the control-plane cache is kept)
 	rm -rf .venv .dev .drills .mypy_cache .ruff_cache .pytest_cache site

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok) and the Argo Rollouts controller from their Go modules into a
-# cache outside the checkout.
+# kube-scheduler, kubectl, kwok), the Argo Rollouts controller and the helm CLI from their Go
+# modules into a cache outside the checkout.
 #
 # Binaries land in  $ROLLGUARD_CACHE/controlplane/k8s-<ver>_etcd-<ver>_kwok-<ver>/
 # and Argo Rollouts (rollouts-controller and its CRDs in crds/) in
 #                   $ROLLGUARD_CACHE/controlplane/argo-rollouts-<ver>/
+# and helm in       $ROLLGUARD_CACHE/controlplane/helm-<ver>/
 # and are built only when missing. Prints the control-plane directory on the last line of stdout.
 #
 #   build.sh              build what is missing (waits for a build already running)
 #   build.sh --check      exit 0 when everything is cached, 1 when not; builds nothing
 #   build.sh --dir        print the cache directory of this version set (a build holds DIR.lock)
 #   build.sh --argo-dir   print the cache directory of Argo Rollouts (built or not)
+#   build.sh --helm-dir   print the cache directory of helm (built or not)
 #   build.sh --announce   say what would be built, why and about how long it takes; builds nothing
 #
 # Settings (environment):
@@ -20,16 +22,19 @@
 #   ETCD_VERSION      etcd server release
 #   KWOK_VERSION      kwok release
 #   ARGO_ROLLOUTS_VERSION  Argo Rollouts release (github.com/argoproj/argo-rollouts)
+#   HELM_VERSION      Helm release (helm.sh/helm/v4)
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.7.3}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 ARGO_ROLLOUTS_VERSION=${ARGO_ROLLOUTS_VERSION:-v1.10.0}
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
 CACHE=${ROLLGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rollguard}
 OUT="$CACHE/controlplane/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 # A directory of its own: Argo Rollouts' version moves independently of the control plane's.
 ARGO_OUT="$CACHE/controlplane/argo-rollouts-${ARGO_ROLLOUTS_VERSION}"
+HELM_OUT="$CACHE/controlplane/helm-${HELM_VERSION}"
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 
 log() { printf '[controlplane] %s\n' "$*" >&2; }
@@ -40,8 +45,9 @@ die() { printf '[controlplane] error: %s\n' "$*" >&2; exit 1; }
 # cores here. Measured one at a time before DWARF was dropped (etcd 86 s, Kubernetes 781 s, kwok
 # 137 s), scaled to the 675 s the three took side by side without it. Argo Rollouts was measured
 # with DWARF dropped: 185 s on its own with an empty GOCACHE, module downloads included (169 s
-# with the modules already downloaded).
-declare -A COST=([etcd]=115 [k8s]=1050 [kwok]=185 [argo]=370)
+# with the modules already downloaded). helm was measured the same way: 167 s on its own with
+# empty GOCACHE and GOMODCACHE, module downloads included.
+declare -A COST=([etcd]=115 [k8s]=1050 [kwok]=185 [argo]=370 [helm]=335)
 
 find_missing() {
   missing=()
@@ -51,6 +57,7 @@ find_missing() {
   done
   [ -e "$ARGO_OUT/rollouts-controller" ] || missing+=(rollouts-controller)
   [ -d "$ARGO_OUT/crds" ] || missing+=(rollouts-crds)
+  [ -e "$HELM_OUT/helm" ] || missing+=(helm)
 }
 needs() { local b; for b in "${missing[@]}"; do [ "$b" = "$1" ] && return 0; done; return 1; }
 needs_argo() { needs rollouts-controller || needs rollouts-crds; }
@@ -62,6 +69,7 @@ case "${1:-}" in
   --check) [ ${#missing[@]} -eq 0 ]; exit ;;
   --dir) echo "$OUT"; exit 0 ;;
   --argo-dir) echo "$ARGO_OUT"; exit 0 ;;
+  --helm-dir) echo "$HELM_OUT"; exit 0 ;;
   --announce)
     [ ${#missing[@]} -eq 0 ] && exit 0
     cost=0
@@ -69,11 +77,13 @@ case "${1:-}" in
     for b in "${K8S_BINS[@]}"; do needs "$b" && { cost=$((cost + COST[k8s])); break; }; done
     needs kwok && cost=$((cost + COST[kwok]))
     needs_argo && cost=$((cost + COST[argo]))
+    needs helm && cost=$((cost + COST[helm]))
     log "building the local Kubernetes control plane: ${missing[*]}"
     log "  why: the demo and the tests run a real API server, controller manager, scheduler,"
-    log "       kwok's fake nodes and the Argo Rollouts controller, built from their Go modules"
-    log "       (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, Argo Rollouts $ARGO_ROLLOUTS_VERSION)"
-    log "  where: $OUT and $ARGO_OUT,"
+    log "       kwok's fake nodes and the Argo Rollouts controller, and install the Helm chart"
+    log "       with helm, all built from their Go modules (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION,"
+    log "       kwok $KWOK_VERSION, Argo Rollouts $ARGO_ROLLOUTS_VERSION, Helm $HELM_VERSION)"
+    log "  where: $OUT, $ARGO_OUT and $HELM_OUT,"
     log "         once per machine: every checkout and every later run reuses them"
     log "  how long: about $(minutes "$cost") minutes on this machine ($cores cores, nothing else running)"
     exit 0 ;;
@@ -81,7 +91,7 @@ case "${1:-}" in
   *) die "unknown option $1 (see the header of $0)" ;;
 esac
 if [ ${#missing[@]} -eq 0 ]; then
-  log "cached: $OUT, $ARGO_OUT"
+  log "cached: $OUT, $ARGO_OUT, $HELM_OUT"
   echo "$OUT"
   exit 0
 fi
@@ -97,7 +107,7 @@ if ! flock -n 9; then
 fi
 find_missing
 if [ ${#missing[@]} -eq 0 ]; then
-  log "cached: $OUT, $ARGO_OUT"
+  log "cached: $OUT, $ARGO_OUT, $HELM_OUT"
   echo "$OUT"
   exit 0
 fi
@@ -219,6 +229,22 @@ build_argo() {
   mv "$work/argo/rollouts-controller" "$ARGO_OUT/rollouts-controller"
 }
 
+# helm: a wrapper module that requires Helm's release and builds its command, so that the
+# version can be stamped in the way Helm's own Makefile does.
+build_helm() {
+  local pkg=helm.sh/helm/v4/internal/version ldflags="-s -w"
+  mkdir -p "$work/helm"
+  cd "$work/helm"
+  go mod init rollguard.dev/controlplane/helm >/dev/null 2>&1
+  go mod edit -go="$gover" -require "helm.sh/helm/v4@$HELM_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v4/cmd/helm"\n' >tools.go
+  go mod tidy
+  ldflags+=" -X $pkg.version=$HELM_VERSION -X $pkg.gitTreeState=clean"
+  go build -trimpath -gcflags=all=-dwarf=false -ldflags "$ldflags" -o "$work/helm/helm" helm.sh/helm/v4/cmd/helm
+  mkdir -p "$HELM_OUT"
+  mv "$work/helm/helm" "$HELM_OUT/helm"
+}
+
 build_kwok() {
   GOBIN="$OUT" go install -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
@@ -236,11 +262,13 @@ needs etcd && launch etcd "${COST[etcd]}" "etcd $ETCD_VERSION"
 [ ${#k8s_needed[@]} -gt 0 ] && launch k8s "${COST[k8s]}" "${k8s_needed[*]} $K8S_VERSION"
 needs kwok && launch kwok "${COST[kwok]}" "kwok $KWOK_VERSION"
 needs_argo && launch argo "${COST[argo]}" "rollouts-controller $ARGO_ROLLOUTS_VERSION"
+needs helm && launch helm "${COST[helm]}" "helm $HELM_VERSION"
 total_cost=0
 needs etcd && total_cost=$((total_cost + COST[etcd]))
 [ ${#k8s_needed[@]} -gt 0 ] && total_cost=$((total_cost + COST[k8s]))
 needs kwok && total_cost=$((total_cost + COST[kwok]))
 needs_argo && total_cost=$((total_cost + COST[argo]))
+needs helm && total_cost=$((total_cost + COST[helm]))
 log "side by side: about $(minutes "$total_cost") min in all (full logs in $work while it runs)"
 failed=()
 for job in "${jobs_started[@]}"; do
@@ -269,5 +297,6 @@ fi
 
 where="$OUT ($(du -sh "$OUT" | cut -f1))"
 needs_argo && where+=" and $ARGO_OUT ($(du -sh "$ARGO_OUT" | cut -f1))"
+needs helm && where+=" and $HELM_OUT ($(du -sh "$HELM_OUT" | cut -f1))"
 log "built ${missing[*]} in $(( $(date +%s) - start ))s into $where"
 echo "$OUT"

@@ -86,6 +86,15 @@ def argo_rollouts_dir() -> Path:
     return Path(result.stdout.strip())
 
 
+def helm_binary() -> Path:
+    """The helm CLI in the cache (built or not; ``build_controlplane`` builds it along with the
+    control plane)."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "--helm-dir"], stdout=subprocess.PIPE, text=True, check=True
+    )
+    return Path(result.stdout.strip()) / "helm"
+
+
 def controlplane_build_log() -> Path:
     """Where a background build (``install-deps.sh --build-in-background``) writes its log."""
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -668,5 +677,6 @@ __all__ = [
     "NotReadyError",
     "argo_rollouts_dir",
     "build_controlplane",
+    "helm_binary",
     "probe_stopped",
 ]
