@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rollguard's tests and demo need on a fresh Debian machine of this kind:
 # Debian packages (prometheus, openssl, jq), a Python virtualenv with the project and its dev
-# tools, and the control-plane binaries and the Argo Rollouts controller (built from Go modules
-# into a cache, only when missing).
+# tools, and the control-plane binaries, the Argo Rollouts controller and helm (built from Go
+# modules into a cache, only when missing).
 # Idempotent: re-running it does only what is missing.
 #
 #   --build-in-background   start the control-plane build (the long part on a fresh machine)
@@ -41,6 +41,15 @@ need_pkgs=()
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)
+# A real Alertmanager for the notification tests (started on loopback by them, never as a service).
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
+# Headless Chromium and its driver for the dashboard's browser tests.
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)
+# buildah and mmdebstrap build the operator image without a Docker daemon (tools/image/build.sh,
+# `make image`, tests/integration/test_image.py); its base layer is built on first use.
+command -v buildah >/dev/null 2>&1 || need_pkgs+=(buildah)
+command -v mmdebstrap >/dev/null 2>&1 || need_pkgs+=(mmdebstrap)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   log "installing Debian packages: ${need_pkgs[*]}"

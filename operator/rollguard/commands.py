@@ -1,16 +1,18 @@
 """Commands for people, against a cluster: approve, reject and review a decision, explain it,
 clear an escalation, verify the audit chains, and read what ``playbook``, ``inventory``,
-``journal`` and ``calibrate`` report on.
+``journal``, ``calibrate`` and the dashboard report on.
 
-Called by ``rollguard.cli``, with keyword arguments (never the parsed command line) and the
+Called by ``rollguard.cli`` and ``rollguard.web``, with keyword arguments (never the parsed command line) and the
 cluster to speak to, from ``cluster_for``: the caller's kubeconfig, so the API server's RBAC and
 admission policies apply to them exactly as to ``kubectl``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,13 +26,61 @@ from rollguard.api.decision import (
 )
 from rollguard.api.labels import CLEAR_ANNOTATION
 from rollguard.api.modeldeployment import AuditHead
-from rollguard.core.audit import ChainEntry, verify
+from rollguard.core.audit import ChainEntry, ChainReport, verify
 from rollguard.core.times import format_time
-from rollguard.kube.client import ApiError, Cluster, ConnectionSetupError, api_message, connect
+from rollguard.kube.client import (
+    ApiError,
+    Cluster,
+    ConnectionSetupError,
+    api_message,
+    connect,
+)
 
 
 class CommandError(Exception):
     """A command failed for a reason the user can act on; the message says it in one line."""
+
+
+class NotFoundError(CommandError):
+    """The object asked for does not exist."""
+
+
+# The API server's words for an RBAC refusal: which verb on which resource, and where.
+_RBAC_REFUSAL = re.compile(
+    r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]+)"(?: in API group "(?P<group>[^"]*)")?'
+    r'(?: in the namespace "(?P<namespace>[^"]+)")?'
+)
+
+
+class ForbiddenError(CommandError):
+    """The API server refused the caller (HTTP 403). ``verb``, ``resource`` (plural.group) and
+    ``namespace`` (None: cluster-wide) name the missing permission when RBAC refused it; all
+    three are None when something else did (an admission policy): the message says what."""
+
+    def __init__(
+        self, message: str, *, verb: str | None, resource: str | None, namespace: str | None
+    ) -> None:
+        super().__init__(message)
+        self.verb, self.resource, self.namespace = verb, resource, namespace
+
+
+def _refusal(err: ApiError, what: str) -> CommandError:
+    """The error a command raises for an API error while doing ``what``."""
+    text = f"{what}: {api_message(err)}"
+    if err.status == 404:
+        return NotFoundError(text)
+    if err.status != 403:
+        return CommandError(text)
+    found = _RBAC_REFUSAL.search(api_message(err))
+    if found is None:
+        return ForbiddenError(text, verb=None, resource=None, namespace=None)
+    group = found["group"]
+    return ForbiddenError(
+        text,
+        verb=found["verb"],
+        resource=f"{found['resource']}.{group}" if group else found["resource"],
+        namespace=found["namespace"],
+    )
 
 
 def cluster_for(*, kubeconfig: str | None, context: str | None) -> Cluster:
@@ -57,16 +107,14 @@ def _write_once(
     """Write ``spec.<field>`` of a decision as the caller, once. ``phase_ok`` says why the
     decision's phase does not allow it (None if it does). The write is conditional on the
     decision not having changed since it was read; returns the caller's username."""
-    username, _ = cluster.whoami()
+    username = whoami(cluster=cluster)
     where = f"RollbackDecision {namespace}/{name}"
     try:
         obj = cluster.get("RollbackDecision", namespace=namespace, name=name)
     except ApiError as err:
         if err.status == 404:
-            raise CommandError(f"{where} not found") from err
-        raise CommandError(
-            f"the API server refused the {noun} of {name}: {api_message(err)}"
-        ) from err
+            raise NotFoundError(f"{where} not found") from err
+        raise _refusal(err, f"the API server refused the {noun} of {name}") from err
     given = (obj.get("spec") or {}).get(field)
     if given:
         verdict = given.get("decision") or given.get("verdict")
@@ -88,10 +136,50 @@ def _write_once(
             raise CommandError(
                 f"{where} changed while you were deciding; look at it again and retry"
             ) from err
-        raise CommandError(
-            f"the API server refused the {noun} of {name}: {api_message(err)}"
-        ) from err
+        raise _refusal(err, f"the API server refused the {noun} of {name}") from err
     return username
+
+
+def whoami(*, cluster: Cluster) -> str:
+    """The caller's username, as the API server authenticated them."""
+    try:
+        return cluster.whoami()[0]
+    except ApiError as err:
+        raise _refusal(err, "cannot ask the API server who you are") from err
+
+
+@dataclass(frozen=True)
+class Listing:
+    """ModelDeployments the caller may read: cluster-wide (``namespaces`` None) or, when the
+    caller may not list them cluster-wide, of the namespaces they named."""
+
+    items: list[dict[str, Any]]
+    namespaces: list[str] | None
+
+
+def list_model_deployments(*, cluster: Cluster, fallback: Sequence[str]) -> Listing:
+    """Every ModelDeployment the caller may list; on a 403 cluster-wide, those of the
+    ``fallback`` namespaces (a 403 there is the caller's answer)."""
+    try:
+        return Listing(cluster.list_objects("ModelDeployment"), None)
+    except ApiError as err:
+        if err.status != 403 or not fallback:
+            raise _refusal(err, "cannot list ModelDeployments in all namespaces") from err
+    items: list[dict[str, Any]] = []
+    for ns in fallback:
+        try:
+            items += cluster.list_objects("ModelDeployment", namespace=ns)
+        except ApiError as err:
+            raise _refusal(err, f"cannot list ModelDeployments in namespace {ns}") from err
+    return Listing(items, list(fallback))
+
+
+def get_decision(*, cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """A RollbackDecision, as the API server returns it."""
+    try:
+        return cluster.get("RollbackDecision", namespace=namespace, name=name)
+    except ApiError as err:
+        raise _refusal(err, f"RollbackDecision {namespace}/{name}") from err
 
 
 def set_approval(
@@ -303,17 +391,12 @@ def explain_text(obj: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def audit_verify(*, cluster: Cluster, namespace: str | None) -> tuple[str, bool]:
-    """Walk every ModelDeployment's decision chain (of ``namespace``, or all when None);
-    returns the report and whether all are intact."""
-    decisions = cluster.list_objects("RollbackDecision", namespace=namespace)
-    mdeps = cluster.list_objects("ModelDeployment", namespace=namespace)
-    heads = {
-        (m["metadata"]["namespace"], m["metadata"]["name"]): AuditHead.model_validate(
-            ((m.get("status") or {}).get("audit")) or {}
-        )
-        for m in mdeps
-    }
+def _head(mdep: dict[str, Any]) -> AuditHead:
+    return AuditHead.model_validate(((mdep.get("status") or {}).get("audit")) or {})
+
+
+def _chains(decisions: list[dict[str, Any]]) -> dict[tuple[str, str], list[ChainEntry]]:
+    """The decisions as chain entries, by (namespace, ModelDeployment)."""
     chains: dict[tuple[str, str], list[ChainEntry]] = defaultdict(list)
     for d in decisions:
         spec = RollbackDecisionSpec.model_validate(d["spec"])
@@ -328,6 +411,33 @@ def audit_verify(*, cluster: Cluster, namespace: str | None) -> tuple[str, bool]
                 audit.get("previousHash"),
             )
         )
+    return chains
+
+
+def verify_chain(*, cluster: Cluster, namespace: str, model_deployment: str) -> ChainReport:
+    """Walk one ModelDeployment's decision chain, as ``audit verify`` does."""
+    try:
+        decisions = cluster.list_objects("RollbackDecision", namespace=namespace)
+        try:
+            head = _head(cluster.get("ModelDeployment", namespace=namespace, name=model_deployment))
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            head = AuditHead()
+    except ApiError as err:
+        raise _refusal(
+            err, f"cannot read the audit chain of {namespace}/{model_deployment}"
+        ) from err
+    entries = _chains(decisions).get((namespace, model_deployment), [])
+    return verify(f"{namespace}/{model_deployment}", entries, head)
+
+
+def audit_verify(*, cluster: Cluster, namespace: str | None) -> tuple[str, bool]:
+    """Walk every ModelDeployment's decision chain (of ``namespace``, or all when None);
+    returns the report and whether all are intact."""
+    chains = _chains(cluster.list_objects("RollbackDecision", namespace=namespace))
+    mdeps = cluster.list_objects("ModelDeployment", namespace=namespace)
+    heads = {(m["metadata"]["namespace"], m["metadata"]["name"]): _head(m) for m in mdeps}
     lines, intact = [], True
     for key in sorted(set(chains) | {k for k, h in heads.items() if h.sequence}):
         report = verify(f"{key[0]}/{key[1]}", chains.get(key, []), heads.get(key, AuditHead()))

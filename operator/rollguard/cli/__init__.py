@@ -3,8 +3,8 @@
 Thin by design: parse arguments, call the packages below (core, simulation, governance, kube,
 through ``rollguard.commands`` for the cluster), print, return an exit code. The commands live
 in modules by room: ``simulate`` (simulate, backtest), ``offline`` (lint, replay, crds),
-``cluster`` (approve, reject, review, explain, clear, audit), ``governance`` (playbook,
-inventory, journal, calibrate) and ``run``. Each defines a ``Command`` (help, a function that
+``cluster`` (approve, reject, review, explain, clear, audit), ``dashboard``, ``governance``
+(playbook, inventory, journal, calibrate) and ``run``. Each defines a ``Command`` (help, a function that
 adds its arguments, a function that runs it); add one there and list it in ``COMMANDS`` below,
 in the order ``--help`` shows.
 
@@ -20,7 +20,7 @@ import argparse
 import sys
 
 from rollguard import __version__
-from rollguard.cli import cluster, governance, offline, run, simulate
+from rollguard.cli import cluster, dashboard, governance, offline, run, simulate
 from rollguard.cli.base import EXIT_FOUND, EXIT_OK, EXIT_USAGE, Command, Parser, UsageError
 from rollguard.commands import CommandError
 from rollguard.files.loading import InputError, one_line
@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command] = {
     "inventory": governance.INVENTORY,
     "playbook": governance.PLAYBOOK,
     "clear": cluster.CLEAR,
+    "dashboard": dashboard.DASHBOARD,
 }
 
 

@@ -76,6 +76,20 @@ class ConnectionSetupError(ValueError):
     """No usable kubeconfig (missing, malformed, or without the named context)."""
 
 
+def context_namespace(*, kubeconfig: str | None = None, context: str | None = None) -> str | None:
+    """The namespace a kubeconfig context names (None: the current context), as kubectl uses
+    it when none is given; None when it names none or there is no kubeconfig."""
+    try:
+        contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig
+        )
+    except (config.ConfigException, OSError):
+        return None
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    found = ((chosen or {}).get("context") or {}).get("namespace")
+    return str(found) if found else None
+
+
 def hardened(api: client.ApiClient, sleep: Callable[[float], None] = time.sleep) -> None:
     """Give every request of ``api`` REQUEST_TIMEOUT unless the call sets its own (the client
     has no default, and a hung API server must not stall a cycle forever), and retry a request
