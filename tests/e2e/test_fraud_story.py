@@ -6,6 +6,7 @@ environment, or on kind with the operator deployed from deploy/ (`make e2e-kind`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from devenv.launcher import EnvInfo
 from devenv.operatorproc import OperatorProcess
+from devenv.receivers import Sink
 from devenv.story import NAMESPACE, Story
 from devenv.testing import Kubectl, argocd_health
 
@@ -35,6 +37,11 @@ def story(
     lines: list[str] = []
     s = Story(env=env, kubectl=kubectl, say=lines.append, timeout=420)
     s.reset()
+    if acting_operator is not None and acting_operator.receivers is not None:
+        # The on-call channel of the example policy's notify list, as the demo has it.
+        s.channel = Sink().start()
+        oncall = {"receivers": [{"name": "oncall", "slack": {"url": s.channel.url}}]}
+        acting_operator.receivers.write_text(json.dumps(oncall))
     try:
         yield s
     except Exception:
@@ -42,6 +49,10 @@ def story(
         raise
     finally:
         kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        if s.channel is not None:
+            s.channel.stop()
+            if acting_operator is not None and acting_operator.receivers is not None:
+                acting_operator.receivers.unlink(missing_ok=True)
 
 
 def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
@@ -65,6 +76,11 @@ def test_bad_release_of_the_fraud_model_is_rolled_back_with_alices_approval(
     assert health("RollbackDecision", story.decision_obj()) == "Suspended"
     story.wait("AwaitingApproval", lambda: story.phase() == "AwaitingApproval")
     assert health("ModelDeployment", story.mdep()) == "Suspended"
+
+    if story.channel is not None:
+        told = story.notified()
+        assert told.startswith("Approval needed: fraud-detection/fraud-scorer")
+        assert f"rollguard approve {story.decision} -n {NAMESPACE} --reason" in told
 
     explanation = story.explain()
     assert "outside the auto-approval boundary" in explanation

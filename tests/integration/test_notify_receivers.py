@@ -76,10 +76,10 @@ def test_a_pending_decision_reaches_every_receiver_and_a_failing_one_delays_noth
     pending = ["PendingApproval"]
     policy = needs_approval()
     policy["notify"] = [
-        {"on": pending, "receiver": "chat"},
-        {"on": pending, "receiver": "alerts"},
-        {"on": pending, "receiver": "broken"},
-        {"on": [*pending, "Approved", "Executed", "Succeeded"], "receiver": "hook"},
+        {"transitions": pending, "receiver": "chat"},
+        {"transitions": [*pending, "Approved", "Rejected", "Expired"], "receiver": "alerts"},
+        {"transitions": pending, "receiver": "broken"},
+        {"transitions": [*pending, "Approved", "Executed", "Succeeded"], "receiver": "hook"},
     ]
     scenario.setup(policy=policy)
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
@@ -153,6 +153,14 @@ def test_a_pending_decision_reaches_every_receiver_and_a_failing_one_delays_noth
         timeout=30,
         operator=operator,
     )
+
+    # Alertmanager: the approval alert resolved once the decision no longer waits.
+    def answered() -> list[dict[str, Any]]:
+        mine = [a for a in alerts.alerts() if a["labels"].get("decision") == name]
+        waiting = [a for a in mine if a["labels"]["event"] == "PendingApproval"]
+        return [] if waiting else [a for a in mine if a["labels"]["event"] == "Approved"]
+
+    wait_for("the approval alert resolved", answered, timeout=30, operator=operator)
 
     # No token anywhere the operator writes.
     events = kubectl("get", "events", "-n", scenario.ns, "-o", "json").stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import sys
 import textwrap
 import time
@@ -23,6 +24,7 @@ from devenv.launcher import (
     controlplane_cached,
 )
 from devenv.operatorproc import start_operator, stop_detached
+from devenv.receivers import Sink
 from devenv.story import NAMESPACE, Story, StoryError
 from devenv.testing import kubectl_for
 from rollguard.cli import main as rollguard_main
@@ -114,6 +116,10 @@ def main() -> int:
     )
     stop_detached(OPERATOR_PID)
     OPERATOR_DIR.mkdir(parents=True, exist_ok=True)
+    # The on-call channel: a Slack-format webhook on loopback, for as long as the story runs.
+    story.channel = Sink().start()
+    receivers = {"receivers": [{"name": "oncall", "slack": {"url": story.channel.url}}]}
+    (OPERATOR_DIR / "receivers.yaml").write_text(json.dumps(receivers))
     operator = start_operator(env, kubectl, OPERATOR_DIR, extra=["--keep-decisions=20"])
     assert operator.process is not None
     OPERATOR_PID.write_text(f"{operator.process.pid}\n")
@@ -146,7 +152,15 @@ def main() -> int:
         story.await_decision()
         say(f"    decision {story.decision} after {story.seen['detected_after']:.0f}s")
 
-        chapter("4. Why", "rollguard explain prints the evidence and the arithmetic.")
+        chapter(
+            "4. Who hears of it, and why",
+            """
+            The policy's notify list tells the on-call channel (a Slack-format webhook) of a
+            decision that waits for approval, with the command that approves it. rollguard
+            explain prints the evidence and the arithmetic.
+            """,
+        )
+        story.notified()
         story.explain()
 
         chapter(
@@ -199,6 +213,7 @@ def main() -> int:
         kubectl -n {NAMESPACE} describe rbd {story.decision}
         kubectl -n {NAMESPACE} get events --sort-by=.lastTimestamp
         .venv/bin/rollguard replay <(kubectl -n {NAMESPACE} get rbd {story.decision} -o yaml)
+        .venv/bin/rollguard dashboard --context alice   # the decisions in your browser
         tail {operator.audit}
         Prometheus: {env.prometheus_url}   operator metrics: {operator.metrics_url}
         make dev-down    # stops the operator and the environment

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devenv.launcher import REPO, EnvInfo
+from devenv.receivers import Sink
 from devenv.testing import Kubectl, poll
 
 NAMESPACE = "fraud-detection"
@@ -45,6 +46,7 @@ class Story:
     t0: float = 0.0
     decision: str = ""
     seen: dict[str, Any] = field(default_factory=dict)
+    channel: Sink | None = None  # the receiver `oncall` of the operator's receivers file
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -180,6 +182,23 @@ class Story:
 
     def explain(self) -> str:
         return self.rollguard("explain", self.decision, "-n", NAMESPACE)
+
+    def notified(self) -> str:
+        """What the on-call channel was told of the decision (the Slack-format message)."""
+        channel = self.channel
+        if channel is None:
+            raise StoryError("no on-call channel to read")
+
+        def told() -> str | None:
+            for posted in channel.posted:
+                text = posted.body.get("text", "") if isinstance(posted.body, dict) else ""
+                if self.decision in text:
+                    return str(text)
+            return None
+
+        text: str = self.wait("the on-call channel's message", told)
+        self.say("\n".join(f"    | {line}" for line in text.splitlines()))
+        return text
 
     def forged_approvals_are_refused(self) -> tuple[str, str]:
         """mallory may not approve at all; alice may not approve in someone else's name."""

@@ -24,7 +24,7 @@ from rollguard.api.base import (
     TargetRef,
 )
 from rollguard.api.modeldeployment import ApprovalSource, GuardState, SignalStatus
-from rollguard.api.policy import Action, EffectivePolicy, Mode
+from rollguard.api.policy import Action, EffectivePolicy, Mode, NotifyOn
 from rollguard.api.signal import Margin, Objective, OnMissingData
 
 DecisionPhase = Literal[
@@ -348,7 +348,9 @@ class Notification(StatusModel):
     """One receiver told of one transition, at least once; never its URL or token."""
 
     receiver: str = Field(description="Receiver name.")
-    transition: str = Field(description="What it is told of (a RollbackPolicy notify.on value).")
+    transition: NotifyOn = Field(
+        description="What it is told of (a RollbackPolicy notify.transitions value)."
+    )
     state: NotificationState = Field(description="Pending, Delivered or Failed.")
     attempts: int = Field(default=0, description="Delivery attempts so far.")
     raised_at: datetime | None = Field(default=None, description="When the transition was made.")

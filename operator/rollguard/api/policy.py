@@ -184,7 +184,9 @@ class Validation(Model):
 class Notify(Model):
     """A receiver (from the operator's receivers file) to tell of these transitions."""
 
-    on: list[NotifyOn] = Field(min_length=1, max_length=10, description="Transitions to tell.")
+    transitions: list[NotifyOn] = Field(
+        min_length=1, max_length=10, description="Transitions to tell of."
+    )
     receiver: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = (
         Field(description="Receiver name, as the operator's receivers file defines it.")
     )

@@ -16,6 +16,7 @@ from rollguard.api.decision import FINAL_PHASES
 from rollguard.api.labels import LABEL_MODEL_DEPLOYMENT
 from rollguard.control import reasons
 from rollguard.control import telemetry as observe
+from rollguard.control.notifications import unsettled
 from rollguard.control.steps import Lifecycle, Step
 from rollguard.kube.client import ApiError
 
@@ -62,7 +63,7 @@ def record_review(life: Lifecycle, obj: Mapping[str, Any]) -> Mapping[str, Any] 
 def prunable(items: Sequence[Mapping[str, Any]], *, keep: int) -> list[Mapping[str, Any]]:
     """The decisions to delete of one ModelDeployment's ``items``, oldest first: beyond the
     newest ``keep`` sealed ones, from the chain's start only, and only final ones exported
-    (their review too)."""
+    (their review too) whose messages are settled."""
     sealed = sorted(
         (i for i in items if (i.get("status") or {}).get("audit")),
         key=lambda i: i["status"]["audit"]["sequence"],
@@ -74,6 +75,7 @@ def prunable(items: Sequence[Mapping[str, Any]], *, keep: int) -> list[Mapping[s
             st.get("phase") not in FINAL_PHASES
             or not st["audit"].get("exported")
             or review_pending(item)
+            or unsettled(st)  # its messages are still being delivered
         ):
             break
         out.append(item)

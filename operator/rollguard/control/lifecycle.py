@@ -63,6 +63,8 @@ def _advance(life: Lifecycle, obj: Mapping[str, Any], *, now: float) -> Mapping[
         # without it, or an object restored from elsewhere): never acted on, never sealed.
         if step.status.phase != "Failed":
             step.move(NOT_LINKED)
+        if life.notifier is not None:
+            life.notifier.resume(step.obj)
         return step.obj
     if not (step.status.audit and step.status.audit.hash):
         # Sealed in the same write as its first transition (a new decision always makes one).

@@ -17,7 +17,9 @@ the file names the field, never its value.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,8 +34,10 @@ from rollguard.core.notices import Notice
 from rollguard.core.times import format_time
 from rollguard.files.loading import format_validation_error
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 ALERT_NAME = "RollguardDecision"
+log = logging.getLogger("rollguard")
 
 
 def _http_url(value: str) -> str:
@@ -54,6 +58,17 @@ class Endpoint(Model):
     @classmethod
     def _url(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError("a header name must be letters, digits and -")
+            if any(c in text for c in "\r\n") or not text.isascii():
+                # A YAML block scalar leaves a trailing newline; the value is never repeated.
+                raise ValueError(f"header {name}: the value must be one line of ASCII")
+        return value
 
 
 class Receiver(Model):
@@ -144,20 +159,31 @@ class ReceiversSource:
         try:
             st = os.stat(self.path)
         except OSError:
+            if self._stamp is not None or self.error is None:
+                log.warning("No receivers file at %s: nobody is notified", self.path)
             self._stamp, self._loaded = None, None
             self.error = f"{self.path}: no such file; nobody is notified"
             return ReceiversFile()
         stamp = (st.st_mtime, st.st_size)
         if stamp != self._stamp:
             self._stamp = stamp
-            try:
-                self._loaded = parse(Path(self.path).read_text(), source=self.path)
-                self.error = None
-            except (OSError, UnicodeDecodeError):
-                self.error = f"{self.path}: cannot be read"
-            except ReceiversError as err:
-                self.error = str(err)
+            self._read(self.path)
         return self._loaded or ReceiversFile()
+
+    def _read(self, path: str) -> None:
+        try:
+            self._loaded = parse(Path(path).read_text(), source=path)
+            self.error = None
+        except (OSError, UnicodeDecodeError):
+            self.error = f"{path}: cannot be read"
+        except ReceiversError as err:
+            self.error = str(err)
+        if self.error:
+            kept = "keeping the last good receivers" if self._loaded else "nobody is notified"
+            log.error("Receivers file %s is wrong (%s): %s", path, kept, self.error)
+        else:
+            names = [f"{r.name} ({r.kind})" for r in (self._loaded or ReceiversFile()).receivers]
+            log.info("Read receivers file %s: %s", path, ", ".join(names) or "no receivers")
 
 
 # --- what each kind of receiver is sent --------------------------------------------------
@@ -199,10 +225,18 @@ def _webhook(notice: Notice, key: str) -> dict[str, Any]:
     }
 
 
+def _mrkdwn(text: str) -> str:
+    """``text`` as Slack's markup shows it literally (``<``, ``>`` and ``&`` escaped)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack(notice: Notice) -> dict[str, Any]:
-    body = "\n".join(f"`{line[2:]}`" if line.startswith("  ") else line for line in notice.lines)
+    body = "\n".join(
+        f"`{_mrkdwn(line[2:])}`" if line.startswith("  ") else _mrkdwn(line)
+        for line in notice.lines
+    )
     return {
-        "text": notice.text,
+        "text": _mrkdwn(notice.text),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": notice.title[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
@@ -210,18 +244,33 @@ def _slack(notice: Notice) -> dict[str, Any]:
     }
 
 
+# Once a decision no longer waits, the alert that asked for its approval is resolved (an
+# alert sent again with the same labels and an end in the past or now).
+_ANSWERS = frozenset({"Approved", "Rejected", "Expired"})
+
+
+def _labels(notice: Notice, event: str) -> dict[str, str]:
+    return {
+        "alertname": ALERT_NAME,
+        "namespace": notice.namespace,
+        "decision": notice.decision,
+        "modeldeployment": notice.model_deployment,
+        "event": event,
+        "severity": "critical" if event == "PendingApproval" else "warning",
+    }
+
+
 def _alerts(notice: Notice, *, now: datetime, until: datetime | None) -> list[dict[str, Any]]:
     ends = until if until is not None and until > now else now + timedelta(hours=1)
+    resolved = (
+        [{"labels": _labels(notice, "PendingApproval"), "endsAt": format_time(now)}]
+        if notice.event in _ANSWERS
+        else []
+    )
     return [
+        *resolved,
         {
-            "labels": {
-                "alertname": ALERT_NAME,
-                "namespace": notice.namespace,
-                "decision": notice.decision,
-                "modeldeployment": notice.model_deployment,
-                "event": notice.event,
-                "severity": "critical" if notice.event == "PendingApproval" else "warning",
-            },
+            "labels": _labels(notice, notice.event),
             "annotations": {
                 "summary": notice.title,
                 "description": notice.text,
@@ -231,7 +280,7 @@ def _alerts(notice: Notice, *, now: datetime, until: datetime | None) -> list[di
             "startsAt": format_time(now),
             "endsAt": format_time(ends),
             **({"generatorURL": notice.link} if notice.link else {}),
-        }
+        },
     ]
 
 
@@ -239,7 +288,8 @@ def request_for(
     receiver: Receiver, notice: Notice, *, key: str, now: datetime, until: datetime | None
 ) -> Request:
     """The HTTP POST that tells ``receiver`` of ``notice``; ``until``: when an alert about it
-    stops mattering (a pending decision's approval deadline), for Alertmanager."""
+    stops mattering (a pending decision's approval deadline), for Alertmanager; ``now``: when
+    the transition was made."""
     endpoint = receiver.endpoint
     headers = {"Content-Type": "application/json", "X-Rollguard-Key": key, **endpoint.headers}
     if receiver.kind == "alertmanager":

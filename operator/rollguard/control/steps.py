@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rollguard")
 
-# The reasons of transitions that changed the workload, and of those that say the change did
-# not help: what ``core.notices.raised`` calls Executed and ValidationFailed.
-CHANGED_WORKLOAD = frozenset({reasons.ROLLBACK_EXECUTED, reasons.ROLLOUT_PAUSED})
+# The reasons of transitions that say a change of the workload did not help: what
+# ``core.notices.raised`` calls ValidationFailed. (Executed: a transition that records an
+# execution that reached its target, ``status.execution.patched``.)
 VALIDATION_FAILED = frozenset({reasons.VALIDATION_FAILED, reasons.ROLLOUT_TIMED_OUT})
 
 
@@ -171,7 +171,7 @@ class Step:
             return []
         events = notices.raised(
             transition.phase,
-            changed_workload=transition.reason in CHANGED_WORKLOAD,
+            changed_workload=bool((transition.status.get("execution") or {}).get("patched")),
             validation_failed=transition.reason in VALIDATION_FAILED,
             escalates=transition.escalate is not None,
         )

@@ -3,8 +3,10 @@ raises, which receivers a policy's ``notify`` subscribes to them, and the messag
 model, revisions, score and money at risk, the worst signals, the recommendation, the exact
 approve and reject commands and the web view's link).
 
-Delivering a message (receivers, retries, recording) is ``control.notifications``; this
-module only decides. Callers: ``control.steps`` (a transition written) and tests. PURE.
+Delivering a message (receivers, retries, recording) is ``control.notifications`` and
+``control.delivery``; this module only decides, including a delivery attempt's outcome.
+Callers: ``control.steps`` (a transition written), ``control.delivery``, the recorded-series
+simulator (``simulation.virtual``) and tests. PURE.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
-from rollguard.api.decision import RollbackDecisionSpec
+from rollguard.api.decision import NotificationState, RollbackDecisionSpec
 from rollguard.api.policy import Notify, NotifyOn
 from rollguard.core.display import reason_text, score_text
 
@@ -30,7 +32,7 @@ WORST_SIGNALS = 3  # signals a message lists, worst first
 def raised(
     phase: str, *, changed_workload: bool, validation_failed: bool, escalates: bool
 ) -> tuple[NotifyOn, ...]:
-    """What a move to ``phase`` is, as ``notify.on`` names it, most specific first:
+    """What a move to ``phase`` is, as ``notify.transitions`` names it, most specific first:
     ``changed_workload`` (the rollback or pause was applied), ``validation_failed`` (the
     change did not bring the score down, or its rollout never completed), ``escalates`` (the
     ModelDeployment stops automatic actions until a human clears it)."""
@@ -51,7 +53,7 @@ def subscribed(notify: Sequence[Notify], events: Sequence[NotifyOn]) -> list[tup
     event it asked for: one message per receiver and transition, however many lines name it."""
     wanted: dict[str, set[str]] = {}
     for n in notify:
-        wanted.setdefault(n.receiver, set()).update(n.on)
+        wanted.setdefault(n.receiver, set()).update(n.transitions)
     out: list[tuple[str, NotifyOn]] = []
     for receiver, on in wanted.items():
         first = next((e for e in events if e in on), None)
@@ -145,12 +147,17 @@ def notice(
     event: NotifyOn,
     namespace: str,
     name: str,
-    phase: str,
+    phase_now: str,
     message: str,
     dashboard_url: str | None,
 ) -> Notice:
-    """The message telling of ``event`` for decision ``namespace/name`` (now in ``phase``,
-    whose Event said ``message``); ``dashboard_url``: the web view's base, for a link."""
+    """The message telling of ``event`` for decision ``namespace/name``, which is now in
+    ``phase_now`` (its status message: ``message``); ``dashboard_url``: the web view's base,
+    for a link. A message delivered late says where the decision is now, and offers no
+    approve command for a decision that no longer waits."""
+    phase = event if event in PHASE_EVENTS else phase_now
+    moved_on = phase != phase_now
+    message = f"(now {phase_now}: {message})" if moved_on else message
     target = f"{spec.target.kind}/{spec.target.name}"
     subject = f"{namespace}/{spec.model_deployment_ref.name} ({target})"
     impact, rec = spec.impact, spec.recommended
@@ -166,7 +173,7 @@ def notice(
     for s in signals:
         value = "no data" if s["value"] is None else f"{s['value']:.4g}"
         lines.append(f"  {s['name']}: {s['status']} at {value} (severity {s['severity']:.2f})")
-    cmds = commands(namespace, name) if phase == "PendingApproval" else {}
+    cmds = commands(namespace, name) if phase_now == "PendingApproval" else {}
     if cmds:
         lines += [f"Approve: {cmds['approve']}", f"Reject:  {cmds['reject']}"]
     link = None
@@ -207,3 +214,15 @@ def retry_after(attempts: int) -> float | None:
     if attempts >= MAX_ATTEMPTS:
         return None
     return float(min(MAX_RETRY, FIRST_RETRY * 2.0 ** max(0, attempts - 1)))
+
+
+def outcome(
+    attempts: int, failure: str | None, *, final: bool = False
+) -> tuple[NotificationState, float | None]:
+    """A message's state after its ``attempts``-th attempt failed with ``failure`` (None: it
+    was taken), and the seconds to wait before the next (None: there is none). ``final``: no
+    attempt could ever succeed (the receiver is not defined)."""
+    if failure is None:
+        return "Delivered", None
+    wait = None if final else retry_after(attempts)
+    return ("Failed" if wait is None else "Pending"), wait

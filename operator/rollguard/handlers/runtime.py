@@ -15,7 +15,7 @@ import kopf
 
 from rollguard.control import health
 from rollguard.control.lifecycle import Lifecycle
-from rollguard.control.notifications import Notifier
+from rollguard.control.notifications import LAPSE, Notifier
 from rollguard.control.receivers import ReceiversSource
 from rollguard.control.settings import Settings
 from rollguard.control.steps import Memory
@@ -63,6 +63,8 @@ def configure(settings: Settings, cluster: Cluster | None = None) -> Runtime:
         cluster=cluster,
         receivers=ReceiversSource(settings.receivers),
         serialised=memory.serialised,
+        # The decision daemons hand pending messages over every decision poll.
+        lapse=max(LAPSE, 5 * settings.decision_poll),
     )
     _runtime = Runtime(
         settings=settings,
@@ -82,23 +84,15 @@ def configure(settings: Settings, cluster: Cluster | None = None) -> Runtime:
 
 
 def start_notifications() -> None:
-    """Start delivering messages, and say at start-up whom the operator can notify."""
+    """Start delivering messages; the receivers file's first reading says whom the operator
+    can notify (a line in the log)."""
     runtime = current()
     notifier = runtime.lifecycle.notifier
     if notifier is None:
         return
-    path = runtime.settings.receivers
-    config = notifier.receivers.current()
-    if not path:
+    if not runtime.settings.receivers:
         log.info("No receivers file (--receivers): nobody is notified")
-    elif notifier.receivers.error:
-        log.error("Receivers file: %s", notifier.receivers.error)
-    else:
-        log.info(
-            "Receivers file %s: %s",
-            path,
-            ", ".join(f"{r.name} ({r.kind})" for r in config.receivers) or "no receivers",
-        )
+    notifier.receivers.current()
     notifier.start()
 
 
@@ -206,6 +200,15 @@ async def _startup(settings: kopf.OperatorSettings, **_: object) -> None:
         runtime.settings.prometheus_url,
         ", ".join(runtime.settings.namespaces) or "all",
     )
+
+
+@kopf.on.cleanup()
+async def _stop_notifications(**_: object) -> None:
+    """Let an attempt in flight finish (bounded); what is left stays Pending on its
+    decision, for the replica that acts next."""
+    notifier = current().lifecycle.notifier
+    if notifier is not None:
+        await asyncio.to_thread(notifier.stop, 5.0)
 
 
 @kopf.on.probe(id="rollguard")

@@ -289,13 +289,23 @@ class Cluster:
         )
 
     def patch_status(
-        self, kind: str, *, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        kind: str,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """A merge patch of the status subresource."""
+        """A merge patch of the status subresource; with ``resource_version`` the API server
+        refuses it (409) if the object changed since it was read."""
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         return cast(
             dict[str, Any],
             self._custom().patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURALS[kind], name, {"status": dict(status)}
+                GROUP, VERSION, namespace, PLURALS[kind], name, body
             ),
         )
 

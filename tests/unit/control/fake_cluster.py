@@ -552,9 +552,19 @@ class FakeCluster:
         return copy.deepcopy(merged)
 
     def patch_status(
-        self, kind: str, *, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        kind: str,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
         stored = self._stored(kind, namespace, name)
+        if resource_version is not None and resource_version != stored["metadata"].get(
+            "resourceVersion"
+        ):
+            raise _error(409, "Conflict", f'the object "{name}" has been modified')
         merged = dict(stored)
         merged["status"] = _merge(stored.get("status") or {}, _wire(dict(status)))
         merged["metadata"] = {**stored["metadata"], "resourceVersion": self._next_version()}

@@ -44,7 +44,7 @@ STEP = 15
 EXAMPLES = int(os.environ.get("ROLLGUARD_DIFFERENTIAL_EXAMPLES", "150"))
 
 Row = tuple[float, int, str, bool, bool, str, tuple[str, ...]]
-EVERYTHING = [{"on": list(NOTIFY_ON), "receiver": "all"}]
+EVERYTHING = [{"transitions": list(NOTIFY_ON), "receiver": "all"}]
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,12 @@ import reason_scenarios as s
 from fake_cluster import NAMESPACE, POLICY, FakeCluster
 from operator_harness import OperatorRun, run_operator
 
-from rollguard.control.notifications import DeliveryError, Notifier, unsettled
+from rollguard.control.notifications import Notifier, unsettled
+from rollguard.control.posting import DeliveryError
 from rollguard.control.receivers import ReceiversSource, Request
 from rollguard.control.steps import Memory
 from rollguard.core import notices
-from rollguard.kube.client import Cluster
+from rollguard.kube.client import ApiError, Cluster
 
 SECRET = "T000-B000-s3cr3t"
 RECEIVERS = f"""
@@ -68,7 +69,11 @@ def _run(
     *,
     by: str | None = "alice",
     receivers: str = RECEIVERS,
+    deliver: bool = False,
 ) -> tuple[OperatorRun, list[Notifier]]:
+    """The approval scenario (alice approves at ANSWERED unless ``by`` is None) with the
+    notify list ``notify`` (None: no notifier at all); ``deliver``: every pending message is
+    attempted at each evaluation time, as the workers would."""
     path = tmp_path / "receivers.yaml"
     path.write_text(receivers)
     made: list[Notifier] = []
@@ -93,6 +98,8 @@ def _run(
     def act(now: float, fake: FakeCluster) -> None:
         for a in acts:
             a(now, fake)
+        if deliver and made:
+            _deliver_all(made[0], fake)
 
     run = run_operator(
         spec,
@@ -104,8 +111,8 @@ def _run(
     return run, made
 
 
-def _deliver_all(notifier: Notifier, run: OperatorRun) -> None:
-    for obj in run.cluster.list_objects("RollbackDecision", namespace=NAMESPACE):
+def _deliver_all(notifier: Notifier, fake: FakeCluster) -> None:
+    for obj in fake.list_objects("RollbackDecision", namespace=NAMESPACE):
         for n in obj["status"].get("notifications", []):
             if n["state"] == "Pending":
                 notifier.deliver(NAMESPACE, obj["metadata"]["name"], n["receiver"], n["transition"])
@@ -117,7 +124,7 @@ def _entries(run: OperatorRun) -> list[dict[str, Any]]:
 
 
 def test_each_transition_raises_its_messages_as_pending_in_its_own_write(tmp_path: Path) -> None:
-    run, _ = _run(tmp_path, [{"on": EVERYTHING, "receiver": "hook"}], Sink())
+    run, _ = _run(tmp_path, [{"transitions": EVERYTHING, "receiver": "hook"}], Sink())
     raised = [(n["transition"], n["state"], n["attempts"]) for n in _entries(run)]
     # Approved by alice, executed (rollback applied), then validation goes on: one message
     # per transition, the most specific name each time.
@@ -130,7 +137,11 @@ def test_each_transition_raises_its_messages_as_pending_in_its_own_write(tmp_pat
 
 def test_messages_change_nothing_the_decision_does(tmp_path: Path) -> None:
     quiet, _ = _run(tmp_path, None, Sink())
-    told, _ = _run(tmp_path, [{"on": EVERYTHING, "receiver": "hook"}], Sink(fail=1000))
+    refusing = Sink(fail=1000)
+    told, _ = _run(
+        tmp_path, [{"transitions": EVERYTHING, "receiver": "hook"}], refusing, deliver=True
+    )
+    assert refusing.fail < 1000  # the receiver was tried, and refused, all along
     assert [e["reason"] for e in told.events] == [e["reason"] for e in quiet.events]
     assert told.deployment_patches == quiet.deployment_patches
     assert [d.phase for d in told.decisions] == [d.phase for d in quiet.decisions]
@@ -140,9 +151,10 @@ def test_a_pending_decision_reaches_every_kind_of_receiver_with_the_approve_comm
     tmp_path: Path,
 ) -> None:
     sink = Sink()
-    notify = [{"on": ["PendingApproval"], "receiver": r} for r in ("hook", "chat", "alerts")]
-    run, [notifier] = _run(tmp_path, notify, sink, by=None)
-    _deliver_all(notifier, run)
+    notify = [
+        {"transitions": ["PendingApproval"], "receiver": r} for r in ("hook", "chat", "alerts")
+    ]
+    run, _ = _run(tmp_path, notify, sink, by=None, deliver=True)
     name = run.stored_decisions[0]["metadata"]["name"]
     approve = f"rollguard approve {name} -n {NAMESPACE} --reason '...'"
     hook, chat, alerts = sink.bodies()
@@ -167,7 +179,9 @@ def test_a_refused_message_is_retried_with_backoff_then_given_up_without_its_sec
     tmp_path: Path,
 ) -> None:
     sink = Sink(fail=10_000)
-    run, [notifier] = _run(tmp_path, [{"on": ["PendingApproval"], "receiver": "chat"}], sink)
+    run, [notifier] = _run(
+        tmp_path, [{"transitions": ["PendingApproval"], "receiver": "chat"}], sink
+    )
     name = run.stored_decisions[0]["metadata"]["name"]
     waits = []
     for _ in range(notices.MAX_ATTEMPTS):
@@ -185,8 +199,10 @@ def test_a_refused_message_is_retried_with_backoff_then_given_up_without_its_sec
 
 
 def test_a_message_to_a_receiver_the_file_does_not_define_fails_at_once(tmp_path: Path) -> None:
-    run, [notifier] = _run(tmp_path, [{"on": ["PendingApproval"], "receiver": "nobody"}], Sink())
-    _deliver_all(notifier, run)
+    run, [notifier] = _run(
+        tmp_path, [{"transitions": ["PendingApproval"], "receiver": "nobody"}], Sink()
+    )
+    _deliver_all(notifier, run.cluster)
     [entry] = _entries(run)
     assert (entry["state"], entry["attempts"]) == ("Failed", 1)
     assert entry["reason"] == "no receiver named nobody in the receivers file"
@@ -194,7 +210,9 @@ def test_a_message_to_a_receiver_the_file_does_not_define_fails_at_once(tmp_path
 
 def test_a_restarted_operator_delivers_what_was_left_pending_once(tmp_path: Path) -> None:
     sink = Sink()
-    run, _ = _run(tmp_path, [{"on": ["PendingApproval", "Approved"], "receiver": "hook"}], sink)
+    run, _ = _run(
+        tmp_path, [{"transitions": ["PendingApproval", "Approved"], "receiver": "hook"}], sink
+    )
     (path,) = tmp_path.glob("receivers.yaml")
     memory = Memory()
     again = Notifier(
@@ -218,24 +236,103 @@ def test_a_restarted_operator_delivers_what_was_left_pending_once(tmp_path: Path
     assert not unsettled(obj["status"])
 
 
-@pytest.mark.parametrize(
-    ("receivers", "why"),
-    [
-        ("receivers: [", "not YAML at line"),
-        (
-            "receivers:\n  - name: hook\n    webhook: {url: 'ftp://x'}\n",
-            "receivers[0].webhook.url: must be an http(s) URL",
-        ),
-    ],
-)
-def test_a_broken_receivers_file_keeps_the_decision_moving(
-    tmp_path: Path, receivers: str, why: str
+def test_a_missing_or_broken_receivers_file_keeps_messages_pending_and_decisions_moving(
+    tmp_path: Path,
 ) -> None:
+    for text in ("receivers: [", "receivers:\n  - name: hook\n    webhook: {url: 'ftp://x'}\n"):
+        run, [notifier] = _run(
+            tmp_path,
+            [{"transitions": ["PendingApproval"], "receiver": "hook"}],
+            Sink(),
+            receivers=text,
+        )
+        _deliver_all(notifier, run.cluster)
+        [entry] = _entries(run)
+        assert (entry["state"], entry["attempts"]) == ("Pending", 1)  # the Secret may be fixed
+        assert entry["reason"] == "receivers file missing or invalid (see the operator's log)"
+        assert run.decisions[0].phase == "Validating"
+
+
+def test_a_message_another_writer_settled_meanwhile_is_left_as_it_is(tmp_path: Path) -> None:
+    sink = Sink()
     run, [notifier] = _run(
-        tmp_path, [{"on": ["PendingApproval"], "receiver": "hook"}], Sink(), receivers=receivers
+        tmp_path, [{"transitions": ["PendingApproval"], "receiver": "hook"}], sink
     )
-    _deliver_all(notifier, run)
+    [obj] = run.cluster.list_objects("RollbackDecision", namespace=NAMESPACE)
+    name = obj["metadata"]["name"]
+    settled = [{**n, "state": "Delivered", "attempts": 1} for n in obj["status"]["notifications"]]
+
+    def other_replica_first(request: Request, timeout: float) -> None:
+        sink(request, timeout)
+        run.cluster.patch_status(
+            "RollbackDecision", namespace=NAMESPACE, name=name, status={"notifications": settled}
+        )
+
+    notifier.delivery.send = other_replica_first
+    assert notifier.deliver(NAMESPACE, name, "hook", "PendingApproval") is None
     [entry] = _entries(run)
-    assert entry["state"] == "Failed"
-    assert why in (notifier.receivers.error or "")
-    assert run.decisions[0].phase == "Validating"
+    assert (entry["state"], entry["attempts"]) == ("Delivered", 1)  # not written twice
+
+
+def test_a_message_taken_but_not_recorded_is_recorded_without_posting_again(
+    tmp_path: Path,
+) -> None:
+    sink = Sink()
+    run, [notifier] = _run(
+        tmp_path, [{"transitions": ["PendingApproval"], "receiver": "hook"}], sink
+    )
+    name = run.stored_decisions[0]["metadata"]["name"]
+    real = run.cluster.patch_status
+
+    def down(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise ApiError(status=503, reason="Service Unavailable")
+
+    run.cluster.patch_status = down  # type: ignore[method-assign]
+    with pytest.raises(ApiError):
+        notifier.deliver(NAMESPACE, name, "hook", "PendingApproval")
+    run.cluster.patch_status = real  # type: ignore[method-assign]
+    assert notifier.deliver(NAMESPACE, name, "hook", "PendingApproval") is None
+    assert len(sink.requests) == 1
+    assert _entries(run)[0]["state"] == "Delivered"
+
+
+def test_messages_the_lifecycle_stops_handing_over_lapse(tmp_path: Path) -> None:
+    """A replica that stopped acting (its decision daemons paused) leaves its messages to
+    the one that acts."""
+    run, _ = _run(tmp_path, [{"transitions": ["PendingApproval"], "receiver": "hook"}], Sink())
+    clock = [run.cluster.now]
+    sink = Sink()
+    n = Notifier(
+        cluster=run.cluster,  # type: ignore[arg-type]  # the fake API server
+        receivers=ReceiversSource(None),
+        serialised=Memory().serialised,
+        send=sink,
+        clock=lambda: clock[0],
+        lapse=30,
+    )
+    [obj] = run.cluster.list_objects("RollbackDecision", namespace=NAMESPACE)
+    n.resume(obj)
+    clock[0] += 31
+    n.start(workers=1)
+    try:
+        assert n.drain(timeout=5)
+    finally:
+        n.stop()
+    assert sink.requests == []
+    assert _entries(run)[0]["state"] == "Pending"
+
+
+def test_an_execution_that_found_its_target_live_is_told_as_executed(tmp_path: Path) -> None:
+    """After a crash between the rollback patch and its record, the retry finds the target
+    serving (AlreadyAtTarget): the workload was changed all the same."""
+    from rollguard.control import reasons  # noqa: PLC0415
+    from rollguard.control.steps import Transition  # noqa: PLC0415
+    from rollguard.core import notices as n  # noqa: PLC0415
+
+    already = Transition(
+        "Validating", reasons.ALREADY_AT_TARGET, "already", status={"execution": {"patched": True}}
+    )
+    patched = bool((already.status.get("execution") or {}).get("patched"))
+    assert n.raised(
+        already.phase, changed_workload=patched, validation_failed=False, escalates=False
+    ) == ("Executed",)

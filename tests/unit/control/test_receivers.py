@@ -4,6 +4,7 @@ is sent, and ``post`` against real loopback HTTP servers."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rollguard.control.notifications import DeliveryError, post
+from rollguard.control.posting import DeliveryError, post
 from rollguard.control.receivers import ReceiversError, ReceiversSource, Request, parse
 
 TOKEN = "xoxb-very-secret"
@@ -39,6 +40,26 @@ receivers:
     assert "receivers[1]: set exactly one of webhook, slack and alertmanager" in message
     assert "receivers[2].alertmanager.tokne: unknown field" in message
     assert TOKEN not in message
+
+
+def test_a_header_value_on_more_than_one_line_is_refused_without_its_value() -> None:
+    text = f"receivers:\n - name: a\n   webhook:\n     url: http://x\n     headers:\n" \
+           f"       Authorization: |\n         Bearer {TOKEN}\n"  # fmt: skip
+    with pytest.raises(ReceiversError) as err:
+        parse(text, source="r")
+    assert "receivers[0].webhook.headers: header Authorization: the value must be one line" in str(
+        err.value
+    )
+    assert TOKEN not in str(err.value)
+
+
+def test_a_request_the_http_client_refuses_fails_in_words_without_the_secret() -> None:
+    bad = Request("http://127.0.0.1:9/", b"{}", {"Authorization": f"Bearer {TOKEN}\n"})
+    with pytest.raises(DeliveryError) as err:
+        post(bad, 1.0)
+    assert str(err.value) == (
+        "the receiver's URL or headers cannot be sent (check the receivers file)"
+    )
 
 
 def test_duplicate_names_and_a_non_mapping_are_refused() -> None:
@@ -79,6 +100,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.delay:
             threading.Event().wait(self.delay)
         self.send_response(self.status)
+        if self.status == 302:
+            self.send_header("Location", "http://127.0.0.2:9/elsewhere")
+        self.send_header("Content-Length", "0")
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -113,6 +137,9 @@ def test_post_delivers_and_describes_each_failure_in_its_own_words(
     _Handler.status, _Handler.delay = 200, 1.5
     with pytest.raises(DeliveryError, match=r"^no answer within 0.3s$"):
         post(req, 0.3)
+    _Handler.delay, _Handler.status = 0.0, 302
+    with pytest.raises(DeliveryError, match=r"^receiver answered HTTP 302$"):
+        post(req, 2.0)  # a redirect is not followed: the token stays where it was sent
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
@@ -151,3 +178,14 @@ def test_each_kind_of_receiver_is_sent_its_own_format() -> None:
     [alert] = json.loads(am.body)
     assert alert["endsAt"] == "2026-01-01T00:30:00Z"
     assert alert["labels"]["severity"] == "critical"
+    answered = dataclasses.replace(notice, event="Approved", lines=("a <b> & c",))
+    resolve, approved = json.loads(request_for(config.receivers[2], answered, key="k", now=now,
+                                               until=None).body)  # fmt: skip
+    assert resolve == {
+        "labels": {**alert["labels"]},
+        "endsAt": "2026-01-01T00:00:00Z",
+    }  # the approval alert ends when the decision no longer waits
+    assert approved["labels"]["event"] == "Approved"
+    slack = json.loads(request_for(config.receivers[1], answered, key="k", now=now,
+                                   until=None).body)  # fmt: skip
+    assert slack["blocks"][1]["text"]["text"] == "a &lt;b&gt; &amp; c"

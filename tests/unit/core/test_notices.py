@@ -40,10 +40,10 @@ def test_a_transition_raises_its_most_specific_names_first() -> None:
 
 def test_a_receiver_hears_once_per_transition_with_the_name_it_asked_for() -> None:
     notify = [
-        Notify(on=["Failed"], receiver="pager"),
-        Notify(on=["Escalated", "ValidationFailed"], receiver="pager"),
-        Notify(on=["Escalated"], receiver="chat"),
-        Notify(on=["PendingApproval"], receiver="quiet"),
+        Notify(transitions=["Failed"], receiver="pager"),
+        Notify(transitions=["Escalated", "ValidationFailed"], receiver="pager"),
+        Notify(transitions=["Escalated"], receiver="chat"),
+        Notify(transitions=["PendingApproval"], receiver="quiet"),
     ]
     told = notices.subscribed(notify, ("ValidationFailed", "Failed", "Escalated"))
     assert told == [("pager", "ValidationFailed"), ("chat", "Escalated")]
@@ -62,7 +62,7 @@ def test_a_receiver_hears_once_per_transition_with_the_name_it_asked_for() -> No
 def test_subscriptions_tell_each_receiver_at_most_once_of_what_it_asked_for(
     lines: list[tuple[list[NotifyOn], str]], events: list[NotifyOn]
 ) -> None:
-    notify = [Notify(on=on, receiver=r) for on, r in lines]
+    notify = [Notify(transitions=on, receiver=r) for on, r in lines]
     told = notices.subscribed(notify, events)
     receivers = [r for r, _ in told]
     assert len(receivers) == len(set(receivers))
