@@ -29,8 +29,10 @@ from devenv.drillreport import drill
 from devenv.faultproxy import FaultProxy, Mode
 from devenv.launcher import EnvInfo, Environment
 from devenv.operatorproc import OperatorProcess, start_operator
+from devenv.receivers import Sink
 from devenv.testing import Kubectl
 from rollguard.cli import main as rollguard_main
+from rollguard.core.notices import NOTIFY_ON
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +230,16 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
     kind: str,
 ) -> None:
     grant(kubectl, scenario.ns, "rollguard-approver", user="alice")
-    _setup(scenario, kind, policy=needs_approval())
+    # Every transition is told to a webhook: each kill right after a write leaves its messages
+    # Pending on the decision, for the restarted operator to deliver (at least once).
+    hook = Sink().start()
+    assert operator.receivers is not None
+    operator.receivers.write_text(
+        json.dumps({"receivers": [{"name": "hook", "webhook": {"url": hook.url}}]})
+    )
+    policy = needs_approval()
+    policy["notify"] = [{"transitions": list(NOTIFY_ON), "receiver": "hook"}]
+    _setup(scenario, kind, policy=policy)
     wait_for("Healthy", lambda: scenario.phase() == "Healthy", operator=operator)
     created = _generation(scenario)  # 1; 2 for a Rollout, whose spec Argo's controller completes
     began = time.monotonic()
@@ -287,7 +298,23 @@ def test_killed_after_every_step_of_a_decision_it_patches_once_and_finishes(
             assert scenario.profile() == "healthy"
             kube = [f"--kubeconfig={env.kubeconfig}", "--context=admin"]
             assert rollguard_main(["audit", "verify", "-n", scenario.ns, *kube]) == 0
+            told = wait_for(
+                "every message delivered",
+                lambda: (
+                    (n := scenario.get("rollbackdecisions", name)["status"]["notifications"])
+                    and all(e["state"] == "Delivered" for e in n)
+                    and n
+                ),
+                operator=operator,
+            )
+            raised = [e["transition"] for e in told]
+            assert raised == ["PendingApproval", "Approved", "Executed", "Succeeded"], told
+            assert {p.body["event"] for p in hook.posted} == set(raised)  # at least once each
+            print(f"Messages posted: {len(hook.posted)} for {len(raised)} transitions")
         finally:
+            hook.stop()
+            if operator.receivers is not None:
+                operator.receivers.unlink(missing_ok=True)
             patches = [
                 r
                 for r in tripping.since(began)

@@ -213,7 +213,7 @@ def main() -> int:
         kubectl -n {NAMESPACE} describe rbd {story.decision}
         kubectl -n {NAMESPACE} get events --sort-by=.lastTimestamp
         .venv/bin/rollguard replay <(kubectl -n {NAMESPACE} get rbd {story.decision} -o yaml)
-        .venv/bin/rollguard dashboard --context alice   # the decisions in your browser
+        .venv/bin/rollguard dashboard --context alice -n {NAMESPACE}   # decisions in a browser
         tail {operator.audit}
         Prometheus: {env.prometheus_url}   operator metrics: {operator.metrics_url}
         make dev-down    # stops the operator and the environment

@@ -8,6 +8,7 @@ and what it saw last."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -193,7 +194,7 @@ class Story:
             for posted in channel.posted:
                 text = posted.body.get("text", "") if isinstance(posted.body, dict) else ""
                 if self.decision in text:
-                    return str(text)
+                    return html.unescape(str(text))  # Slack's markup escapes <, > and &
             return None
 
         text: str = self.wait("the on-call channel's message", told)

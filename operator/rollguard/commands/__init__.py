@@ -109,7 +109,10 @@ def list_model_deployments(*, cluster: Cluster, fallback: Sequence[str]) -> List
         return Listing(cluster.list_objects("ModelDeployment"), None)
     except ApiError as err:
         if err.status != 403 or not fallback:
-            raise api_refusal(err, "cannot list ModelDeployments in all namespaces") from err
+            where = "" if fallback or err.status != 403 else " (name the ones you may read: -n)"
+            raise api_refusal(
+                err, f"cannot list ModelDeployments in all namespaces{where}"
+            ) from err
     items: list[dict[str, Any]] = []
     for ns in fallback:
         try:

@@ -119,7 +119,10 @@ def _move(spec: RollbackDecisionSpec) -> str:
 
 
 def _signals(spec: RollbackDecisionSpec) -> tuple[dict[str, object], ...]:
-    worst = sorted(spec.signals, key=lambda s: (-s.severity, s.name))[:WORST_SIGNALS]
+    """The worst signals: those not Ok, worst first (at most WORST_SIGNALS); the worst one
+    when all are Ok."""
+    ranked = sorted(spec.signals, key=lambda s: (-s.severity, s.name))
+    worst = [s for s in ranked if s.status != "Ok"][:WORST_SIGNALS] or ranked[:1]
     return tuple(
         {
             "name": s.name,
