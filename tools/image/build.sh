@@ -24,6 +24,9 @@
 #   ROLLGUARD_CACHE   cache root (default: ${XDG_CACHE_HOME:-$HOME/.cache}/rollguard)
 #   DEBIAN_MIRROR     Debian mirror (default: the one in /etc/apt/sources.list*, or
 #                     http://deb.debian.org/debian)
+#   DEBIAN_SECURITY_MIRROR  Debian's security archive (default: the mirror's /debian-security)
+#   ROLLGUARD_IMAGE_REBUILD_BASE=1  build the base again although it is cached (Debian's
+#                     security updates reach the base only this way)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -37,31 +40,19 @@ CACHE=${ROLLGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rollguard}/image
 ARCHIVE="$CACHE/rollguard-$VERSION.oci.tar"
 PY=${PYTHON:-$REPO/.venv/bin/python}
 
-# What the base layer is made of; a change here (or to deploy/requirements.txt) rebuilds it.
-BASE_RECIPE="bookworm minbase python3 ca-certificates tzdata; no docs; uid 10001; v1"
-BASE_KEY=$( { echo "$BASE_RECIPE"; cat deploy/requirements.txt; } | sha256sum | cut -c1-16)
-BASE_IMAGE="localhost/rollguard-base:$BASE_KEY"
-
-# buildah with a storage of its own under the cache: overlay where the kernel has it (starting
-# a container from the base is then free), else vfs, which copies the base for every build.
-DRIVER=${ROLLGUARD_IMAGE_DRIVER:-$(grep -qw overlay /proc/filesystems && echo overlay || echo vfs)}
-bh() {
-  buildah --root "$CACHE/storage-$DRIVER" --runroot "$CACHE/run-$DRIVER" --storage-driver "$DRIVER" "$@"
+# What a run leaves behind if it fails part-way: temporary directories and working containers
+# (mounted or not). Removed on every exit; on success the containers were committed already.
+CLEAN_DIRS=()
+CONTAINERS=()
+cleanup() {
+  local c d
+  for c in "${CONTAINERS[@]}"; do
+    bh umount "$c" >/dev/null 2>&1 || true
+    bh rm "$c" >/dev/null 2>&1 || true
+  done
+  for d in "${CLEAN_DIRS[@]}"; do rm -rf "$d"; done
 }
-
-if [ "${1:-}" = "--check" ]; then
-  command -v buildah >/dev/null 2>&1 && bh inspect --type image "$BASE_IMAGE" >/dev/null 2>&1
-  exit
-fi
-
-[ "$(id -u)" -eq 0 ] || die "run as root (buildah and mmdebstrap build a root filesystem)"
-for tool in buildah mmdebstrap; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (bash tools/install-deps.sh)"
-done
-mkdir -p "$CACHE/wheels" "$CACHE/pip"
-# One build at a time: `make image` and the image test may run together.
-exec 9>"$CACHE/.lock"
-flock 9
+trap cleanup EXIT
 
 # pip itself, run from its wheel inside the root filesystem, so that the image has no pip.
 pip_wheel() {
@@ -85,7 +76,7 @@ mirror() {
 build_base() {
   local started=$SECONDS work pip mirror_url security ctr
   work=$(mktemp -d "$CACHE/base.XXXXXX")
-  trap 'rm -rf "$work"' RETURN
+  CLEAN_DIRS+=("$work")
   log "building the base layer $BASE_IMAGE (Debian packages and pinned wheels; about 2 minutes)"
   # The pinned wheels, for CPython 3.11 on Linux (Debian bookworm's python3 is 3.11).
   "$PY" -m pip wheel -q --no-deps --wheel-dir "$CACHE/wheels/$BASE_KEY" \
@@ -94,7 +85,7 @@ build_base() {
   mkdir -p "$work/wheels"
   cp "$CACHE/wheels/$BASE_KEY"/*.whl "$pip" "$work/wheels/"
   mirror_url=$(mirror)
-  security=${mirror_url%/debian*}/debian-security
+  security=${DEBIAN_SECURITY_MIRROR:-${mirror_url%/debian*}/debian-security}
   mmdebstrap --quiet --mode=root --variant=minbase --include=python3,ca-certificates,tzdata \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -109,6 +100,7 @@ build_base() {
     "deb $mirror_url bookworm main" "deb $mirror_url bookworm-updates main" \
     "deb $security bookworm-security main" >&2
   ctr=$(bh from --quiet scratch)
+  CONTAINERS+=("$ctr")
   bh add --quiet "$ctr" "$work/rootfs.tar" / >/dev/null
   bh config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --label "dev.rollguard.base-recipe=$BASE_RECIPE" "$ctr"
@@ -126,7 +118,7 @@ build_base() {
 build_app() {
   local started=$SECONDS work wheel pip ctr mnt previous
   work=$(mktemp -d "$CACHE/app.XXXXXX")
-  trap 'rm -rf "$work"' RETURN
+  CLEAN_DIRS+=("$work")
   # The wheel of this checkout, from a copy of only what the Dockerfile copies.
   mkdir -p "$work/src"
   cp -r pyproject.toml README.md operator "$work/src/"
@@ -136,6 +128,7 @@ build_app() {
   wheel=$(ls "$work"/dist/rollguard-*.whl)
   pip=$(pip_wheel)
   ctr=$(bh from --quiet "$BASE_IMAGE")
+  CONTAINERS+=("$ctr")
   mnt=$(bh mount "$ctr")
   mkdir -p "$mnt/wheels"
   cp "$wheel" "$pip" "$mnt/wheels/"
@@ -159,6 +152,39 @@ build_app() {
   log "app layer built and exported in $((SECONDS - started)) s"
 }
 
-bh inspect --type image "$BASE_IMAGE" >/dev/null 2>&1 || build_base
+
+# What the base layer is made of; a change here (or to deploy/requirements.txt) rebuilds it.
+BASE_RECIPE="bookworm minbase python3 ca-certificates tzdata; no docs; uid 10001; v1"
+# The key covers the recipe's words, the pinned requirements and build_base's own text, so an
+# edit of how the base is built rebuilds it.
+BASE_KEY=$( { echo "$BASE_RECIPE"; cat deploy/requirements.txt; declare -f build_base; } \
+  | sha256sum | cut -c1-16)
+BASE_IMAGE="localhost/rollguard-base:$BASE_KEY"
+
+# buildah with a storage of its own under the cache: overlay where the kernel has it (starting
+# a container from the base is then free), else vfs, which copies the base for every build.
+DRIVER=${ROLLGUARD_IMAGE_DRIVER:-$(grep -qw overlay /proc/filesystems && echo overlay || echo vfs)}
+bh() {
+  buildah --root "$CACHE/storage-$DRIVER" --runroot "$CACHE/run-$DRIVER" --storage-driver "$DRIVER" "$@"
+}
+
+if [ "${1:-}" = "--check" ]; then
+  command -v buildah >/dev/null 2>&1 && bh inspect --type image "$BASE_IMAGE" >/dev/null 2>&1
+  exit
+fi
+
+[ "$(id -u)" -eq 0 ] || die "run as root (buildah and mmdebstrap build a root filesystem)"
+for tool in buildah mmdebstrap; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (bash tools/install-deps.sh)"
+done
+mkdir -p "$CACHE/wheels" "$CACHE/pip"
+# One build at a time: `make image` and the image test may run together.
+exec 9>"$CACHE/.lock"
+flock -n 9 || { log "waiting for another image build to finish"; flock 9; }
+
+if [ "${ROLLGUARD_IMAGE_REBUILD_BASE:-}" = 1 ] \
+  || ! bh inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
+  build_base
+fi
 build_app
 echo "$ARCHIVE"

@@ -4,14 +4,16 @@ chain walked and checked."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
-from rollguard.api.decision import (
-    RollbackDecisionSpec,
-)
+from pydantic import ValidationError
+
+from rollguard.api.decision import RollbackDecisionSpec
 from rollguard.api.modeldeployment import AuditHead
 from rollguard.commands.errors import api_refusal
 from rollguard.core.audit import ChainEntry, ChainReport, verify
+from rollguard.files.loading import validation_problems
 from rollguard.kube.client import (
     ApiError,
     Cluster,
@@ -22,13 +24,27 @@ def _head(mdep: dict[str, Any]) -> AuditHead:
     return AuditHead.model_validate(((mdep.get("status") or {}).get("audit")) or {})
 
 
-def _chains(decisions: list[dict[str, Any]]) -> dict[tuple[str, str], list[ChainEntry]]:
-    """The decisions as chain entries, by (namespace, ModelDeployment)."""
-    chains: dict[tuple[str, str], list[ChainEntry]] = defaultdict(list)
+Key = tuple[str, str]  # namespace, ModelDeployment
+
+
+def _chains(
+    decisions: list[dict[str, Any]],
+) -> tuple[dict[Key, list[ChainEntry]], dict[Key, list[str]]]:
+    """The decisions as chain entries, by (namespace, ModelDeployment); and, by the same key,
+    the decisions whose evidence cannot be read (an edited object, or one a newer operator
+    wrote), each a problem of its chain rather than a failure of the whole walk."""
+    chains: dict[Key, list[ChainEntry]] = defaultdict(list)
+    unreadable: dict[Key, list[str]] = defaultdict(list)
     for d in decisions:
-        spec = RollbackDecisionSpec.model_validate(d["spec"])
+        ref = ((d.get("spec") or {}).get("modelDeploymentRef") or {}).get("name", "")
+        key = (d["metadata"]["namespace"], str(ref))
+        try:
+            spec = RollbackDecisionSpec.model_validate(d["spec"])
+        except (ValidationError, KeyError) as err:
+            why = validation_problems(err)[0] if isinstance(err, ValidationError) else "no spec"
+            unreadable[key].append(f"{d['metadata']['name']}: its evidence cannot be read ({why})")
+            continue
         audit = (d.get("status") or {}).get("audit") or {}
-        key = (d["metadata"]["namespace"], spec.model_deployment_ref.name)
         chains[key].append(
             ChainEntry(
                 d["metadata"]["name"],
@@ -38,7 +54,20 @@ def _chains(decisions: list[dict[str, Any]]) -> dict[tuple[str, str], list[Chain
                 audit.get("previousHash"),
             )
         )
-    return chains
+    return chains, unreadable
+
+
+def _verified(
+    key: Key,
+    chains: Mapping[Key, list[ChainEntry]],
+    unreadable: Mapping[Key, list[str]],
+    head: AuditHead,
+) -> ChainReport:
+    report = verify(f"{key[0]}/{key[1]}", chains.get(key, []), head)
+    extra = unreadable.get(key, [])
+    if not extra:
+        return report
+    return ChainReport(report.model_deployment, report.checked, [*extra, *report.problems])
 
 
 def verify_chain(*, cluster: Cluster, namespace: str, model_deployment: str) -> ChainReport:
@@ -55,19 +84,24 @@ def verify_chain(*, cluster: Cluster, namespace: str, model_deployment: str) -> 
         raise api_refusal(
             err, f"cannot read the audit chain of {namespace}/{model_deployment}"
         ) from err
-    entries = _chains(decisions).get((namespace, model_deployment), [])
-    return verify(f"{namespace}/{model_deployment}", entries, head)
+    mine = [
+        d
+        for d in decisions
+        if ((d.get("spec") or {}).get("modelDeploymentRef") or {}).get("name") == model_deployment
+    ]
+    chains, unreadable = _chains(mine)
+    return _verified((namespace, model_deployment), chains, unreadable, head)
 
 
 def audit_verify(*, cluster: Cluster, namespace: str | None) -> tuple[str, bool]:
     """Walk every ModelDeployment's decision chain (of ``namespace``, or all when None);
     returns the report and whether all are intact."""
-    chains = _chains(cluster.list_objects("RollbackDecision", namespace=namespace))
+    chains, unreadable = _chains(cluster.list_objects("RollbackDecision", namespace=namespace))
     mdeps = cluster.list_objects("ModelDeployment", namespace=namespace)
     heads = {(m["metadata"]["namespace"], m["metadata"]["name"]): _head(m) for m in mdeps}
     lines, intact = [], True
-    for key in sorted(set(chains) | {k for k, h in heads.items() if h.sequence}):
-        report = verify(f"{key[0]}/{key[1]}", chains.get(key, []), heads.get(key, AuditHead()))
+    for key in sorted(set(chains) | set(unreadable) | {k for k, h in heads.items() if h.sequence}):
+        report = _verified(key, chains, unreadable, heads.get(key, AuditHead()))
         intact &= report.intact
         verdict = "intact" if report.intact else "BROKEN"
         lines.append(f"{report.model_deployment}: {report.checked} decision(s), chain {verdict}")

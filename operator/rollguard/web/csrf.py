@@ -64,6 +64,8 @@ class Guard:
         if split is None or not split[0]:
             return "the request names no valid Host"
         name, port = split
+        if port is None and self.port == 80:
+            port = 80  # a browser leaves the default port out of Host
         if port != self.port or not _is_local_name(name):
             return (
                 f"Host {host} is not this dashboard (localhost or an IP address, port {self.port})"

@@ -29,10 +29,13 @@ from rollguard.web.pages import decision_path, layout, table, text
 NOTIFICATION_FIELDS = ["receiver", "transition", "state", "attempts", "lastAttemptAt", "reason"]
 
 
-def limit_of(signal: SignalEvidence) -> float:
-    """The signal's limit (objective adjusted by the margin) as the decision machine has it."""
+def limit_of(spec: RollbackDecisionSpec, signal: SignalEvidence) -> float:
+    """The signal's limit (objective adjusted by the margin) as the decision machine has it:
+    from the decision's effective policy, else (a signal it does not list) from the evidence."""
+    effective = next((e for e in spec.policy.effective.signals if e.name == signal.name), None)
     return signal_limit(
-        EffectiveSignal(
+        effective
+        or EffectiveSignal(
             name=signal.name,
             query=signal.query,
             objective=signal.objective,
@@ -52,7 +55,7 @@ def _signals(spec: RollbackDecisionSpec) -> str:
             timestamps=s.samples.timestamps,
             values=s.samples.values,
             objective=s.objective.value,
-            limit=limit_of(s),
+            limit=limit_of(spec, s),
             critical=s.critical,
             end=end,
         )
@@ -70,7 +73,7 @@ def _signals(spec: RollbackDecisionSpec) -> str:
                 if s.lower is not None and s.upper is not None
                 else "—"
             ),
-            text(num(limit_of(s))),
+            text(num(limit_of(spec, s))),
             text(f"{s.severity:.3f}"),
             text(s.message),
         ]

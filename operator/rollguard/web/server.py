@@ -170,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     server_version = "rollguard-dashboard"
     sys_version = ""
+    timeout = 30  # seconds a client may stall (headers, a promised body) before it is dropped
 
     def _send(self, answer: Answer) -> None:
         data = answer.body.encode()
@@ -218,7 +219,10 @@ class Handler(BaseHTTPRequestHandler):
             raise _RefusedError(
                 HTTPStatus.BAD_REQUEST, f"Content-Length: must be 0 to {MAX_FORM_BYTES}"
             )
-        return parse_qs(self.rfile.read(length).decode("utf-8", "replace"), max_num_fields=16)
+        try:
+            return parse_qs(self.rfile.read(length).decode("utf-8", "replace"), max_num_fields=16)
+        except ValueError:
+            raise _RefusedError(HTTPStatus.BAD_REQUEST, "the form has too many fields") from None
 
     def do_GET(self) -> None:
         self._answer(post=False)

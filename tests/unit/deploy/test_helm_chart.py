@@ -139,7 +139,8 @@ def test_values_reach_the_deployment_and_the_config_map() -> None:
         'config.prometheusURL="http://prometheus.obs:9090"',
         "config.scrapeInterval=30",
         "config.queryOffset=2.5",
-        'config.extra={"LOG_LEVEL":"debug","DECISION_POLL":3}',
+        'config.extra={"LOG_LEVEL":"debug","DECISION_POLL":3,"KEEP_ALIVE":10000000}',
+        "config.keepDecisions=10000",
         'nodeSelector={"pool":"system"}',
     )
     deployment = one(objects, "Deployment", "rollguard")
@@ -155,6 +156,8 @@ def test_values_reach_the_deployment_and_the_config_map() -> None:
     assert data["ROLLGUARD_PROMETHEUS_URL"] == "http://prometheus.obs:9090"
     assert (data["ROLLGUARD_SCRAPE_INTERVAL"], data["ROLLGUARD_QUERY_OFFSET"]) == ("30", "2.5")
     assert (data["ROLLGUARD_LOG_LEVEL"], data["ROLLGUARD_DECISION_POLL"]) == ("debug", "3")
+    # Numbers reach the template as floats: never written with an exponent.
+    assert (data["ROLLGUARD_KEEP_ALIVE"], data["ROLLGUARD_KEEP_DECISIONS"]) == ("10000000", "10000")
 
 
 def _pod_annotations(*values: str) -> dict[str, str]:
@@ -286,6 +289,15 @@ def test_helm_labels_are_added_only_when_asked_and_change_nothing_else() -> None
         ('notifications.receivers={"receivers":[{"name":"x"}]}', "receivers"),
         ("monitoring.dashboard=true", "dashboard"),
         ("replica=1", "replica"),
+        ("image.tag=1.10", "tag"),  # a number would be written 1.1: the wrong image
+        ("config.keepDecisions=10000000", "keepDecisions"),
+        ('notifications.receivers={"receivers":[{"name":"x","slack":{"url":"h"}}]}', "url"),
+        (
+            'notifications.receivers={"receivers":[{"name":"x","slack":{"url":"http://h"},'
+            '"tmeout":5}]}',
+            "tmeout",
+        ),
+        ('notifications.receivers={"recievers":[]}', "recievers"),
     ],
 )
 def test_a_bad_value_is_refused_with_a_message_naming_it(value: str, named: str) -> None:

@@ -36,7 +36,7 @@ def test_the_decision_page_charts_every_signal_and_the_score() -> None:
         page.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == len(spec.signals) + 1
     )
     for s in spec.signals:
-        assert f"limit {limit_of(s):.4g}" in page
+        assert f"limit {limit_of(spec, s):.4g}" in page
     assert "Rollback ≥ 0.7 for 0 s" in page
     assert "Money at risk: 2,500.00 USD per hour" in page
 
@@ -45,7 +45,7 @@ def test_the_limit_is_the_decision_machines() -> None:
     spec = recorded()
     effective = {s.name: s for s in spec.policy.effective.signals}
     for s in spec.signals:
-        assert limit_of(s) == signal_limit(effective[s.name])
+        assert limit_of(spec, s) == signal_limit(effective[s.name])
 
 
 def test_options_show_expected_loss_in_impact_hours_and_money_and_the_recommendation() -> None:

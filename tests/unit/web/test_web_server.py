@@ -57,6 +57,7 @@ class FakeCluster:
             "status": {"phase": "AwaitingApproval", "lastDecision": "fraud-1"},
         }
         self.patches: list[dict[str, Any]] = []
+        self.others: list[dict[str, Any]] = []  # more decisions in the namespace
 
     def _check(self, op: str) -> None:
         if op in self.refuse:
@@ -74,7 +75,7 @@ class FakeCluster:
 
     def list_objects(self, kind: str, *, namespace: str | None = None) -> list[dict[str, Any]]:
         self._check("list-all" if namespace is None else "list")
-        objs = [self.decision] if kind == "RollbackDecision" else [self.mdep]
+        objs = [self.decision, *self.others] if kind == "RollbackDecision" else [self.mdep]
         return [copy.deepcopy(o) for o in objs if namespace in (None, "ml")]
 
     def patch(self, kind: str, *, namespace: str, name: str, body: dict[str, Any]) -> None:
@@ -150,6 +151,27 @@ def test_the_list_and_the_decision_page_are_served(dashboard: tuple[Client, Fake
     status, page = client.request("GET", "/decisions/ml/fraud-1")
     assert status == 200 and "<svg" in page and "verifies" in page
     assert client.cookie.startswith("rollguard_csrf_")
+
+
+def test_an_unreadable_decision_is_a_problem_of_its_own_chain_not_a_broken_page(
+    dashboard: tuple[Client, FakeCluster],
+) -> None:
+    """One decision a newer operator wrote (a field this one does not know) in the namespace:
+    the other decisions' pages still show, and its own chain names it."""
+    client, cluster = dashboard
+    newer = copy.deepcopy(cluster.decision)
+    newer["metadata"]["name"] = "fraud-2"
+    newer["spec"]["fromTheFuture"] = True
+    other = copy.deepcopy(newer)
+    other["metadata"]["name"] = "other-1"
+    other["spec"]["modelDeploymentRef"] = {"name": "other"}
+    cluster.others = [other]
+    status, page = client.request("GET", "/decisions/ml/fraud-1")
+    assert status == 200 and "verifies" in page  # another model's chain does not matter here
+    cluster.others = [newer]
+    status, page = client.request("GET", "/decisions/ml/fraud-1")
+    assert status == 200
+    assert "fraud-2: its evidence cannot be read (fromTheFuture: unknown field)" in page
 
 
 def test_approving_writes_the_approval_as_the_caller(dashboard: tuple[Client, FakeCluster]) -> None:
