@@ -160,7 +160,7 @@ class ReceiversSource:
             st = os.stat(self.path)
         except OSError:
             if self._stamp is not None or self.error is None:
-                log.warning("No receivers file at %s: nobody is notified", self.path)
+                log.warning("Found no receivers file at %s: nobody is notified", self.path)
             self._stamp, self._loaded = None, None
             self.error = f"{self.path}: no such file; nobody is notified"
             return ReceiversFile()
@@ -180,7 +180,7 @@ class ReceiversSource:
             self.error = str(err)
         if self.error:
             kept = "keeping the last good receivers" if self._loaded else "nobody is notified"
-            log.error("Receivers file %s is wrong (%s): %s", path, kept, self.error)
+            log.error("Refused receivers file %s (%s): %s", path, kept, self.error)
         else:
             names = [f"{r.name} ({r.kind})" for r in (self._loaded or ReceiversFile()).receivers]
             log.info("Read receivers file %s: %s", path, ", ".join(names) or "no receivers")

@@ -178,7 +178,11 @@ class Step:
         try:
             return self.life.notifier.entries(self.spec, self.status, events, now=self.now)
         except Exception:  # a message is never worth a decision
-            log.exception("Cannot raise the notifications of %s/%s", self.namespace, self.name)
+            log.exception(
+                "Could not raise the notifications of RollbackDecision %s/%s",
+                self.namespace,
+                self.name,
+            )
             return []
 
     def patch(self, status: Mapping[str, Any]) -> None:
